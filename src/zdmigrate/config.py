@@ -1,0 +1,201 @@
+"""Settings from flags, then the environment, then ``[tool.zdmigrate]`` in pyproject.toml.
+
+Flags win over the environment, the environment over the file. Durations are
+seconds (a number) or strings like ``"2s"``, ``"500ms"``, ``"1min"``.
+
+    settings = Settings.load(flags={"database_url": url})
+    settings.lock_timeout  # 2.0
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from zdmigrate.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "ZDMIGRATE_"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know; build it with `Settings.load`."""
+
+    database_url: str | None = None
+    migrations: Path = Path("migrations")
+    #: SET LOCAL lock_timeout for each DDL step, seconds.
+    lock_timeout: float = 2.0
+    #: SET LOCAL statement_timeout for each transactional step, seconds (0 = none).
+    statement_timeout: float = 30.0
+    #: statement_timeout for CONCURRENTLY steps, seconds (0 = none: they may be long).
+    concurrent_statement_timeout: float = 0.0
+    #: Keep retrying a step that hits lock_timeout for at least this long, seconds.
+    retry_budget: float = 60.0
+    #: First backoff between retries, seconds; doubles each try, with full jitter.
+    retry_backoff: float = 0.2
+    #: Longest single backoff, seconds.
+    retry_backoff_max: float = 5.0
+    #: The schema holding zdmigrate's own tables in the target database.
+    state_schema: str = "zdmigrate"
+    #: Who is acting, recorded in the phase log (default: OS user@host).
+    actor: str | None = None
+    #: ``[tool.zdmigrate.lint]`` and other nested tables, passed through as-is.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Where the pyproject.toml came from, if one was read.
+    config_file: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        pyproject: Path | None = None,
+    ) -> Settings:
+        """Merge file < environment < flags. `None` flag values count as not given."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        config_file = pyproject if pyproject is not None else _find_pyproject(Path.cwd())
+        if config_file is not None and config_file.exists():
+            section = _read_section(config_file)
+            for key, value in section.items():
+                name = key.replace("-", "_")
+                if isinstance(value, dict):
+                    extra[name] = value
+                elif name in _FIELD_NAMES:
+                    values[name] = value
+                else:
+                    raise ConfigError(
+                        f"{config_file}: [tool.zdmigrate] has an unknown key {key!r}",
+                        hint="known keys: " + ", ".join(sorted(_FIELD_NAMES)),
+                    )
+            if "migrations" in values:
+                # a relative path in the file is relative to the file
+                values["migrations"] = config_file.parent / str(values["migrations"])
+        for name in _FIELD_NAMES:
+            env_value = environ.get(ENV_PREFIX + name.upper())
+            if env_value not in (None, ""):
+                values[name] = env_value
+        for name, value in (flags or {}).items():
+            if value is not None:
+                values[name] = value
+        return cls._validated(values, extra, config_file)
+
+    @classmethod
+    def _validated(
+        cls, values: dict[str, Any], extra: dict[str, Any], config_file: Path | None
+    ) -> Settings:
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in _DURATIONS:
+                out[name] = parse_duration(value, name)
+            elif name == "migrations":
+                out[name] = Path(value)
+            elif name == "state_schema":
+                if not isinstance(value, str) or not _IDENT.match(value):
+                    raise ConfigError(
+                        f"state_schema {value!r} is not a plain SQL identifier "
+                        "(letters, digits, _ and $, starting with a letter or _)"
+                    )
+                out[name] = value
+            else:
+                out[name] = None if value is None else str(value)
+        return cls(**out, extra=extra, config_file=config_file)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "no database URL given",
+                hint="pass --database-url or set ZDMIGRATE_DATABASE_URL",
+            )
+        return self.database_url
+
+    @property
+    def lint(self) -> Mapping[str, Any]:
+        value = self.extra.get("lint", {})
+        return value if isinstance(value, Mapping) else {}
+
+
+_DURATIONS = {
+    "lock_timeout",
+    "statement_timeout",
+    "concurrent_statement_timeout",
+    "retry_budget",
+    "retry_backoff",
+    "retry_backoff_max",
+}
+_FIELD_NAMES = {f.name for f in fields(Settings)} - {"extra", "config_file"}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "min": 60.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any, name: str = "duration") -> float:
+    """Seconds from a number or a string such as ``"2s"``, ``"250ms"``, ``"1min"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ConfigError(
+                f"{name}: {value!r} is not a duration", hint="write e.g. 2, 2s, 500ms or 1min"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ConfigError(f"{name}: {value!r} is negative")
+    return seconds
+
+
+def _find_pyproject(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_section(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+    section = data.get("tool", {}).get("zdmigrate", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.zdmigrate] must be a table")
+    return section
+
+
+def redact_url(url: str | None) -> str:
+    """The URL or DSN with any password replaced by ``***``: safe to print."""
+    if not url:
+        return "<none>"
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return "<unparseable database URL>"
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{host}"
+        query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # key=value DSN
+    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)

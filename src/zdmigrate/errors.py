@@ -1,0 +1,165 @@
+"""One error tree for zdmigrate; every user-facing error carries its CLI exit code.
+
+Exit codes (the CLI contract): 0 done; 1 a check said no; 2 bad usage or bad
+input, nothing changed; 3 operational failure.
+
+    try:
+        engine.advance(settings)
+    except ZdmigrateError as exc:
+        sys.exit(exc.exit_code)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_OPERATIONAL = 3
+
+
+class ZdmigrateError(Exception):
+    """Base of every error zdmigrate raises on purpose."""
+
+    exit_code: int = EXIT_OPERATIONAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+# -- 1: a check said no -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One reason a phase may not be entered (or a deploy may not go out).
+
+    `check` is a stable kebab-case id (``previous-migration``, ``lint``,
+    ``fleet-old-version``, ...); `message` says what blocks and how to unblock it.
+    """
+
+    check: str
+    message: str
+    details: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"check": self.check, "message": self.message, **self.details}
+
+
+class CheckFailed(ZdmigrateError):
+    """A gate refused: lint errors, a phase gate, the deploy gate."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+    def __init__(
+        self, message: str, blockers: Sequence[Blocker] = (), *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.blockers = list(blockers)
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  - [{b.check}] {b.message}" for b in self.blockers)]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class PhaseRefused(CheckFailed):
+    """`phase advance` or `phase rollback` refused because a gate did not pass."""
+
+
+class LintFailed(CheckFailed):
+    """The linter found errors."""
+
+
+# -- 2: bad usage or bad input; nothing was changed ---------------------------
+
+
+class BadInput(ZdmigrateError):
+    """The user's input is wrong; nothing was changed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(BadInput):
+    """A setting is missing or malformed (flag, environment or pyproject.toml)."""
+
+
+class MigrationFileError(BadInput):
+    """A migration file cannot be loaded: syntax error, bad attribute, bad graph.
+
+    `path` and `line` say where; the message says what.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = path if path is not None else ""
+        if path is not None and line is not None:
+            where = f"{path}:{line}"
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.path = path
+        self.line = line
+
+
+class UnknownMigration(BadInput):
+    """A migration id that is not in the migrations directory."""
+
+
+class UnknownPhase(BadInput):
+    """A phase name that is not one of the five (or `pending`)."""
+
+
+class MigrationChanged(BadInput):
+    """A migration file changed after one of its phases ran."""
+
+
+class OperationInvalid(BadInput):
+    """An operation does not fit the live schema (missing table, taken name, ...)."""
+
+    def __init__(self, message: str, problems: Sequence[str] = (), *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  - {p}" for p in self.problems)]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+# -- 3: operational failure ---------------------------------------------------
+
+
+class OperationalError(ZdmigrateError):
+    """The database or the environment failed; the run can be repeated."""
+
+    exit_code = EXIT_OPERATIONAL
+
+
+class DatabaseUnreachable(OperationalError):
+    """The database cannot be reached (the DSN is shown without its password)."""
+
+
+class RunLocked(OperationalError):
+    """Another zdmigrate run holds this database's advisory lock."""
+
+
+class LockRetriesExhausted(OperationalError):
+    """A DDL step kept hitting lock_timeout until the retry budget ran out.
+
+    Nothing of that step was applied; earlier steps stay recorded, so a rerun
+    continues from this step.
+    """
+
+
+class StepFailed(OperationalError):
+    """A step of a phase failed in the database (not a lock timeout)."""

@@ -1,0 +1,179 @@
+"""Steps: the data a phase is made of, produced by operations and phase functions.
+
+A plan is a list of steps; only `db` and `engine` execute them. A `SQLStep` is
+one SQL statement; a `BackfillStep` describes a batched data copy that the
+backfill engine carries out. Every step knows where its author wrote it, so
+`plan`, the linter and error messages can point at the file and line.
+
+    >>> SQLStep("ALTER TABLE users ADD COLUMN full_name text").autocommit
+    False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+Params = Union[Mapping[str, Any], Sequence[Any], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a step was written: a file and a 1-based line."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class SQLStep:
+    """One SQL statement.
+
+    `autocommit` steps (CREATE INDEX CONCURRENTLY and friends) run outside a
+    transaction; all others run in a short transaction of their own with
+    ``SET LOCAL lock_timeout``. Leave it as None to have it detected from the SQL.
+    """
+
+    sql: str
+    params: Params = None
+    source: Source | None = None
+    autocommit: bool = False
+    description: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A fingerprint of what the step does, to recognise it on a rerun."""
+        payload = json.dumps([self.sql, _jsonable(self.params)], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def render(self) -> str:
+        """The SQL with its parameters shown inline, for `plan` and logs only."""
+        if self.params is None:
+            return self.sql
+        return f"{self.sql}  -- params: {json.dumps(_jsonable(self.params), default=str)}"
+
+
+@dataclass(frozen=True)
+class BackfillStep:
+    """Copy old data into the new shape in batches: ``UPDATE table SET ... WHERE ...``.
+
+    `set` maps each column to an SQL expression over the row; `where` selects the
+    rows that still need the change (rows the app already fixed no longer match,
+    so they are left alone). `verify` is an SQL condition that is true for a row
+    whose new shape disagrees with its old one; zero such rows gate switch-read.
+    """
+
+    table: str
+    set: Mapping[str, str]
+    where: str | None = None
+    verify: str | None = None
+    schema: str | None = None
+    source: Source | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps(
+            ["backfill", self.schema, self.table, dict(self.set), self.where, self.verify],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+    def render(self) -> str:
+        """A readable description of the batched update, for `plan`."""
+        from psycopg import sql
+
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(col), sql.SQL(expr))  # type: ignore[arg-type]
+            for col, expr in self.set.items()
+        )
+        target = (
+            sql.Identifier(self.schema, self.table) if self.schema else sql.Identifier(self.table)
+        )
+        text = sql.SQL("UPDATE {} SET {}").format(target, assignments).as_string(None)
+        if self.where:
+            text += f" WHERE {self.where}"
+        return f"-- backfill, in batches by primary key:\n{text}"
+
+
+Step = Union[SQLStep, BackfillStep]
+
+
+def _jsonable(params: Params) -> Any:
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        return {str(k): v for k, v in params.items()}
+    return list(params)
+
+
+def split_sql(sql_text: str) -> list[tuple[str, int]]:
+    """Split SQL text into statements, each with the 0-based line it starts on.
+
+    Uses the real PostgreSQL parser (pglast), so dollar quotes, comments and
+    strings are handled. Text that does not parse is returned whole, unsplit:
+    the database (or the linter) will report it with its own message.
+    """
+    import pglast
+
+    try:
+        stmts = pglast.parse_sql(sql_text)
+    except pglast.parser.ParseError:
+        return [(sql_text.strip(), 0)] if sql_text.strip() else []
+    encoded = sql_text.encode()
+    out: list[tuple[str, int]] = []
+    for raw in stmts:
+        start = raw.stmt_location or 0
+        length = raw.stmt_len or (len(encoded) - start)
+        chunk = encoded[start : start + length].decode()
+        stripped = chunk.strip()
+        if not stripped:
+            continue
+        leading = chunk[: len(chunk) - len(chunk.lstrip())]
+        line = encoded[:start].decode().count("\n") + leading.count("\n")
+        out.append((stripped, line))
+    return out
+
+
+def needs_autocommit(sql_text: str) -> bool:
+    """True for statements PostgreSQL refuses to run inside a transaction block.
+
+    CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, DETACH PARTITION
+    CONCURRENTLY, VACUUM, CREATE/DROP DATABASE, ALTER SYSTEM.
+    """
+    import pglast
+    from pglast import ast
+
+    try:
+        stmts = pglast.parse_sql(sql_text)
+    except pglast.parser.ParseError:
+        return False
+    for raw in stmts:
+        node = raw.stmt
+        if isinstance(node, ast.IndexStmt) and node.concurrent:
+            return True
+        if isinstance(node, ast.DropStmt) and node.concurrent:
+            return True
+        if isinstance(node, ast.ReindexStmt) and any(
+            getattr(p, "defname", None) == "concurrently" for p in (node.params or ())
+        ):
+            return True
+        if isinstance(node, (ast.VacuumStmt, ast.CreatedbStmt, ast.DropdbStmt, ast.AlterSystemStmt)):
+            return True
+        if isinstance(node, ast.AlterTableStmt):
+            for cmd in node.cmds or ():
+                pc = getattr(cmd, "def_", None)
+                if isinstance(pc, ast.PartitionCmd) and pc.concurrent:
+                    return True
+    return False
