@@ -1,0 +1,70 @@
+"""The Operation interface: an operation returns the steps of each phase as data.
+
+An operation never touches a connection. The engine asks it for the steps of a
+phase (`steps`), the steps that undo a phase (`rollback_steps`), and the
+requirements it must meet on the live schema before any DDL runs
+(`requirements`), and executes all of them itself.
+
+    class DropDefault(Operation):
+        name = "drop_default"
+        def steps(self, phase, migration_id):
+            if phase is Phase.CONTRACT:
+                return [SQLStep("ALTER TABLE ... ALTER COLUMN ... DROP DEFAULT")]
+            return []
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from zdmigrate.phases import Phase
+from zdmigrate.steps import Params, Source, Step
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A query the engine runs before the first phase, in a rolled-back transaction.
+
+    With ``expect="true"`` the query must return one row whose first value is
+    true; with ``expect="runs"`` it must merely run without error (used to check
+    that an `up`/`down` expression compiles against the table). `problem` is the
+    message shown (exit 2) when the requirement is not met.
+    """
+
+    sql: str
+    problem: str
+    params: Params = None
+    expect: str = "true"
+
+
+class Operation:
+    """Base of every high-level operation. Subclasses register by `name`."""
+
+    #: Stable snake_case name, used by the registry and in docs.
+    name: ClassVar[str] = ""
+    #: Where the operation was written in its migration file (set by the loader).
+    source: Source | None = None
+
+    registry: ClassVar[dict[str, type[Operation]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Operation.registry[cls.name] = cls
+
+    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        """The steps this operation runs when `phase` is entered."""
+        return []
+
+    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        """The steps that undo `phase` (never called for contract)."""
+        return []
+
+    def requirements(self) -> Sequence[Requirement]:
+        """What must hold on the live schema before expand runs."""
+        return []
+
+    def describe(self) -> str:
+        return self.name
