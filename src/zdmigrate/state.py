@@ -11,7 +11,7 @@ Tables (version 1):
 - ``phase_log``: every advance/rollback attempt: who, when, from, to, outcome, override;
 - ``steps``: the steps of an unfinished phase that are already done (for resuming);
 - ``backfills``: progress of each backfill (cursor saved with its batch);
-- ``instances``: live app instances (heartbeats, declarations);
+- ``instances``: live app instances (heartbeats, declarations, remembered sessions: v3);
 - ``run_lock``: who holds the one-run-per-database advisory lock, and since when.
 
 Warning: these functions take a psycopg connection and run in the caller's
@@ -105,6 +105,16 @@ SCHEMA_VERSIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        [
+            # fleet: sessions seen in pg_stat_activity are remembered for a TTL, so
+            # an app whose pool is briefly empty still counts as live (fail safe)
+            "ALTER TABLE {schema}.instances DROP CONSTRAINT instances_source_check",
+            """ALTER TABLE {schema}.instances ADD CONSTRAINT instances_source_check
+                CHECK (source IN ('heartbeat','declared','session'))""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = SCHEMA_VERSIONS[-1][0]
@@ -121,7 +131,7 @@ class MigrationRow:
 
 def schema_exists(conn: psycopg.Connection[Any], schema: str) -> bool:
     row = conn.execute(
-        "SELECT to_regclass(format('%I.migrations', %s::text)) IS NOT NULL", [schema]
+        "SELECT to_regclass(format('%%I.migrations', %s::text)) IS NOT NULL", [schema]
     ).fetchone()
     return bool(row and row[0])
 
