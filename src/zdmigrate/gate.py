@@ -1,0 +1,274 @@
+"""The pre-deploy gate: may version V of app A go out now, given each migration's phase?
+
+For every migration whose `compat` names the app, the version going out must
+fit the phase the database is in:
+
+- ``V >= read_new_from`` needs the migration at switch-read or later (the new
+  shape is ready to be read);
+- ``V < old_unused_from`` (or below the highest threshold given) is refused once
+  the migration is at contract: the old shape is gone, so that version must
+  never go out again, also not as a rollback of a deploy;
+- ``V < dual_write_from`` is refused from dual-write until contract, unless sync
+  triggers do the dual write: rows it writes would be missing from the new shape.
+
+The pending phases of every migration are linted too (offline). Without a
+database the phases are unknown: the gate still lints, lists what it could
+not check, and says no if a migration's compat names the app (not proven).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import Version
+
+from zdmigrate.compat import AppCompat, parse_version
+from zdmigrate.errors import BadInput, Blocker
+from zdmigrate.phases import Phase
+
+CHECK_READ_NEW_TOO_EARLY = "gate-read-new-too-early"
+CHECK_OLD_SHAPE_DROPPED = "gate-old-shape-dropped"
+CHECK_DUAL_WRITE_NEEDED = "gate-dual-write-needed"
+CHECK_NOT_CHECKED = "gate-not-checked"
+CHECK_LINT = "lint"
+
+FORMATS = ("text", "json", "github")
+
+
+@dataclass(frozen=True)
+class GateMigration:
+    """What the gate needs to know of one migration.
+
+    `phase` is the last completed phase, or None when it is unknown (no database).
+    """
+
+    id: str
+    compat: Mapping[str, AppCompat]
+    phase: Phase | None
+    app_dual_writes_needed: bool = True
+    path: str | None = None
+
+
+@dataclass
+class GateAnswer:
+    """The gate's answer: `allowed` when there is no blocker; every reason otherwise."""
+
+    app: str
+    version: str
+    blockers: list[Blocker] = field(default_factory=list)
+    warnings: list[Blocker] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.blockers
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "version": self.version,
+            "allowed": self.allowed,
+            "reasons": [b.as_dict() for b in self.blockers],
+            "warnings": [w.as_dict() for w in self.warnings],
+            "not_checked": list(self.not_checked),
+            "checked": list(self.checked),
+        }
+
+
+def parse_deploy_version(text: str) -> Version:
+    version = parse_version(text)
+    if version is None:
+        raise BadInput(
+            f"--version {text!r} is not a PEP 440 version",
+            hint="the gate compares versions with compat thresholds, e.g. 2.0 or 1.5.3",
+        )
+    return version
+
+
+def deploy_blockers(app: str, version: Version, migration: GateMigration) -> list[Blocker]:
+    """Why `version` of `app` may not go out while `migration` is at its phase."""
+    rules = migration.compat.get(app)
+    phase = migration.phase
+    if rules is None or phase is None:
+        return []
+    mid = migration.id
+    details: dict[str, object] = {
+        "migration": mid, "app": app, "version": str(version), "phase": phase.value,
+    }
+    found: list[Blocker] = []
+    if rules.read_new_from is not None and version >= rules.read_new_from \
+            and phase < Phase.SWITCH_READ:
+        found.append(Blocker(
+            CHECK_READ_NEW_TOO_EARLY,
+            f"{mid} is at {phase}, but {app} {version} reads the new shape (read_new_from "
+            f"{rules.read_new_from}), which needs switch-read: run `zdmigrate phase advance "
+            f"{mid} --to switch-read` first, or deploy a version below {rules.read_new_from}",
+            {**details, "required": f"read_new_from {rules.read_new_from}",
+             "unblock": f"zdmigrate phase advance {mid} --to switch-read"},
+        ))
+    threshold = rules.old_shape_until
+    if phase is Phase.CONTRACT and threshold is not None and version < threshold[1]:
+        key, needed = threshold
+        found.append(Blocker(
+            CHECK_OLD_SHAPE_DROPPED,
+            f"{mid} is at contract: the old shape is gone, and {app} {version} still uses it "
+            f"({key} {needed}); it must never go out again, also not as a rollback: deploy "
+            f"{app} >= {needed}",
+            {**details, "required": f"{key} {needed}", "unblock": f"deploy {app} >= {needed}"},
+        ))
+    if (
+        rules.dual_write_from is not None
+        and migration.app_dual_writes_needed
+        and Phase.DUAL_WRITE <= phase < Phase.CONTRACT
+        and version < rules.dual_write_from
+    ):
+        found.append(Blocker(
+            CHECK_DUAL_WRITE_NEEDED,
+            f"{mid} is at {phase}, which relies on every live {app} writing both shapes, but "
+            f"{app} {version} is below dual_write_from {rules.dual_write_from}: rows it writes "
+            f"would be missing from the new shape; deploy {app} >= {rules.dual_write_from}",
+            {**details, "required": f"dual_write_from {rules.dual_write_from}",
+             "unblock": f"deploy {app} >= {rules.dual_write_from}"},
+        ))
+    return found
+
+
+def decide(
+    app: str,
+    version_text: str,
+    migrations: Sequence[GateMigration],
+    *,
+    lint_findings: Sequence[Any] | None,
+    database_note: str | None = None,
+) -> GateAnswer:
+    """Put every check together into one answer.
+
+    `lint_findings` are the linter's violations of the pending phases (None when
+    the linter could not run); `database_note` says why the phases are unknown
+    (None when they were read from the database).
+    """
+    version = parse_deploy_version(version_text)
+    answer = GateAnswer(app, version_text)
+    for migration in migrations:
+        rules = migration.compat.get(app)
+        if rules is None:
+            continue
+        if migration.phase is None:
+            note = (
+                f"{migration.id}: compat of {app} ({_rules_text(rules)}) against the current "
+                f"phase: {database_note or 'phase unknown'}"
+            )
+            answer.not_checked.append(note)
+            answer.blockers.append(Blocker(
+                CHECK_NOT_CHECKED,
+                f"{migration.id} names {app} in compat, but its phase is unknown "
+                f"({database_note or 'no database'}): it is not proven that {app} {version} "
+                f"fits it; run the gate with --database-url",
+                {"migration": migration.id, "app": app, "version": version_text},
+            ))
+            continue
+        found = deploy_blockers(app, version, migration)
+        answer.blockers.extend(found)
+        if not found:
+            answer.checked.append(
+                f"{migration.id} at {migration.phase}: {app} {version} fits "
+                f"({_rules_text(rules)})"
+            )
+    if lint_findings is None:
+        answer.not_checked.append("lint: the linter (zdmigrate.lint) is not available")
+    else:
+        for violation in lint_findings:
+            blocker = lint_blocker(violation)
+            if str(getattr(violation, "severity", "error")) == "error":
+                answer.blockers.append(blocker)
+            else:
+                answer.warnings.append(blocker)
+        answer.checked.append(
+            f"lint of pending phases: {sum(1 for v in lint_findings if _is_error(v))} error(s)"
+        )
+    return answer
+
+
+def _is_error(violation: Any) -> bool:
+    return str(getattr(violation, "severity", "error")) == "error"
+
+
+def lint_blocker(violation: Any) -> Blocker:
+    """A linter `Violation` as a gate reason (keeps its rule, file, line and phase)."""
+    data: dict[str, object] = dict(violation.as_dict()) if hasattr(violation, "as_dict") else {}
+    where = getattr(violation, "location", None) or getattr(violation, "path", None) or ""
+    phase = getattr(violation, "phase", None)
+    rule = getattr(violation, "rule", "lint")
+    return Blocker(
+        CHECK_LINT,
+        f"{where}: [{rule}] {violation.message}" + (f" (phase {phase})" if phase else ""),
+        data,
+    )
+
+
+def _rules_text(rules: AppCompat) -> str:
+    return ", ".join(f"{k} {v}" for k, v in rules.as_dict().items())
+
+
+# -- output ----------------------------------------------------------------------
+
+
+def render(answer: GateAnswer, output_format: str) -> str:
+    if output_format == "json":
+        return json.dumps(answer.as_dict(), indent=2, default=str)
+    if output_format == "github":
+        return render_github(answer)
+    return render_text(answer)
+
+
+def render_text(answer: GateAnswer) -> str:
+    head = f"gate: {answer.app} {answer.version} "
+    if answer.allowed:
+        lines = [head + "may go out"]
+    else:
+        n = len(answer.blockers)
+        lines = [head + f"may NOT go out ({n} reason{'s' if n != 1 else ''})"]
+        lines += [f"  - [{b.check}] {b.message}" for b in answer.blockers]
+    if answer.warnings:
+        lines.append("warnings:")
+        lines += [f"  - [{w.check}] {w.message}" for w in answer.warnings]
+    if answer.not_checked:
+        lines.append("not checked:")
+        lines += [f"  - {n}" for n in answer.not_checked]
+    if answer.checked:
+        lines.append("checked:")
+        lines += [f"  - {c}" for c in answer.checked]
+    return "\n".join(lines)
+
+
+def render_github(answer: GateAnswer) -> str:
+    """GitHub Actions workflow commands: one annotation per reason, then a summary."""
+    lines = []
+    for level, items in (("error", answer.blockers), ("warning", answer.warnings)):
+        for b in items:
+            props = {"title": f"zdmigrate gate: {b.check}"}
+            if b.details.get("path"):
+                props["file"] = str(b.details["path"])
+                if b.details.get("line") is not None:
+                    props["line"] = str(b.details["line"])
+            lines.append(f"::{level} {_gh_props(props)}::{_gh_escape(b.message)}")
+    for note in answer.not_checked:
+        lines.append(f"::notice title=zdmigrate gate: not checked::{_gh_escape(note)}")
+    n = len(answer.blockers)
+    verdict = "may go out" if answer.allowed else f"may NOT go out ({n} reason{'s' if n != 1 else ''})"
+    lines.append(f"zdmigrate gate: {answer.app} {answer.version} {verdict}")
+    return "\n".join(lines)
+
+
+def _gh_escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_props(props: Mapping[str, str]) -> str:
+    return ",".join(
+        f"{k}={_gh_escape(v).replace(':', '%3A').replace(',', '%2C')}" for k, v in props.items()
+    )
