@@ -1,0 +1,171 @@
+"""The phase context handed to a migration's phase functions: `ctx.execute`, `ctx.op`, `ctx.backfill`.
+
+A context does no I/O itself. Every call becomes a `Step` passed to a sink: when
+rendering (`plan`, `lint`) the sink collects steps; when running, the engine's
+sink executes each step at once, in its own short transaction, and records it.
+So a phase function is replayed on a rerun and its done steps are skipped: keep
+phase functions deterministic (the same steps in the same order every run).
+
+``ctx.op`` is an Alembic `Operations` in offline mode: each ``ctx.op.add_column``
+(or any other op) renders its SQL exactly as ``alembic upgrade --sql`` would,
+and that SQL runs as a step. Ops that need a live connection (``get_bind``,
+reflection) are not available.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from zdmigrate.phases import Phase
+from zdmigrate.steps import BackfillStep, Params, Source, SQLStep, Step, needs_autocommit, split_sql
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+StepSink = Callable[[Step], None]
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class PhaseContext:
+    """What a phase function receives as `ctx`.
+
+        def expand(ctx):
+            ctx.execute("ALTER TABLE users ADD COLUMN full_name text")
+            ctx.op.create_index("ix_users_email", "users", ["email"],
+                                postgresql_concurrently=True)
+
+        def backfill(ctx):
+            ctx.backfill("users", set={"full_name": "name"}, where="full_name IS NULL")
+    """
+
+    def __init__(
+        self, migration_id: str, phase: Phase, direction: str, sink: StepSink
+    ) -> None:
+        self.migration_id = migration_id
+        self.phase = phase
+        self.direction = direction
+        self._sink = sink
+        self._op: Operations | None = None
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        """Run SQL as one step per statement (each in its own short transaction).
+
+        With `params` the text must be a single statement; values are passed as
+        bind parameters (``%s`` or ``%(name)s``), never formatted into the SQL.
+        """
+        source = caller_source()
+        if params is not None:
+            self._sink(SQLStep(sql.strip(), params, source, needs_autocommit(sql)))
+            return
+        for statement, line_offset in split_sql(sql):
+            where = Source(source.path, source.line + line_offset) if source else None
+            self._sink(SQLStep(statement, None, where, needs_autocommit(statement)))
+
+    def backfill(
+        self,
+        table: str,
+        set: Mapping[str, str],
+        where: str | None = None,
+        *,
+        verify: str | None = None,
+        schema: str | None = None,
+        **options: Any,
+    ) -> None:
+        """Copy data in batches: ``UPDATE table SET col = expr ... WHERE where``.
+
+        `where` must select only rows that still need the change, so rows the app
+        already wrote correctly are left alone and a repeated batch is harmless.
+        """
+        if schema is None and "." in table:
+            schema, table = table.split(".", 1)
+        self._sink(
+            BackfillStep(
+                table=table, set=dict(set), where=where, verify=verify, schema=schema,
+                source=caller_source(), options=dict(options),
+            )
+        )
+
+    @property
+    def op(self) -> Operations:
+        """Alembic operations whose rendered SQL runs as steps of this phase."""
+        if self._op is None:
+            from alembic.operations import Operations
+
+            self._op = Operations(offline_migration_context(self._sink))
+        return self._op
+
+
+class _StatementBuffer:
+    """The output buffer of an offline Alembic context: each write is one statement."""
+
+    def __init__(self, sink: StepSink) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> None:
+        statement = text.strip()
+        if statement.endswith(";"):
+            statement = statement[:-1].rstrip()
+        if not statement:
+            return
+        source = caller_source()
+        for part, line_offset in split_sql(statement):
+            where = Source(source.path, source.line + line_offset) if source else None
+            self._sink(SQLStep(part, None, where, needs_autocommit(part)))
+
+    def flush(self) -> None:
+        pass
+
+
+def offline_migration_context(sink: StepSink) -> MigrationContext:
+    """An Alembic MigrationContext that renders PostgreSQL SQL into `sink`."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(
+        dialect_name="postgresql",
+        opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
+    )
+
+
+def caller_source() -> Source | None:
+    """The file and line of the nearest caller outside zdmigrate, alembic and sqlalchemy.
+
+    That is the line in the migration file (or the user's helper) that asked
+    for the step: what `plan`, the linter and error messages point at.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        raw = frame.f_code.co_filename
+        filename = raw if raw.startswith("<") else os.path.abspath(raw)
+        if not _is_library_file(filename):
+            return Source(filename, frame.f_lineno)
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _is_library_file(filename: str) -> bool:
+    if filename.startswith("<"):
+        return True
+    return any(filename.startswith(folder) for folder in _library_folders())
+
+
+_LIBRARY_FOLDERS: list[str] = []
+
+
+def _library_folders() -> list[str]:
+    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded."""
+    if not _LIBRARY_FOLDERS:
+        _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
+    for name in ("alembic", "sqlalchemy", "contextlib"):
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path:
+            folder = os.path.dirname(os.path.abspath(path)) + os.sep
+            if name == "contextlib":
+                folder = os.path.abspath(path)
+            if folder not in _LIBRARY_FOLDERS:
+                _LIBRARY_FOLDERS.append(folder)
+    return _LIBRARY_FOLDERS

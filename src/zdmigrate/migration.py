@@ -1,0 +1,346 @@
+"""Loading migration files (Alembic revision scripts) and rendering their phases.
+
+A migrations directory holds Python files with module-level `revision` and
+`down_revision`; Alembic's own `RevisionMap` orders them. Each file declares its
+phases one of three ways:
+
+- ``operations = [ops.RenameColumn(...)]``: high-level operations (kind "operations");
+- functions ``expand(ctx)`` ... ``contract(ctx)`` and ``rollback_<phase>(ctx)`` (kind "phased");
+- a plain Alembic revision with ``upgrade()``/``downgrade()`` (kind "alembic"): a
+  one-step migration whose only phase is expand and whose rollback is downgrade().
+
+Loading is pure: nothing touches a database. Any problem is a
+`MigrationFileError` (exit 2) naming the file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import inspect
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from zdmigrate.compat import AppCompat, parse_compat
+from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
+from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
+from zdmigrate.ops.base import Operation
+from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.steps import Step
+
+PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
+ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
+_MODULE_PREFIX = "zdmigrate_migrations"
+
+
+@dataclass
+class Migration:
+    """One migration file, loaded. `id` is its Alembic `revision`."""
+
+    id: str
+    down_revisions: tuple[str, ...]
+    path: Path
+    checksum: str
+    kind: str  # "phased", "operations" or "alembic"
+    module: ModuleType = field(repr=False)
+    operations: list[Operation] = field(default_factory=list)
+    compat: dict[str, AppCompat] = field(default_factory=dict)
+
+    @property
+    def down_revision(self) -> str | None:
+        return self.down_revisions[0] if len(self.down_revisions) == 1 else None
+
+    def defines(self, phase: Phase) -> bool:
+        """Does this migration do any work in `phase`?"""
+        if self.kind == "operations":
+            return any(op.steps(phase, self.id) for op in self.operations)
+        if self.kind == "alembic":
+            return phase is Phase.EXPAND
+        return callable(getattr(self.module, phase.function_name, None))
+
+    def can_roll_back(self, phase: Phase) -> bool:
+        """Is there a way to undo `phase`? Contract never can be undone."""
+        if phase is Phase.CONTRACT:
+            return False
+        if self.kind == "operations":
+            return True
+        if self.kind == "alembic":
+            return phase is not Phase.EXPAND or callable(getattr(self.module, "downgrade", None))
+        if not self.defines(phase) or phase is Phase.BACKFILL:
+            # a backfill only fills new-shape columns; undoing expand removes them
+            return True
+        return callable(getattr(self.module, f"rollback_{phase.function_name}", None))
+
+    def emit(self, phase: Phase, direction: str, sink: StepSink) -> None:
+        """Produce the steps of `phase` (or of undoing it) into `sink`, in order.
+
+        For phase functions this calls the author's code, so it may raise anything;
+        the engine and `render` turn that into a MigrationFileError.
+        """
+        if self.kind == "operations":
+            ops = self.operations if direction == "advance" else list(reversed(self.operations))
+            for op in ops:
+                produced = (
+                    op.steps(phase, self.id)
+                    if direction == "advance"
+                    else op.rollback_steps(phase, self.id)
+                )
+                for step in produced:
+                    sink(step if step.source is not None or op.source is None
+                         else replace(step, source=op.source))
+            return
+        if self.kind == "alembic":
+            if phase is not Phase.EXPAND:
+                return
+            name = "upgrade" if direction == "advance" else "downgrade"
+            function = getattr(self.module, name, None)
+            if not callable(function):
+                return
+            from alembic.operations import Operations
+
+            with Operations.context(offline_migration_context(sink)):
+                self._call(function, None, phase)
+            return
+        name = phase.function_name if direction == "advance" else f"rollback_{phase.function_name}"
+        function = getattr(self.module, name, None)
+        if callable(function):
+            self._call(function, PhaseContext(self.id, phase, direction, sink), phase)
+
+    def render(self, phase: Phase, direction: str = "advance") -> list[Step]:
+        """The steps of `phase`, offline, without a database."""
+        steps: list[Step] = []
+        self.emit(phase, direction, steps.append)
+        return steps
+
+    def _call(self, function: Callable[..., Any], ctx: PhaseContext | None, phase: Phase) -> None:
+        try:
+            function(ctx) if ctx is not None else function()
+        except ZdmigrateError:
+            raise  # from the executing sink (lock timeouts, failed steps) or nested loads
+        except Exception as exc:
+            line = _line_in_file(exc, self.path)
+            raise MigrationFileError(
+                f"{function.__name__}() raised {type(exc).__name__}: {exc}",
+                path=str(self.path), line=line,
+            ) from exc
+
+
+def load_migrations(directory: Path | str) -> list[Migration]:
+    """Load every migration in `directory`, oldest first (Alembic's revision order)."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise MigrationFileError(
+            f"migrations directory {folder} does not exist",
+            hint="run `zdmigrate init` or pass --migrations DIR",
+        )
+    loaded: dict[str, Migration] = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith(("_", ".")):
+            continue
+        migration = load_file(path)
+        if migration.id in loaded:
+            raise MigrationFileError(
+                f"revision {migration.id!r} is also declared in {loaded[migration.id].path.name}",
+                path=str(path), line=_assignment_line(path, "revision"),
+            )
+        loaded[migration.id] = migration
+    return _ordered(loaded)
+
+
+def load_file(path: Path) -> Migration:
+    """Load and validate one migration file."""
+    source = path.read_bytes()
+    module = _import(path)
+    revision = getattr(module, "revision", None)
+    if not isinstance(revision, str) or not revision:
+        raise MigrationFileError(
+            "no `revision = \"...\"` string at module level", path=str(path), line=1
+        )
+    down = _down_revisions(module, path)
+    kind, operations = _kind(module, path)
+    compat = parse_compat(getattr(module, "compat", None), str(path))
+    return Migration(
+        id=revision, down_revisions=down, path=path.resolve(),
+        checksum=hashlib.sha256(source).hexdigest(), kind=kind, module=module,
+        operations=operations, compat=compat,
+    )
+
+
+def find(migrations: Sequence[Migration], migration_id: str) -> Migration:
+    """The migration with this id (or a unique prefix of it)."""
+    for migration in migrations:
+        if migration.id == migration_id:
+            return migration
+    matches = [m for m in migrations if m.id.startswith(migration_id)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(m.id for m in migrations) or "none"
+    raise UnknownMigration(f"unknown migration {migration_id!r}; known: {known}")
+
+
+def _import(path: Path) -> ModuleType:
+    name = f"{_MODULE_PREFIX}.{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise MigrationFileError("cannot be imported", path=str(path))
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise MigrationFileError(
+            f"syntax error: {exc.msg}", path=str(path), line=exc.lineno
+        ) from None
+    except Exception as exc:
+        raise MigrationFileError(
+            f"importing it raised {type(exc).__name__}: {exc}",
+            path=str(path), line=_line_in_file(exc, path),
+        ) from None
+    return module
+
+
+def _down_revisions(module: ModuleType, path: Path) -> tuple[str, ...]:
+    if not hasattr(module, "down_revision"):
+        raise MigrationFileError(
+            "no `down_revision` at module level (None for the first migration)",
+            path=str(path), line=1,
+        )
+    value = module.down_revision
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise MigrationFileError(
+        f"down_revision must be a string, a tuple of strings or None, not {value!r}",
+        path=str(path), line=_assignment_line(path, "down_revision"),
+    )
+
+
+def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
+    functions = {
+        name: obj for name, obj in vars(module).items()
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__
+    }
+    known = set(PHASE_FUNCTIONS) | set(ROLLBACK_FUNCTIONS) | {"upgrade", "downgrade"}
+    for name, function in functions.items():
+        if name in known or name.startswith("_"):
+            continue
+        params = list(inspect.signature(function).parameters)
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if (params and params[0] == "ctx") or close or name.startswith("rollback_"):
+            hint = f"did you mean {close[0]!r}?" if close else (
+                "phase functions are " + ", ".join(PHASE_FUNCTIONS)
+                + "; rollbacks are rollback_<phase> (contract cannot be rolled back); "
+                "helpers should start with _"
+            )
+            raise MigrationFileError(
+                f"unknown phase function {name!r}", path=str(path),
+                line=function.__code__.co_firstlineno, hint=hint,
+            )
+    has_phases = any(name in functions for name in PHASE_FUNCTIONS)
+    has_alembic = "upgrade" in functions
+    operations = getattr(module, "operations", None)
+    if operations is not None:
+        if has_phases or has_alembic:
+            raise MigrationFileError(
+                "declares both `operations` and phase functions; use one or the other",
+                path=str(path), line=_assignment_line(path, "operations"),
+            )
+        if not isinstance(operations, (list, tuple)) or not all(
+            isinstance(op, Operation) for op in operations
+        ):
+            raise MigrationFileError(
+                "`operations` must be a list of zdmigrate.ops operations",
+                path=str(path), line=_assignment_line(path, "operations"),
+            )
+        return "operations", list(operations)
+    if has_phases and has_alembic:
+        raise MigrationFileError(
+            "defines both upgrade() and phase functions; use one or the other", path=str(path),
+            line=functions["upgrade"].__code__.co_firstlineno,
+        )
+    if has_phases:
+        return "phased", []
+    if has_alembic:
+        return "alembic", []
+    raise MigrationFileError(
+        "defines no phases: add phase functions (expand(ctx), ...), `operations = [...]`, "
+        "or an Alembic upgrade()", path=str(path), line=1,
+    )
+
+
+def _ordered(loaded: dict[str, Migration]) -> list[Migration]:
+    if not loaded:
+        return []
+    for migration in loaded.values():
+        for parent in migration.down_revisions:
+            if parent not in loaded:
+                raise MigrationFileError(
+                    f"down_revision {parent!r} names no migration in this directory",
+                    path=str(migration.path),
+                    line=_assignment_line(migration.path, "down_revision"),
+                )
+    from alembic.script.revision import Revision, RevisionError, RevisionMap
+
+    revision_map = RevisionMap(
+        lambda: [
+            Revision(m.id, m.down_revisions[0] if len(m.down_revisions) == 1 else
+                     (m.down_revisions or None))
+            for m in loaded.values()
+        ]
+    )
+    try:
+        heads = revision_map.heads
+        if len(heads) > 1:
+            files = ", ".join(f"{h} ({loaded[h].path.name})" for h in sorted(heads))
+            raise MigrationFileError(
+                f"the migrations have {len(heads)} heads: {files}",
+                hint="point the down_revision of one at the other, or add a merge revision "
+                "whose down_revision is a tuple of both",
+            )
+        ordered = list(revision_map.iterate_revisions(heads, "base"))
+    except RevisionError as exc:
+        raise MigrationFileError(f"revision graph: {exc}") from None
+    return [loaded[r.revision] for r in reversed(ordered)]
+
+
+def _assignment_line(path: Path, name: str) -> int | None:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    pattern = re.compile(rf"^{re.escape(name)}\s*[:=]")
+    for number, line in enumerate(lines, 1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+def _line_in_file(exc: BaseException, path: Path) -> int | None:
+    target = str(Path(path).resolve())
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if str(Path(frame.filename).resolve()) == target:
+            line = frame.lineno
+    return line
+
+
+def parents_of(migration: Migration, migrations: Sequence[Migration]) -> list[Migration]:
+    by_id = {m.id: m for m in migrations}
+    return [by_id[p] for p in migration.down_revisions if p in by_id]
+
+
+def children_of(migration: Migration, migrations: Sequence[Migration]) -> list[Migration]:
+    return [m for m in migrations if migration.id in m.down_revisions]
+
+
+# make "zdmigrate_migrations.x" importable as a package namespace for pickling/tracebacks
+sys.modules.setdefault(_MODULE_PREFIX, ModuleType(_MODULE_PREFIX))
