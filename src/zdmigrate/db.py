@@ -1,0 +1,226 @@
+"""Connections and safe execution of SQL steps: lock timeouts, retries, autocommit steps.
+
+Warning: every transactional step runs in a short transaction of its own with
+``SET LOCAL lock_timeout`` (default 2 s), so a DDL statement waiting for an
+ACCESS EXCLUSIVE lock never makes application queries queue behind it for longer
+than that. On SQLSTATE 55P03 (lock_not_available) the step is rolled back and
+retried with exponential backoff and jitter until the retry budget is spent.
+CONCURRENTLY statements run outside a transaction; an INVALID index left by a
+failed build is dropped before the retry.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from zdmigrate.config import Settings, redact_url
+from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed
+from zdmigrate.steps import SQLStep
+
+Log = Callable[[str], None]
+Record = Callable[[psycopg.Connection[Any]], None]
+
+
+def normalize_url(url: str) -> str:
+    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as libpq URLs."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+def connect(
+    settings: Settings, *, application_name: str = "zdmigrate", autocommit: bool = True
+) -> psycopg.Connection[Any]:
+    """A psycopg connection to the target database; exit 3 (with no password shown) if down."""
+    url = settings.require_database()
+    try:
+        return psycopg.connect(
+            normalize_url(url), autocommit=autocommit, application_name=application_name,
+            connect_timeout=10,
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot connect to {redact_url(url)}: {reason}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often to retry a step that hit lock_timeout."""
+
+    budget: float = 60.0
+    backoff: float = 0.2
+    backoff_max: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(settings.retry_budget, settings.retry_backoff, settings.retry_backoff_max)
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random."""
+        ceiling = min(self.backoff_max, self.backoff * (2 ** attempt))
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+def execute_step(
+    conn: psycopg.Connection[Any],
+    step: SQLStep,
+    settings: Settings,
+    *,
+    record: Record | None = None,
+    log: Log = lambda message: None,
+) -> None:
+    """Run one SQL step safely; `record(conn)` runs in the step's own transaction.
+
+    The connection must be in autocommit mode (no transaction open). Raises
+    LockRetriesExhausted (exit 3) when the retry budget runs out, with nothing of
+    the step applied; StepFailed for any other database error.
+    """
+    policy = RetryPolicy.from_settings(settings)
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            if step.autocommit:
+                _run_autocommit(conn, step, settings, record)
+            else:
+                _run_in_transaction(conn, step, settings, record)
+            return
+        except psycopg.errors.LockNotAvailable:
+            elapsed = time.monotonic() - started
+            if elapsed >= policy.budget:
+                raise LockRetriesExhausted(
+                    f"{_where(step)}gave up after {attempt + 1} tries in {elapsed:.1f}s: "
+                    f"could not get the lock within lock_timeout ({settings.lock_timeout:g}s)",
+                    hint="a long transaction holds a lock on the table; end it and run again "
+                    "(nothing of this step was applied; done steps are kept)",
+                ) from None
+            delay = min(policy.delay(attempt), max(0.0, policy.budget - elapsed) + 0.05)
+            attempt += 1
+            log(
+                f"lock_timeout on {_short(step.sql)!r}: retry {attempt} in {delay:.2f}s "
+                f"({elapsed:.1f}s of the {policy.budget:g}s retry budget used)"
+            )
+            time.sleep(delay)
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:
+                raise DatabaseUnreachable(
+                    f"{_where(step)}lost the database connection: {_first_line(exc)}",
+                    hint="run the same command again; done steps are kept",
+                ) from None
+            raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
+        except psycopg.Error as exc:
+            raise StepFailed(
+                f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
+            ) from None
+
+
+def _run_in_transaction(
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+) -> None:
+    with conn.transaction():
+        _set_timeouts(conn, settings.lock_timeout, settings.statement_timeout, local=True)
+        conn.execute(step.sql.encode(), step.params)
+        if record is not None:
+            record(conn)
+
+
+def _run_autocommit(
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+) -> None:
+    index = _index_target(step.sql)
+    if index is not None:
+        state = _index_state(conn, *index)
+        if state == "invalid":
+            # a failed or interrupted CONCURRENTLY build leaves an INVALID index behind
+            conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                    sql.Identifier(index[0], index[1]) if index[0] else sql.Identifier(index[1])
+                )
+            )
+        elif state == "valid":
+            # built by an earlier run that died before recording it
+            if record is not None:
+                with conn.transaction():
+                    record(conn)
+            return
+    _set_timeouts(conn, settings.lock_timeout, settings.concurrent_statement_timeout, local=False)
+    try:
+        conn.execute(step.sql.encode(), step.params)
+    finally:
+        if not conn.closed:
+            conn.execute("RESET lock_timeout")
+            conn.execute("RESET statement_timeout")
+    if record is not None:
+        with conn.transaction():
+            record(conn)
+
+
+def _set_timeouts(
+    conn: psycopg.Connection[Any], lock_timeout: float, statement_timeout: float, *, local: bool
+) -> None:
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+        [f"{int(lock_timeout * 1000)}ms", local, f"{int(statement_timeout * 1000)}ms", local],
+    )
+
+
+def _index_target(statement: str) -> tuple[str | None, str] | None:
+    """(schema, name) of the index a CREATE INDEX CONCURRENTLY builds, if named."""
+    import pglast
+    from pglast import ast
+
+    try:
+        stmts = pglast.parse_sql(statement)
+    except pglast.parser.ParseError:
+        return None
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.IndexStmt):
+        return None
+    node = stmts[0].stmt
+    if not node.concurrent or not node.idxname or node.relation is None:
+        return None
+    return (node.relation.schemaname, node.idxname)
+
+
+def _index_state(conn: psycopg.Connection[Any], schema: str | None, name: str) -> str | None:
+    row = conn.execute(
+        """
+        SELECT i.indisvalid FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relname = %s AND (n.nspname = %s OR (%s::text IS NULL
+              AND n.nspname = ANY(current_schemas(false))))
+        """,
+        [name, schema, schema],
+    ).fetchone()
+    if row is None:
+        return None
+    return "valid" if row[0] else "invalid"
+
+
+def _where(step: SQLStep) -> str:
+    return f"{step.source}: " if step.source else ""
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _describe(exc: psycopg.Error) -> str:
+    state = f"[{exc.sqlstate}] " if exc.sqlstate else ""
+    return f"{state}{_first_line(exc)}"
