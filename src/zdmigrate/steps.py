@@ -15,9 +15,9 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-Params = Union[Mapping[str, Any], Sequence[Any], None]
+Params = Mapping[str, Any] | Sequence[Any] | None
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class BackfillStep:
         return f"-- backfill, in batches by primary key:\n{text}"
 
 
-Step = Union[SQLStep, BackfillStep]
+Step = SQLStep | BackfillStep
 
 
 def _jsonable(params: Params) -> Any:

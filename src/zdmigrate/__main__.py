@@ -1,0 +1,5 @@
+"""`python -m zdmigrate` runs the CLI."""
+
+from zdmigrate.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""The `zdmigrate` command line: parses arguments, calls `commands`, maps errors to exit codes.
+
+Global options (`--database-url`, `--migrations`, `--format`, ...) are accepted
+before the command and after it: ``zdmigrate --format json status`` and
+``zdmigrate status --format json`` mean the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from zdmigrate import _output, commands
+from zdmigrate.config import Settings
+from zdmigrate.errors import EXIT_BAD_INPUT, EXIT_OPERATIONAL, BadInput, ZdmigrateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("text", "json", "github", "sarif")
+_current_format = {"value": "text"}
+
+_GLOBAL_OPTIONS = [
+    click.option("--database-url", help="PostgreSQL URL [env ZDMIGRATE_DATABASE_URL]."),
+    click.option("--migrations", type=click.Path(path_type=Path),
+                 help="Migrations directory [env ZDMIGRATE_MIGRATIONS; default ./migrations]."),
+    click.option("--format", "output_format", type=click.Choice(FORMATS),
+                 help="Output format: text (default) or json; lint and gate add github, sarif."),
+    click.option("--state-schema", help="Schema of zdmigrate's own tables [default zdmigrate]."),
+    click.option("--lock-timeout", help="lock_timeout of each DDL step, e.g. 2s."),
+    click.option("--statement-timeout", help="statement_timeout of each step, e.g. 30s."),
+    click.option("--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
+    click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
+]
+_GLOBAL_NAMES = ("database_url", "migrations", "output_format", "state_schema", "lock_timeout",
+                 "statement_timeout", "retry_budget", "actor")
+
+
+def global_options(function: F) -> F:
+    for option in reversed(_GLOBAL_OPTIONS):
+        function = option(function)
+    return function
+
+
+def _merged(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Global option values: those after the command win over those before it."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    before = root.obj or {}
+    merged = {name: kwargs.pop(name, None) for name in _GLOBAL_NAMES}
+    for name in _GLOBAL_NAMES:
+        if merged[name] is None:
+            merged[name] = before.get(name)
+    return merged
+
+
+def settings_from(kwargs: dict[str, Any]) -> tuple[Settings, str]:
+    """Settings and output format from the global options, removing them from `kwargs`."""
+    merged = _merged(kwargs)
+    output_format = merged.pop("output_format") or "text"
+    _current_format["value"] = output_format
+    return Settings.load(merged), output_format
+
+
+def formats(output_format: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
+    if output_format not in allowed:
+        raise BadInput(f"--format {output_format} is not available here; use one of "
+                       + ", ".join(allowed))
+    return output_format
+
+
+def _log_for(output_format: str) -> Callable[[str], None]:
+    return _output.log_line
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+@click.version_option(package_name="zdmigrate")
+@click.pass_context
+def cli(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Zero-downtime PostgreSQL schema changes by expand and contract."""
+    ctx.obj = kwargs
+    if kwargs.get("output_format"):
+        _current_format["value"] = kwargs["output_format"]
+
+
+@cli.command()
+@global_options
+def init(**kwargs: Any) -> None:
+    """Create the migrations directory and zdmigrate's state schema (safe to repeat)."""
+    settings, fmt = settings_from(kwargs)
+    result = commands.init(settings)
+    if formats(fmt) == "json":
+        _output.emit_json({"migrations": str(result.migrations),
+                           "created_directory": result.created_directory,
+                           "schema": result.schema, "schema_version": result.schema_version})
+        return
+    print(("created " if result.created_directory else "found ") + str(result.migrations))
+    if result.schema:
+        print(f"state schema {result.schema} is at version {result.schema_version}")
+    else:
+        print("no database URL given: the state schema will be created on first use")
+
+
+@cli.command()
+@click.argument("name")
+@global_options
+def new(name: str, **kwargs: Any) -> None:
+    """Scaffold a migration file NAME after the current head."""
+    settings, fmt = settings_from(kwargs)
+    path = commands.new(settings, name)
+    if formats(fmt) == "json":
+        _output.emit_json({"path": str(path)})
+    else:
+        print(f"created {path}")
+
+
+@cli.command()
+@global_options
+def status(**kwargs: Any) -> None:
+    """Each migration: phase, next phase, what blocks it, backfill progress."""
+    settings, fmt = settings_from(kwargs)
+    statuses = commands.status(settings)
+    if formats(fmt) == "json":
+        _output.emit_json({"migrations": [s.as_dict() for s in statuses]})
+    else:
+        _output.status_text(statuses)
+
+
+@cli.command()
+@click.argument("migration", required=False)
+@global_options
+def plan(migration: str | None, **kwargs: Any) -> None:
+    """The SQL each phase will run (and its rollback); needs no database, changes nothing."""
+    settings, fmt = settings_from(kwargs)
+    plans = commands.plan(settings, migration)
+    if formats(fmt) == "json":
+        _output.plan_json(plans)
+    else:
+        _output.plan_text(plans)
+
+
+@cli.group()
+def phase() -> None:
+    """Move migrations through their phases."""
+
+
+@phase.command("advance")
+@click.argument("migration", required=False)
+@click.option("--to", "to", help="Advance up to this phase (default: the next one).")
+@click.option("--dry-run", is_flag=True, help="Check the gates and show the SQL; change nothing.")
+@click.option("--accept-changed", is_flag=True,
+              help="Go on although the migration file changed after a phase of it ran.")
+@global_options
+def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_changed: bool,
+                  **kwargs: Any) -> None:
+    """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    transitions = commands.advance(
+        settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
+        log=_log_for(fmt),
+    )
+    _print_transitions(transitions, fmt)
+
+
+@phase.command("rollback")
+@click.argument("migration", required=False)
+@click.option("--to", "to", help="Roll back to this phase (default: one phase back).")
+@click.option("--accept-changed", is_flag=True,
+              help="Go on although the migration file changed after a phase of it ran.")
+@global_options
+def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
+                   **kwargs: Any) -> None:
+    """Undo phases of MIGRATION (default: the newest started), never past contract."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    transitions = commands.rollback(settings, migration, to=to, accept_changed=accept_changed,
+                                    log=_log_for(fmt))
+    _print_transitions(transitions, fmt)
+
+
+def _print_transitions(transitions: list[Any], fmt: str) -> None:
+    if fmt == "json":
+        _output.emit_json({"transitions": [t.as_dict() for t in transitions]})
+    elif transitions:
+        _output.transitions_text(transitions)
+    else:
+        print("nothing to do")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and exit with the contract's exit code."""
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (for tests and embedding)."""
+    _current_format["value"] = "text"
+    try:
+        result = cli.main(args=argv, prog_name="zdmigrate", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else int(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except ZdmigrateError as exc:
+        _output.error(exc, _current_format["value"])
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # a bug in zdmigrate, not a user mistake
+        if os.environ.get("ZDMIGRATE_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in zdmigrate; set ZDMIGRATE_DEBUG=1 to see the traceback\n"
+        )
+        return EXIT_OPERATIONAL
+    return result if isinstance(result, int) else 0
+
+
+@functools.wraps(main)
+def _entry() -> None:  # pragma: no cover - console script alias
+    main()

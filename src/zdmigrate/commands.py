@@ -1,0 +1,129 @@
+"""One plain function per CLI command; library users and tests call these directly.
+
+Each takes `Settings` (and the command's own arguments), does the work through
+the engine, and returns data; printing is the CLI's job.
+
+    from zdmigrate import commands
+    from zdmigrate.config import Settings
+    commands.advance(Settings.load({"database_url": url, "migrations": "migrations"}))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from zdmigrate import db, engine, state
+from zdmigrate.config import Settings
+from zdmigrate.engine import Log, MigrationStatus, PhasePlan, Transition
+from zdmigrate.errors import BadInput
+from zdmigrate.migration import load_migrations
+
+
+@dataclass
+class InitResult:
+    migrations: Path
+    created_directory: bool
+    schema: str | None
+    schema_version: int | None
+
+
+def init(settings: Settings) -> InitResult:
+    """Create the migrations directory and zdmigrate's state schema. Safe to repeat."""
+    folder = settings.migrations
+    created = False
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{folder} exists and is not a directory")
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        created = True
+    version = None
+    if settings.database_url:
+        with db.connect(settings, application_name="zdmigrate init") as conn:
+            version = state.ensure_schema(conn, settings.state_schema)
+    return InitResult(folder, created, settings.state_schema if version else None, version)
+
+
+_NAME_RE = re.compile(r"[^0-9a-z]+")
+
+_TEMPLATE = '''"""{title}"""
+
+revision = "{revision}"
+down_revision = {down_revision!r}
+
+# Which app versions fit which phase (PEP 440 versions; any key may be left out):
+# compat = {{"myapp": {{"dual_write_from": "1.5", "read_new_from": "2.0", "old_unused_from": "2.0"}}}}
+
+
+def expand(ctx):
+    """Add-only DDL: new columns, tables, indexes (CONCURRENTLY), NOT VALID constraints."""
+    # ctx.execute("ALTER TABLE users ADD COLUMN full_name text")
+
+
+def rollback_expand(ctx):
+    """Undo expand (use IF EXISTS: it may run after an interrupted expand)."""
+    # ctx.execute("ALTER TABLE users DROP COLUMN IF EXISTS full_name")
+
+
+# def dual_write(ctx): ...       sync triggers, if the app does not write both shapes
+# def backfill(ctx):             copy old rows, in batches
+#     ctx.backfill("users", set={{"full_name": "name"}}, where="full_name IS NULL")
+# def switch_read(ctx): ...      e.g. VALIDATE CONSTRAINT
+# def contract(ctx):             destructive DDL, once no old app version runs
+#     ctx.execute("ALTER TABLE users DROP COLUMN name")
+'''
+
+
+def new(settings: Settings, name: str) -> Path:
+    """Scaffold a migration file after the current head; returns its path."""
+    slug = _NAME_RE.sub("_", name.lower()).strip("_")
+    if not slug:
+        raise BadInput(f"migration name {name!r} has no letters or digits")
+    folder = settings.migrations
+    if not folder.is_dir():
+        raise BadInput(f"migrations directory {folder} does not exist", hint="run `zdmigrate init`")
+    migrations = load_migrations(folder)
+    numbers = [int(m.group(1)) for p in folder.glob("*.py") if (m := re.match(r"(\d+)_", p.name))]
+    revision = f"{(max(numbers) + 1 if numbers else 1):04d}_{slug}"
+    path = folder / f"{revision}.py"
+    if path.exists():
+        raise BadInput(f"{path} already exists")
+    head = migrations[-1].id if migrations else None
+    path.write_text(_TEMPLATE.format(title=name, revision=revision, down_revision=head))
+    return path
+
+
+def status(settings: Settings, *, log: Log = lambda m: None) -> list[MigrationStatus]:
+    return engine.status(settings, log=log)
+
+
+def plan(settings: Settings, migration_id: str | None = None) -> list[PhasePlan]:
+    return engine.plan(settings, migration_id)
+
+
+def advance(
+    settings: Settings,
+    migration_id: str | None = None,
+    *,
+    to: str | None = None,
+    dry_run: bool = False,
+    accept_changed: bool = False,
+    override_reason: str | None = None,
+    log: Log = lambda m: None,
+) -> list[Transition]:
+    return engine.advance(
+        settings, migration_id, to=to, dry_run=dry_run, accept_changed=accept_changed,
+        override_reason=override_reason, log=log,
+    )
+
+
+def rollback(
+    settings: Settings,
+    migration_id: str | None = None,
+    *,
+    to: str | None = None,
+    accept_changed: bool = False,
+    log: Log = lambda m: None,
+) -> list[Transition]:
+    return engine.rollback(settings, migration_id, to=to, accept_changed=accept_changed, log=log)
