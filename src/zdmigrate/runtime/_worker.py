@@ -1,0 +1,237 @@
+"""The runtime's background thread: one connection that listens, polls and heartbeats.
+
+One loop, one connection, owned by the thread alone (no locking around it):
+
+- on connect: LISTEN on the phase channel, load every phase, send a heartbeat;
+- NOTIFY payloads update the phase cache at once;
+- every `poll_interval` the phases are read again (the fallback when a notify
+  is lost, e.g. behind a transaction-mode pooler);
+- every `heartbeat_interval` the instance row is upserted with the shadow-read counts.
+
+Any failure closes the connection, is logged once (see `_problems`), and the
+loop reconnects with backoff; the cache keeps the last known phases meanwhile.
+On stop the thread deletes the instance row, if it can reach the database.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from zdmigrate.runtime import _state_access as state
+
+if TYPE_CHECKING:
+    from zdmigrate.runtime._runtime import Runtime
+
+_CONNECTION = "database connection"
+_MIGRATIONS_TABLE = "reading phases"
+_INSTANCES_TABLE = "heartbeat"
+_MISSING_STATE = (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName)
+#: Connections inherited from a parent process: never closed (that would end the
+#: parent's session on the shared socket), only kept from the garbage collector.
+_ORPHANS: list[object] = []
+
+
+class Worker:
+    """The thread and its connection; a new one per process (see `Runtime`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._stopping = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._stage = "connect"
+        self.loaded = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zdmigrate-runtime", daemon=True)
+        self._beat_requested = False
+
+    # -- control, from other threads ------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stopping.set()
+        self._wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def request_heartbeat(self) -> None:
+        """Send a heartbeat soon (the counts changed and someone wants them now)."""
+        self._beat_requested = True
+        self._wake()
+
+    def abandon(self) -> None:
+        """In a forked child: forget the parent's thread and connection without using them."""
+        if self._conn is not None:
+            _ORPHANS.append(self._conn)
+            self._conn = None
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.closed and not conn.broken
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # pipe full (already woken) or closed (stopped)
+
+    # -- the loop -------------------------------------------------------------
+
+    def _run(self) -> None:
+        rt = self._rt
+        backoff = rt.retry_interval
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._session()
+                except Exception as exc:  # never let the thread die: log once, retry
+                    rt.problems.report(_CONNECTION, exc, during=self._stage)
+                    self._close()
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, rt.retry_interval_max)
+                else:
+                    backoff = rt.retry_interval
+        finally:
+            self._goodbye()
+
+    def _session(self) -> None:
+        rt = self._rt
+        self._stage = "connect"
+        conn = self._conn = rt.connect()
+        self._stage = "listen"
+        state.listen(conn, rt.schema)
+        self._refresh(conn)
+        self._heartbeat(conn)
+        rt.problems.resolved(_CONNECTION)
+        now = time.monotonic()
+        next_poll, next_beat = now + rt.poll_interval, now + rt.heartbeat_interval
+        while not self._stopping.is_set():
+            self._stage = "listen"
+            self._drain_notifies(conn)
+            now = time.monotonic()
+            if now >= next_beat or self._beat_requested:
+                self._heartbeat(conn)
+                next_beat = now + rt.heartbeat_interval
+            if now >= next_poll:
+                self._refresh(conn)
+                next_poll = now + rt.poll_interval
+            self._wait(conn, min(next_poll, next_beat) - time.monotonic())
+
+    def _refresh(self, conn: psycopg.Connection[Any]) -> None:
+        rt = self._rt
+        self._stage = "read phases"
+        try:
+            phases, unknown = state.load_phases(conn, rt.schema)
+        except _MISSING_STATE:
+            rt.problems.report(
+                _MIGRATIONS_TABLE,
+                f"table {rt.schema}.migrations does not exist yet; every migration "
+                "counts as pending",
+            )
+            phases, unknown = {}, []
+        else:
+            rt.problems.resolved(_MIGRATIONS_TABLE)
+        if unknown:
+            rt.problems.report("parse phases", f"unknown phase values ignored: {unknown}")
+        rt.replace_phases(phases)
+        self.loaded.set()
+
+    def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:
+        rt = self._rt
+        self._stage = "heartbeat"
+        self._beat_requested = False
+        try:
+            state.upsert_heartbeat(
+                conn,
+                rt.schema,
+                app=rt.app,
+                instance_id=rt.instance_id,
+                version=rt.version,
+                host=rt.host,
+                pid=os.getpid(),
+                ttl_seconds=rt.ttl_seconds,
+                info=rt.heartbeat_info(),
+            )
+        except _MISSING_STATE:
+            rt.problems.report(
+                _INSTANCES_TABLE, f"table {rt.schema}.instances does not exist yet; not registered"
+            )
+        else:
+            rt.problems.resolved(_INSTANCES_TABLE)
+
+    def _drain_notifies(self, conn: psycopg.Connection[Any]) -> None:
+        for notify in conn.notifies(timeout=0):
+            parsed = state.parse_payload(notify.payload)
+            if parsed is None:
+                self._rt.problems.report("notify", f"ignored payload {notify.payload[:200]!r}")
+                continue
+            self._rt.set_phase(*parsed)
+        if conn.broken or conn.closed:
+            raise psycopg.OperationalError("the runtime's connection was closed")
+
+    def _wait(self, conn: psycopg.Connection[Any], timeout: float) -> None:
+        if timeout <= 0 or self._stopping.is_set():
+            return
+        ready, _, _ = select.select([conn.fileno(), self._wake_r], [], [], timeout)
+        if self._wake_r in ready:
+            self._clear_wake()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        except (OSError, ValueError):
+            return
+        if ready:
+            self._clear_wake()
+
+    def _clear_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except OSError:
+            pass
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _goodbye(self) -> None:
+        """Delete this instance's row if the database is reachable now; then close."""
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            try:
+                state.delete_instance(
+                    conn, self._rt.schema, app=self._rt.app, instance_id=self._rt.instance_id
+                )
+            except Exception as exc:
+                self._rt.problems.report("unregister", exc)
+        self._close()
+
