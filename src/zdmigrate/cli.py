@@ -18,8 +18,17 @@ from typing import Any, TypeVar
 import click
 
 from zdmigrate import _output, commands
+from zdmigrate import fleet as fleet_module
+from zdmigrate import gate as gate_module
 from zdmigrate.config import Settings
-from zdmigrate.errors import EXIT_BAD_INPUT, EXIT_OPERATIONAL, BadInput, ZdmigrateError
+from zdmigrate.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_OPERATIONAL,
+    BadInput,
+    ZdmigrateError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,14 +166,18 @@ def phase() -> None:
 @click.option("--dry-run", is_flag=True, help="Check the gates and show the SQL; change nothing.")
 @click.option("--accept-changed", is_flag=True,
               help="Go on although the migration file changed after a phase of it ran.")
+@click.option("--override-fleet-check", is_flag=True,
+              help="Go on although the fleet check refused (needs --reason; logged with --actor).")
+@click.option("--reason", help="Why the fleet check is overridden (recorded in the phase log).")
 @global_options
 def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_changed: bool,
-                  **kwargs: Any) -> None:
+                  override_fleet_check: bool, reason: str | None, **kwargs: Any) -> None:
     """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
     transitions = commands.advance(
         settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
+        override_reason=commands.override_reason(override_fleet_check, reason),
         log=_log_for(fmt),
     )
     _print_transitions(transitions, fmt)
@@ -193,6 +206,103 @@ def _print_transitions(transitions: list[Any], fmt: str) -> None:
         _output.transitions_text(transitions)
     else:
         print("nothing to do")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--app", help="Show only this app.")
+@global_options
+@click.pass_context
+def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
+    """Live app versions from heartbeats, sessions (application_name) and declarations."""
+    if ctx.invoked_subcommand is not None:
+        # global options between `fleet` and its subcommand count as given before it
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), **{k: v for k, v in kwargs.items() if v is not None}}
+        return
+    settings, fmt = settings_from(kwargs)
+    instances = commands.fleet_list(settings, app)
+    if formats(fmt) == "json":
+        _output.emit_json({"instances": [i.as_dict() for i in instances]})
+    else:
+        print(fleet_module.render_table(instances))
+
+
+@fleet.command("heartbeat")
+@click.option("--app", required=True, help="The app's name, as in compat.")
+@click.option("--version", "version", default="", help="The version this instance runs.")
+@click.option("--instance", "instance_id", help="Instance id [default: this host's name].")
+@click.option("--ttl", help="Counts as live this long after the beat, e.g. 60s [default 60s].")
+@click.option("--stop", is_flag=True, help="Remove this instance's heartbeat (clean shutdown).")
+@global_options
+def fleet_heartbeat(app: str, version: str, instance_id: str | None, ttl: str | None,
+                    stop: bool, **kwargs: Any) -> None:
+    """Say that an instance of APP runs VERSION (for apps without zdmigrate.runtime)."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    if not stop and not version:
+        raise BadInput("fleet heartbeat needs --version (or --stop)")
+    result = commands.fleet_heartbeat(settings, app=app, version=version,
+                                      instance_id=instance_id, ttl=ttl, stop=stop)
+    if isinstance(result, bool):
+        if fmt == "json":
+            _output.emit_json({"stopped": result})
+        else:
+            print("heartbeat removed" if result else "no heartbeat to remove")
+        return
+    if fmt == "json":
+        _output.emit_json({"instance": result.as_dict()})
+    else:
+        print(f"heartbeat: {result.describe()}")
+
+
+@fleet.command("declare")
+@click.option("--app", required=True, help="The app's name, as in compat.")
+@click.option("--version", "version", required=True, help="The version deployed.")
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many instances run it.")
+@click.option("--ttl", help="Counts as live this long unless declared again [default 24h].")
+@global_options
+def fleet_declare(app: str, version: str, instances: int, ttl: str | None,
+                  **kwargs: Any) -> None:
+    """Declare that VERSION of APP is deployed (from a deploy system)."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    declared = commands.fleet_declare(settings, app=app, version=version, instances=instances,
+                                      ttl=ttl)
+    if fmt == "json":
+        _output.emit_json({"instances": [i.as_dict() for i in declared]})
+    else:
+        print(f"declared {len(declared)} instance(s) of {app} {version}, "
+              f"live until {declared[0].expires_at:%Y-%m-%d %H:%M:%S%z} unless declared again")
+
+
+@fleet.command("retire")
+@click.option("--app", required=True, help="The app's name, as in compat.")
+@click.option("--version", "version", required=True, help="The version that no longer runs.")
+@global_options
+def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
+    """Say that VERSION of APP no longer runs (removes its declarations)."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    removed = commands.fleet_retire(settings, app=app, version=version)
+    if fmt == "json":
+        _output.emit_json({"removed": removed})
+    else:
+        print(f"retired {app} {version}: {removed} row(s) removed"
+              + ("" if removed else " (nothing was declared for it)"))
+
+
+@cli.command()
+@click.option("--app", required=True, help="The app about to be deployed.")
+@click.option("--version", "version", required=True, help="The version about to go out.")
+@global_options
+def gate(app: str, version: str, **kwargs: Any) -> int:
+    """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt, gate_module.FORMATS)
+    answer = commands.gate(settings, app=app, version=version)
+    print(gate_module.render(answer, fmt))
+    return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from zdmigrate import backfill, db, state
+from zdmigrate import backfill, db, fleet, state
 from zdmigrate.config import Settings
 from zdmigrate.errors import (
     BadInput,
@@ -113,11 +113,17 @@ def check_backfill_verified(ctx: CheckContext) -> list[Blocker]:
     return blockers
 
 
+def check_fleet(ctx: CheckContext) -> list[Blocker]:
+    """Backfill needs dual-writing app versions; contract needs no old one live (fleet.py)."""
+    return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
+
+
 #: Every check that must pass before a migration enters a phase, in order.
 #: Each returns the blockers it finds; an empty list means "go".
 PHASE_CHECKS: list[PhaseCheck] = [
     check_previous_migrations,
     check_backfill_verified,
+    check_fleet,
 ]
 
 
@@ -319,6 +325,13 @@ def _enter(
         override_reason,
     )
     blockers = blockers_for(ctx)
+    overridden: list[Blocker] = []
+    if override_reason:
+        # --override-fleet-check lifts the fleet checks only; the log keeps what it lifted
+        overridden = [b for b in blockers if b.check in fleet.FLEET_CHECKS]
+        blockers = [b for b in blockers if b.check not in fleet.FLEET_CHECKS]
+        for b in overridden:
+            run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
     if blockers:
         if not dry_run:
             with run.conn.transaction():
@@ -341,6 +354,10 @@ def _enter(
         log_id = state.log_start(
             run.conn, run.schema, migration_id=migration.id, action="advance",
             from_phase=before, to_phase=phase, actor=run.actor, override_reason=override_reason,
+            message=(
+                "overridden: " + "; ".join(f"[{b.check}] {b.message}" for b in overridden)
+                if overridden else None
+            ),
         )
         run.conn.execute(
             sql.SQL("INSERT INTO {} (id, phase, checksum) VALUES (%s, 'pending', %s) "

@@ -30,7 +30,7 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from packaging.version import Version
@@ -44,6 +44,9 @@ from zdmigrate.config import Settings, parse_duration
 from zdmigrate.errors import Blocker, ConfigError
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
+
+if TYPE_CHECKING:
+    from zdmigrate.migration import Migration
 
 SOURCES = ("heartbeat", "declared", "session")
 
@@ -169,6 +172,22 @@ class Instance:
 
 def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def render_table(instances: Sequence[Instance]) -> str:
+    """The instances as an aligned text table (what `zdmigrate fleet` prints)."""
+    if not instances:
+        return "no live instances (no heartbeats, app@version sessions or declarations)"
+    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
+    rows = [
+        (i.app, i.version, i.source, i.instance_id, _ts(i.last_seen), _ts(i.expires_at))
+        for i in instances
+    ]
+    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
 
 
 # -- reading ---------------------------------------------------------------------
@@ -487,6 +506,35 @@ def needs_app_dual_writes(
             if isinstance(step, SQLStep) and _CREATE_TRIGGER.search(step.sql):
                 return False
     return True
+
+
+def migration_needs_app_dual_writes(migration: Migration) -> bool:
+    """`needs_app_dual_writes` for a loaded migration (renders its phases offline)."""
+    return needs_app_dual_writes(
+        {phase: migration.render(phase) for phase in (Phase.EXPAND, Phase.DUAL_WRITE)},
+        migration.operations,
+    )
+
+
+def check_migration(
+    conn: psycopg.Connection[Any], settings: Settings, migration: Migration, target: Phase
+) -> list[Blocker]:
+    """The fleet's blockers for `migration` entering `target` (engine phase check).
+
+    Only backfill and contract have fleet rules, and only for migrations with `compat`.
+    """
+    if target not in (Phase.BACKFILL, Phase.CONTRACT) or not migration.compat:
+        return []
+    instances = live_instances(conn, settings.state_schema, FleetSettings.from_settings(settings))
+    return phase_blockers(
+        instances,
+        migration_id=migration.id,
+        compat=migration.compat,
+        target=target,
+        app_dual_writes_needed=(
+            target is not Phase.BACKFILL or migration_needs_app_dual_writes(migration)
+        ),
+    )
 
 
 _CREATE_TRIGGER = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\b", re.I)

@@ -18,6 +18,7 @@ not check, and says no if a migration's compat names the app (not proven).
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +26,13 @@ from typing import Any
 
 from packaging.version import Version
 
+from zdmigrate import db, state
 from zdmigrate.compat import AppCompat, parse_version
+from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
-from zdmigrate.phases import Phase
+from zdmigrate.fleet import migration_needs_app_dual_writes
+from zdmigrate.migration import Migration, load_migrations
+from zdmigrate.phases import WORK_PHASES, Phase
 
 CHECK_READ_NEW_TOO_EARLY = "gate-read-new-too-early"
 CHECK_OLD_SHAPE_DROPPED = "gate-old-shape-dropped"
@@ -167,7 +172,7 @@ def decide(
                 CHECK_NOT_CHECKED,
                 f"{migration.id} names {app} in compat, but its phase is unknown "
                 f"({database_note or 'no database'}): it is not proven that {app} {version} "
-                f"fits it; run the gate with --database-url",
+                f"fits it; pass --database-url or set ZDMIGRATE_DATABASE_URL",
                 {"migration": migration.id, "app": app, "version": version_text},
             ))
             continue
@@ -208,6 +213,59 @@ def lint_blocker(violation: Any) -> Blocker:
         f"{where}: [{rule}] {violation.message}" + (f" (phase {phase})" if phase else ""),
         data,
     )
+
+
+def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
+    """Load the migrations, read their phases (when a database URL is given), lint, decide.
+
+    Reads only. Bad input (a bad --version, a bad migration file) exits 2 before
+    anything is checked; an unreachable database exits 3.
+    """
+    parse_deploy_version(version)
+    migrations = load_migrations(settings.migrations)
+    phases: dict[str, Phase] | None = None
+    note: str | None = None
+    if settings.database_url:
+        with db.connect(settings, application_name="zdmigrate gate") as conn:
+            schema = settings.state_schema
+            rows = state.load_migrations(conn, schema) if state.schema_exists(conn, schema) else {}
+        phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
+    else:
+        note = "no database URL given"
+    gate_migrations = [
+        GateMigration(
+            m.id,
+            m.compat,
+            phases[m.id] if phases is not None else None,
+            migration_needs_app_dual_writes(m) if app in m.compat else True,
+            str(m.path),
+        )
+        for m in migrations
+    ]
+    findings = lint_pending(migrations, phases, settings)
+    return decide(app, version, gate_migrations, lint_findings=findings, database_note=note)
+
+
+def lint_pending(
+    migrations: Sequence[Migration], phases: Mapping[str, Phase] | None, settings: Settings
+) -> list[Any] | None:
+    """The linter's violations of every phase not yet run (all phases when unknown).
+
+    None when the linter is not installed in this build.
+    """
+    try:
+        lint = importlib.import_module("zdmigrate.lint")
+    except ImportError:
+        return None
+    found: list[Any] = []
+    for migration in migrations:
+        pending: list[Phase] | None = None
+        if phases is not None:
+            pending = [p for p in WORK_PHASES if p > phases.get(migration.id, Phase.PENDING)]
+            if not pending:
+                continue
+        found.extend(lint.lint_migration(migration, pending))
+    return found
 
 
 def _rules_text(rules: AppCompat) -> str:
@@ -257,7 +315,8 @@ def render_github(answer: GateAnswer) -> str:
                     props["line"] = str(b.details["line"])
             lines.append(f"::{level} {_gh_props(props)}::{_gh_escape(b.message)}")
     for note in answer.not_checked:
-        lines.append(f"::notice title=zdmigrate gate: not checked::{_gh_escape(note)}")
+        props = _gh_props({"title": "zdmigrate gate: not checked"})
+        lines.append(f"::notice {props}::{_gh_escape(note)}")
     n = len(answer.blockers)
     verdict = "may go out" if answer.allowed else f"may NOT go out ({n} reason{'s' if n != 1 else ''})"
     lines.append(f"zdmigrate gate: {answer.app} {answer.version} {verdict}")

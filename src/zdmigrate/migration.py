@@ -165,7 +165,9 @@ def load_file(path: Path) -> Migration:
         )
     down = _down_revisions(module, path)
     kind, operations = _kind(module, path)
-    compat = parse_compat(getattr(module, "compat", None), str(path))
+    compat = parse_compat(
+        getattr(module, "compat", None), str(path), _assignment_line(path, "compat")
+    )
     return Migration(
         id=revision, down_revisions=down, path=path.resolve(),
         checksum=hashlib.sha256(source).hexdigest(), kind=kind, module=module,
