@@ -315,8 +315,8 @@ def render_github(answer: GateAnswer) -> str:
                     props["line"] = str(b.details["line"])
             lines.append(f"::{level} {_gh_props(props)}::{_gh_escape(b.message)}")
     for note in answer.not_checked:
-        props = _gh_props({"title": "zdmigrate gate: not checked"})
-        lines.append(f"::notice {props}::{_gh_escape(note)}")
+        title = _gh_props({"title": "zdmigrate gate: not checked"})
+        lines.append(f"::notice {title}::{_gh_escape(note)}")
     n = len(answer.blockers)
     verdict = "may go out" if answer.allowed else f"may NOT go out ({n} reason{'s' if n != 1 else ''})"
     lines.append(f"zdmigrate gate: {answer.app} {answer.version} {verdict}")
