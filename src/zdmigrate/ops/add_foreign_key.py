@@ -1,0 +1,98 @@
+"""AddForeignKey: a foreign key added NOT VALID at expand and validated at switch-read.
+
+    ops.AddForeignKey("orders", ["user_id"], "users", ["id"], on_delete="CASCADE")
+
+``ADD CONSTRAINT ... NOT VALID`` is an instant (it checks only new rows); the
+scan of existing rows happens in ``VALIDATE CONSTRAINT`` at switch-read, which
+lets reads and writes go on. Rolling back switch-read makes the key NOT VALID again.
+
+Warning: from expand on, every write (old app versions too) must satisfy the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._names import QualifiedName, columns_list, render
+from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.phases import Phase
+from zdmigrate.steps import SQLStep, Step
+
+_ACTIONS = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
+
+
+class AddForeignKey(Operation):
+    name = "add_foreign_key"
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str] | str,
+        ref_table: str,
+        ref_columns: Sequence[str] | str,
+        *,
+        name: str | None = None,
+        on_delete: str | None = None,
+        schema: str | None = None,
+        ref_schema: str | None = None,
+    ) -> None:
+        self.table = QualifiedName.parse(table, schema)
+        self.ref_table = QualifiedName.parse(ref_table, ref_schema)
+        self.columns = columns_list(columns)
+        self.ref_columns = columns_list(ref_columns)
+        if len(self.columns) != len(self.ref_columns):
+            raise OperationInvalid(
+                f"AddForeignKey on {self.table}: {len(self.columns)} columns reference "
+                f"{len(self.ref_columns)} columns of {self.ref_table}")
+        self.constraint = name or f"{self.table.name}_{'_'.join(self.columns)}_fkey"
+        if on_delete is not None and on_delete.upper() not in _ACTIONS:
+            raise OperationInvalid(
+                f"AddForeignKey {self.constraint}: on_delete {on_delete!r} is not one of "
+                f"{', '.join(sorted(_ACTIONS))}")
+        self.on_delete = on_delete.upper() if on_delete else None
+
+    def _add(self) -> str:
+        return render(sql.SQL(
+            "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} NOT VALID"
+        ).format(
+            self.table.ident, sql.Identifier(self.constraint),
+            sql.SQL(", ").join(map(sql.Identifier, self.columns)), self.ref_table.ident,
+            sql.SQL(", ").join(map(sql.Identifier, self.ref_columns)),
+            sql.SQL(f" ON DELETE {self.on_delete}" if self.on_delete else ""),
+        ))
+
+    def _drop(self) -> str:
+        return render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+            self.table.ident, sql.Identifier(self.constraint)))
+
+    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        if phase is Phase.EXPAND:
+            return [SQLStep(self._add())]
+        if phase is Phase.SWITCH_READ:
+            return [SQLStep(render(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                self.table.ident, sql.Identifier(self.constraint))))]
+        return []
+
+    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        if phase is Phase.EXPAND:
+            return [SQLStep(self._drop())]
+        if phase is Phase.SWITCH_READ:
+            return [SQLStep(f"{self._drop()}; {self._add()}",
+                            description="make the foreign key NOT VALID again, in one transaction")]
+        return []
+
+    def requirements(self) -> list[Requirement]:
+        return [
+            req.table_exists(self.table),
+            req.table_exists(self.ref_table),
+            *(req.column_exists(self.table, c) for c in self.columns),
+            *(req.column_exists(self.ref_table, c) for c in self.ref_columns),
+            req.constraint_absent(self.table, self.constraint),
+        ]
+
+    def describe(self) -> str:
+        return f"add foreign key {self.constraint} on {self.table}"
