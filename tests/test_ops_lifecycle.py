@@ -1,0 +1,261 @@
+"""Lifecycle tests of the operations against real PostgreSQL, through the real engine.
+
+In the shape of pgroll's op_common_test.go: after every phase an old-version
+client (old shape only, until contract) and a new-version client (new shape
+only) write and read, and each sees the other's writes; rolling back from every
+phase before contract returns the schema exactly to where it was; contract
+leaves exactly the new shape. Any failed statement from either client fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.ops_lifecycle import Lifecycle, snapshot
+from zdmigrate.errors import OperationInvalid
+from zdmigrate.phases import WORK_PHASES, Phase
+
+Conn = psycopg.Connection[Any]
+KEYS = itertools.count(100)  # row keys unique across phases and repeated runs
+BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
+
+
+def setup(dsn: str, sql_text: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql_text)
+
+
+def one(conn: Conn, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
+def lifecycle(
+    tmp_path: Path, db_url: str, dsn: str, operations: str,
+    on_phase: Callable[[Conn, Phase], None],
+) -> None:
+    """Advance through every phase; after each, let the clients write and check."""
+    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
+    for phase in WORK_PHASES:
+        lc.advance(phase)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            on_phase(conn, phase)
+
+
+def rollbacks(
+    tmp_path: Path, db_url: str, dsn: str, operations: str,
+    on_phase: Callable[[Conn, Phase], None] | None = None,
+) -> None:
+    """From every phase before contract, roll back to pending: the schema is as before."""
+    before = snapshot(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
+    for last in BEFORE_CONTRACT:
+        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
+            lc.advance(phase)
+            if on_phase is not None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    on_phase(conn, phase)
+        lc.rollback(Phase.PENDING)
+        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+
+
+def columns(conn: Conn, table: str, schema: str = "public") -> dict[str, tuple[str, bool, str | None]]:
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped",
+        [schema, table],
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def zdm_leftovers(conn: Conn) -> list[str]:
+    """Triggers, functions and constraints zdmigrate made that are still there."""
+    rows = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'zdm\\_%%' "
+        "UNION ALL SELECT proname FROM pg_proc WHERE proname LIKE 'zdm\\_%%' "
+        "UNION ALL SELECT conname FROM pg_constraint WHERE conname LIKE 'zdm\\_%%'"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# -- RenameColumn: quoted schema, table and columns, composite key, NOT NULL + default --
+
+RENAME_SETUP = """
+CREATE SCHEMA "Shop Data";
+CREATE TABLE "Shop Data"."Order Items" (
+    order_id int, line int, "Name" text NOT NULL DEFAULT 'unnamed',
+    PRIMARY KEY (order_id, line));
+INSERT INTO "Shop Data"."Order Items" SELECT g, 0, 'seed-' || g FROM generate_series(1, 5) g;
+"""
+RENAME_OPS = '[ops.RenameColumn("Shop Data.Order Items", "Name", "select")]'
+T = '"Shop Data"."Order Items"'
+
+
+def rename_clients(conn: Conn, phase: Phase) -> None:
+    k = next(KEYS)
+    if phase < Phase.CONTRACT:
+        # old version: knows only "Name"
+        conn.execute(f'INSERT INTO {T} (order_id, line, "Name") VALUES (%s, 1, %s)', [k, f"old-{k}"])
+        conn.execute(f'UPDATE {T} SET "Name" = %s WHERE order_id = 1 AND line = 0', [f"old-upd-{k}"])
+        assert one(conn, f'SELECT "select" FROM {T} WHERE order_id = %s AND line = 1', [k]) == f"old-{k}"
+        assert one(conn, f'SELECT "select" FROM {T} WHERE order_id = 1 AND line = 0') == f"old-upd-{k}"
+    # new version: knows only "select" (the trigger lets it write from expand on)
+    conn.execute(f'INSERT INTO {T} (order_id, line, "select") VALUES (%s, 2, %s)', [k, f"new-{k}"])
+    conn.execute(f'UPDATE {T} SET "select" = %s WHERE order_id = 2 AND line = 0', [f"new-upd-{k}"])
+    if phase < Phase.CONTRACT:
+        assert one(conn, f'SELECT "Name" FROM {T} WHERE order_id = %s AND line = 2', [k]) == f"new-{k}"
+        assert one(conn, f'SELECT "Name" FROM {T} WHERE order_id = 2 AND line = 0') == f"new-upd-{k}"
+    if Phase.BACKFILL <= phase < Phase.CONTRACT:
+        assert one(conn, f'SELECT count(*) FROM {T} WHERE "Name" IS DISTINCT FROM "select"') == 0
+    if phase is Phase.CONTRACT:
+        assert columns(conn, "Order Items", "Shop Data") == {
+            "order_id": ("integer", True, None), "line": ("integer", True, None),
+            "select": ("text", True, "'unnamed'::text"),
+        }
+        conn.execute(f"INSERT INTO {T} (order_id, line) VALUES (999, 9)")
+        assert one(conn, f'SELECT "select" FROM {T} WHERE order_id = 999') == "unnamed"
+        assert zdm_leftovers(conn) == []
+
+
+def test_rename_column_lifecycle(tmp_path: Path, db_url: str, dsn: str) -> None:
+    setup(dsn, RENAME_SETUP)
+    lifecycle(tmp_path, db_url, dsn, RENAME_OPS, rename_clients)
+
+
+def test_rename_column_rollback_from_every_phase(tmp_path: Path, db_url: str, dsn: str) -> None:
+    setup(dsn, RENAME_SETUP)
+    rollbacks(tmp_path, db_url, dsn, RENAME_OPS, rename_clients)
+
+
+def test_rename_column_requirements_list_every_problem(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE users (id int PRIMARY KEY, name text, full_name text)")
+    lc = Lifecycle(tmp_path / "m", db_url,
+                   '[ops.RenameColumn("users", "name", "full_name"), '
+                   'ops.RenameColumn("people", "x", "y")]')
+    before = snapshot(dsn)
+    with pytest.raises(OperationInvalid) as info:
+        lc.advance(Phase.EXPAND)
+    assert info.value.exit_code == 2
+    problems = "\n".join(info.value.problems)
+    assert "column 'full_name' already exists in table public.users" in problems
+    assert "table public.people does not exist" in problems
+    assert snapshot(dsn) == before
+
+
+# -- ChangeColumnType ---------------------------------------------------------------
+
+RETYPE_SETUP = """
+CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                     total_cents bigint NOT NULL DEFAULT 0);
+INSERT INTO orders (total_cents) SELECT g * 101 FROM generate_series(1, 5) g;
+"""
+RETYPE_OPS = """[ops.ChangeColumnType("orders", "total_cents", sa.Numeric(12, 2), new_name="total",
+                  up="total_cents / 100.0", down="round(total * 100)::bigint")]"""
+
+
+def retype_clients(conn: Conn, phase: Phase) -> None:
+    if phase < Phase.CONTRACT:
+        oid = one(conn, "INSERT INTO orders (total_cents) VALUES (1234) RETURNING id")
+        assert str(one(conn, "SELECT total FROM orders WHERE id = %s", [oid])) == "12.34"
+        cents = next(KEYS)  # a value the row never held: a real change
+        conn.execute("UPDATE orders SET total_cents = %s WHERE id = 1", [cents])
+        assert one(conn, "SELECT total FROM orders WHERE id = 1") == Decimal(cents) / 100
+    nid = one(conn, "INSERT INTO orders (total) VALUES (5.5) RETURNING id")
+    cents = next(KEYS)
+    conn.execute("UPDATE orders SET total = %s WHERE id = 2", [Decimal(cents) / 100])
+    if phase < Phase.CONTRACT:
+        assert one(conn, "SELECT total_cents FROM orders WHERE id = %s", [nid]) == 550
+        assert one(conn, "SELECT total_cents FROM orders WHERE id = 2") == cents
+    if Phase.BACKFILL <= phase < Phase.CONTRACT:
+        assert one(conn, "SELECT count(*) FROM orders WHERE total IS DISTINCT FROM total_cents / 100.0") == 0
+    if phase is Phase.CONTRACT:
+        cols = columns(conn, "orders")
+        assert set(cols) == {"id", "total"}
+        assert cols["total"] == ("numeric(12,2)", True, "(0)::numeric(12,2)")
+        assert zdm_leftovers(conn) == []
+
+
+def test_change_column_type_lifecycle(tmp_path: Path, db_url: str, dsn: str) -> None:
+    setup(dsn, RETYPE_SETUP)
+    lifecycle(tmp_path, db_url, dsn, RETYPE_OPS, retype_clients)
+
+
+def test_change_column_type_rollback_from_every_phase(tmp_path: Path, db_url: str, dsn: str) -> None:
+    setup(dsn, RETYPE_SETUP)
+    rollbacks(tmp_path, db_url, dsn, RETYPE_OPS, retype_clients)
+
+
+# -- concurrent writers of both versions while the backfill runs ----------------------
+
+def _writers(dsn: str, stop: threading.Event, errors: list[BaseException], statements: list[str],
+             rows: int) -> list[threading.Thread]:
+    def loop(statement: str, seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                while not stop.is_set():
+                    k = rng.randint(1, rows)
+                    conn.execute(statement, {"k": k, "v": rng.randint(1, 10**6)})
+        except BaseException as exc:  # recorded: the test fails on any writer error
+            errors.append(exc)
+
+    return [threading.Thread(target=loop, args=(s, i)) for i, s in enumerate(statements)]
+
+
+@pytest.mark.parametrize("operation", ["rename", "retype"])
+def test_backfill_with_concurrent_old_and_new_writers(
+    tmp_path: Path, db_url: str, dsn: str, operation: str
+) -> None:
+    rows = 4000
+    if operation == "rename":
+        setup(dsn, "CREATE TABLE t (a int, b int, v text NOT NULL, PRIMARY KEY (a, b));"
+                   f"INSERT INTO t SELECT g, g % 7, 'v' || g FROM generate_series(1, {rows}) g")
+        ops = '[ops.RenameColumn("t", "v", "w")]'
+        statements = [
+            "UPDATE t SET v = 'old' || %(v)s WHERE a = %(k)s",
+            "UPDATE t SET w = 'new' || %(v)s WHERE a = %(k)s",
+            "INSERT INTO t (a, b, v) VALUES (%(k)s + 100000 + %(v)s, 0, 'i') ON CONFLICT DO NOTHING",
+            "INSERT INTO t (a, b, w) VALUES (%(k)s + 2000000 + %(v)s, 1, 'j') ON CONFLICT DO NOTHING",
+        ]
+        disagree = "SELECT count(*) FROM t WHERE v IS DISTINCT FROM w"
+    else:
+        setup(dsn, "CREATE TABLE t (id int PRIMARY KEY, cents bigint);"
+                   f"INSERT INTO t SELECT g, g FROM generate_series(1, {rows}) g")
+        ops = ('[ops.ChangeColumnType("t", "cents", "numeric", new_name="amount", '
+               'up="cents / 100.0", down="round(amount * 100)::bigint")]')
+        statements = [
+            "UPDATE t SET cents = %(v)s WHERE id = %(k)s",
+            "UPDATE t SET amount = %(v)s / 100.0 WHERE id = %(k)s",
+        ]
+        disagree = "SELECT count(*) FROM t WHERE amount IS DISTINCT FROM cents / 100.0"
+    lc = Lifecycle(tmp_path / "m", db_url, ops)
+    lc.advance(Phase.DUAL_WRITE)
+    stop, errors = threading.Event(), []
+    threads = _writers(dsn, stop, errors, statements, rows)
+    for t in threads:
+        t.start()
+    try:
+        lc.advance(Phase.BACKFILL)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, disagree) == 0
+    lc.advance(Phase.SWITCH_READ)  # the engine's verification agrees
