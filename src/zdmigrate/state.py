@@ -14,6 +14,9 @@ Tables (version 1):
 - ``instances``: live app instances (heartbeats, declarations, remembered sessions: v3);
 - ``run_lock``: who holds the one-run-per-database advisory lock, and since when.
 
+Version 2 adds ``backfill_ranges`` (the key range each backfill worker claimed,
+with its own cursor) and ``backfills.rows_updated`` / ``backfills.schema_name``.
+
 Warning: these functions take a psycopg connection and run in the caller's
 transaction unless they say otherwise.
 """
@@ -106,6 +109,35 @@ SCHEMA_VERSIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        2,
+        [
+            # backfill workers: each claims a disjoint key range; the range's cursor
+            # is saved in the same transaction as the batch it covers
+            """CREATE TABLE {schema}.backfill_ranges (
+                migration_id text NOT NULL,
+                step_key text NOT NULL,
+                range_no int NOT NULL,
+                lower_key jsonb,
+                upper_key jsonb,
+                cursor jsonb,
+                status text NOT NULL DEFAULT 'claimed' CHECK (status IN ('claimed','done')),
+                owner text NOT NULL,
+                owner_pid int NOT NULL,
+                owner_started timestamptz,
+                heartbeat timestamptz NOT NULL DEFAULT now(),
+                rows_done bigint NOT NULL DEFAULT 0,
+                rows_updated bigint NOT NULL DEFAULT 0,
+                batches int NOT NULL DEFAULT 0,
+                PRIMARY KEY (migration_id, step_key, range_no),
+                FOREIGN KEY (migration_id, step_key)
+                    REFERENCES {schema}.backfills (migration_id, step_key) ON DELETE CASCADE
+            )""",
+            """ALTER TABLE {schema}.backfills
+                ADD COLUMN rows_updated bigint NOT NULL DEFAULT 0,
+                ADD COLUMN schema_name text""",
+        ],
+    ),
+    (
         3,
         [
             # fleet: sessions seen in pg_stat_activity are remembered for a TTL, so
@@ -152,12 +184,17 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
                 "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             ).format(ident)
         )
-        row = conn.execute(
-            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(ident)
-        ).fetchone()
-        current = int(row[0]) if row else 0
-        for version, statements in SCHEMA_VERSIONS:
-            if version <= current:
+        # versions are numbered ahead by the people who write them and may land out
+        # of order: apply every version not applied yet, not only those above the max
+        applied = {
+            int(r[0])
+            for r in conn.execute(
+                sql.SQL("SELECT version FROM {}.schema_version").format(ident)
+            ).fetchall()
+        }
+        current = max(applied, default=0)
+        for version, statements in sorted(SCHEMA_VERSIONS, key=lambda v: v[0]):
+            if version in applied:
                 continue
             for statement in statements:
                 conn.execute(sql.SQL(statement).format(schema=ident))  # type: ignore[arg-type]
@@ -165,7 +202,7 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
                 sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
                 [version],
             )
-            current = version
+            current = max(current, version)
     return current
 
 

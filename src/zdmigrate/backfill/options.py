@@ -1,0 +1,112 @@
+"""The knobs of a backfill run, validated once: batch sizing, throttles, workers' leases.
+
+They come from a step's ``options`` (written in the migration file), overridden
+by keyword arguments to `run_backfill` (the CLI flags). An unknown or malformed
+option is a `BadInput` naming the option, before anything runs.
+
+    BackfillOptions.from_mapping({"target_batch_ms": 150, "max_rows_per_second": 5000})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from zdmigrate.errors import BadInput
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    #: Rows in the first batch; later batches adapt to `target_batch_ms`.
+    batch_size: int = 1000
+    min_batch_size: int = 10
+    max_batch_size: int = 50_000
+    #: The duration one batch transaction should take, milliseconds. Row locks of a
+    #: batch are held this long, so it bounds how long an app write may wait.
+    target_batch_ms: float = 150.0
+    #: Rows a worker claims at once (a key range), which other workers then skip.
+    chunk_rows: int = 50_000
+    #: 0 = no limit. Per process (shared by its workers).
+    max_rows_per_second: float = 0.0
+    #: Pause while replication lag exceeds this, seconds (0 = do not check).
+    max_replication_lag: float = 10.0
+    #: Read the lag from this standby (``pg_last_xact_replay_timestamp``) instead of
+    #: ``pg_stat_replication`` on the primary.
+    replica_dsn: str | None = None
+    #: Check the lag at most this often, seconds.
+    lag_check_interval: float = 1.0
+    #: SET LOCAL lock_timeout of a batch, milliseconds; a batch that waits longer for
+    #: an app's row lock is rolled back, made smaller, and retried after a backoff.
+    lock_timeout_ms: float = 500.0
+    #: SET LOCAL statement_timeout of a batch, milliseconds (0 = none).
+    statement_timeout_ms: float = 30_000.0
+    #: A claimed range whose worker has not written for this long is taken over,
+    #: seconds. (A range whose worker's connection is gone is taken over at once.)
+    lease_seconds: float = 60.0
+    #: How often an idle worker looks again for paused state, dead workers' ranges.
+    poll_interval: float = 0.5
+    #: Wait while an operator has paused the backfill (False: return at once).
+    wait_when_paused: bool = True
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "backfill") -> BackfillOptions:
+        """Options from a mapping; None values are ignored; `where` names the source."""
+        known = {f.name: f for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None:
+                continue
+            if name not in known:
+                raise BadInput(
+                    f"{where}: unknown backfill option {name!r}",
+                    hint="known options: " + ", ".join(sorted(known)),
+                )
+            default = getattr(cls, name)
+            changes[name] = _coerce(name, value, default, where)
+        options = replace(cls(), **changes)
+        options._check(where)
+        return options
+
+    def _check(self, where: str) -> None:
+        if not self.min_batch_size <= self.batch_size <= self.max_batch_size:
+            raise BadInput(
+                f"{where}: batch sizes must satisfy min_batch_size <= batch_size <= "
+                f"max_batch_size (got {self.min_batch_size}, {self.batch_size}, "
+                f"{self.max_batch_size})"
+            )
+        for name in ("min_batch_size", "chunk_rows"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"{where}: {name} must be at least 1")
+        if self.target_batch_ms <= 0:
+            raise BadInput(f"{where}: target_batch_ms must be positive")
+        if self.lease_seconds <= 0:
+            raise BadInput(f"{where}: lease_seconds must be positive")
+
+
+def _coerce(name: str, value: Any, default: Any, where: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError(value)
+            number = int(float(value))
+        elif isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)  # type: ignore[assignment]
+        else:
+            return str(value)
+    except (TypeError, ValueError):
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise BadInput(f"{where}: backfill option {name}={value!r} must be {kind}") from None
+    if number < 0:
+        raise BadInput(f"{where}: backfill option {name}={value!r} must not be negative")
+    return number

@@ -1,0 +1,400 @@
+"""Run or resume one backfill step: workers, each batch one short transaction.
+
+`run_backfill` opens its own connections (one per worker thread) from the
+settings' database URL, so it is safe to call while the caller holds a
+connection of its own. Each batch: lock and check the worker's range, find the
+batch's last key, ``UPDATE ... WHERE key in (cursor, last] AND (where)``, save
+the cursor, commit. A kill at any moment loses at most the batch in flight, and
+that batch rolls back with its cursor. Memory does not grow with the table: no
+row is ever brought into the process, only keys of batch boundaries.
+
+Warning: the UPDATE holds its rows' locks until the batch commits; batches are
+sized to `target_batch_ms` so an app write waits at most about one batch. A
+batch that waits on an app's lock longer than `lock_timeout_ms` rolls back and
+retries smaller, after a backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from zdmigrate.backfill.claims import Claim, Claims, ClaimState, RangeLost, Totals
+from zdmigrate.backfill.keys import (
+    TableKey,
+    TableRef,
+    estimated_rows,
+    find_key,
+    resolve_table,
+    table_blocks,
+    where_written,
+)
+from zdmigrate.backfill.options import BackfillOptions
+from zdmigrate.backfill.progress import ProgressMeter, Reporter
+from zdmigrate.backfill.sizing import BatchSizer
+from zdmigrate.backfill.throttle import (
+    Backoff,
+    LagSource,
+    LagThrottle,
+    PrimaryLag,
+    RateLimiter,
+    ReplicaLag,
+)
+from zdmigrate.backfill.verify import Verification, verify_backfill
+from zdmigrate.backfill.walkers import BlockWalker, KeysetWalker, Walker, key_text
+from zdmigrate.config import Settings, redact_url
+from zdmigrate.errors import (
+    BadInput,
+    ConfigError,
+    DatabaseUnreachable,
+    LockRetriesExhausted,
+    StepFailed,
+)
+from zdmigrate.state import ensure_schema
+from zdmigrate.steps import BackfillStep
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What a run did. `rows_done`/`rows_updated` count every worker of every run."""
+
+    migration_id: str
+    step_key: str
+    table: str
+    key: str
+    #: done, paused (an operator paused it and wait_when_paused is off), stopped
+    status: str
+    rows_done: int
+    rows_updated: int
+    rows_total: int | None
+    #: Batches this call committed.
+    batches: int
+    elapsed: float
+    verification: Verification | None = None
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "migration_id": self.migration_id, "step_key": self.step_key, "table": self.table,
+            "key": self.key, "status": self.status, "rows_done": self.rows_done,
+            "rows_updated": self.rows_updated, "rows_total": self.rows_total,
+            "batches": self.batches, "elapsed": round(self.elapsed, 3),
+            "verification": self.verification.as_dict() if self.verification else None,
+        }
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A connection for backfill work: autocommit (explicit short transactions), no
+    server-side prepared statements (poolers), ISO dates so key text round-trips."""
+    try:
+        conn = psycopg.connect(
+            url, autocommit=True, prepare_threshold=None, application_name="zdmigrate-backfill"
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable(
+            f"cannot connect to {redact_url(url)}: {str(exc).strip()}"
+        ) from None
+    conn.execute("SET DateStyle = 'ISO, YMD'")
+    conn.execute("SET IntervalStyle = 'postgres'")
+    conn.execute("SET extra_float_digits = 3")
+    return conn
+
+
+def run_backfill(
+    settings: Settings,
+    *,
+    migration_id: str,
+    step: BackfillStep,
+    workers: int = 1,
+    reporter: Reporter | None = None,
+    lag_source: LagSource | None = None,
+    stop: threading.Event | None = None,
+    verify: bool = True,
+    **options: Any,
+) -> BackfillResult:
+    """Run or resume the backfill `step` of `migration_id` until every range is done.
+
+    Several calls (in threads, processes or on other machines) on the same step
+    cooperate. `options` override the step's own options (see `BackfillOptions`);
+    `lag_source` replaces the replication-lag check; setting `stop` makes the
+    workers finish their batch in flight and return (status ``stopped``).
+
+        result = run_backfill(settings, migration_id="0003_email_lower", step=step,
+                              workers=4, max_rows_per_second=20_000)
+        assert result.done and result.verification.mismatches == 0
+    """
+    where = where_written(step)
+    if workers < 1:
+        raise BadInput(f"{where}: workers must be at least 1 (got {workers})")
+    merged = {**dict(step.options), **{k: v for k, v in options.items() if v is not None}}
+    opts = BackfillOptions.from_mapping(merged, where=where)
+    if not settings.database_url:
+        raise ConfigError(
+            "no database URL: pass --database-url or set ZDMIGRATE_DATABASE_URL"
+        )
+    url = settings.database_url
+    started = time.monotonic()
+    stop = stop or threading.Event()
+
+    with connect(url) as conn:
+        ensure_schema(conn, settings.state_schema)
+        table = resolve_table(conn, step)
+        key = find_key(conn, table)
+        walker = _walker(conn, table, key, step)
+        try:
+            walker.validate(conn)
+        except psycopg.Error as exc:
+            raise BadInput(
+                f"{where}: the backfill of {table} does not compile: "
+                f"{str(exc).strip().splitlines()[0]}",
+                hint="check the set/where expressions against the table's columns",
+            ) from None
+        claims = Claims(settings.state_schema, migration_id, step.key, "setup", opts.lease_seconds)
+        cursor: dict[str, Any] = {"mode": walker.mode, "key": list(key.columns)}
+        if isinstance(walker, BlockWalker):
+            cursor["end_block"] = walker.end_block
+        row = claims.open(
+            conn, table_name=table.name, schema_name=table.schema, cursor=cursor,
+            rows_total=estimated_rows(conn, table), batch_size=opts.batch_size,
+        )
+        stored = row.cursor
+        if stored.get("mode") != walker.mode or stored.get("key") != list(key.columns):
+            raise BadInput(
+                f"{where}: the backfill of {table} was started walking by "
+                f"{stored.get('mode')} {stored.get('key')}, but the table's key is now "
+                f"{key.describe()}",
+                hint="the key changed between runs; delete its row from "
+                f"{settings.state_schema}.backfills to start over",
+            )
+        if isinstance(walker, BlockWalker) and "end_block" in stored:
+            walker.end_block = int(stored["end_block"])
+
+    meter = ProgressMeter(
+        reporter, migration_id=migration_id, table=str(table), workers=workers,
+        rows_done=row.rows_done, rows_updated=row.rows_updated, rows_total=row.rows_total,
+    )
+    status = row.status
+    errors: list[BaseException] = []
+    if status != "done":
+        meter.note("start", f"walking by {key.describe()}, {workers} worker(s)")
+        source = lag_source
+        if source is None and opts.max_replication_lag > 0:
+            source = ReplicaLag(opts.replica_dsn) if opts.replica_dsn else PrimaryLag(url)
+        shared = _Shared(
+            url=url, settings=settings, migration_id=migration_id, step=step, table=table,
+            walker=walker, opts=opts, meter=meter, stop=stop,
+            lag=LagThrottle(source, opts.max_replication_lag, opts.lag_check_interval),
+            rate=RateLimiter(opts.max_rows_per_second), errors=errors,
+        )
+        threads = [
+            threading.Thread(target=_Worker(shared, i).run, name=f"zdmigrate-backfill-{i}")
+            for i in range(workers)
+        ]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            stop.set()
+            for t in threads:
+                t.join()
+        finally:
+            shared.lag.close()
+        if errors:
+            stop.set()
+            raise errors[0]
+
+    with connect(url) as conn:
+        final = claims.read(conn)
+        assert final is not None
+        verification = None
+        if final.status == "done" and verify:
+            verification = verify_backfill(conn, step)
+    if final.status == "done":
+        outcome = "done"
+    elif final.status == "paused" and not stop.is_set():
+        outcome = "paused"
+    else:
+        outcome = "stopped"
+    message = None
+    if verification is not None and not verification.ok:
+        message = f"{verification.mismatches} row(s) still disagree: {verification.describe_keys()}"
+    meter.finish(outcome, final.rows_done, final.rows_updated, message)
+    return BackfillResult(
+        migration_id=migration_id, step_key=step.key, table=str(table), key=key.describe(),
+        status=outcome, rows_done=final.rows_done, rows_updated=final.rows_updated,
+        rows_total=final.rows_total, batches=meter.batches,
+        elapsed=time.monotonic() - started, verification=verification,
+    )
+
+
+def _walker(
+    conn: psycopg.Connection[Any], table: TableRef, key: TableKey, step: BackfillStep
+) -> Walker:
+    if key.kind == "ctid":
+        blocks, per_block = table_blocks(conn, table)
+        return BlockWalker(table, step, end_block=blocks, rows_per_block=per_block)
+    return KeysetWalker(table, key, step)
+
+
+@dataclass
+class _Shared:
+    url: str
+    settings: Settings
+    migration_id: str
+    step: BackfillStep
+    table: TableRef
+    walker: Walker
+    opts: BackfillOptions
+    meter: ProgressMeter
+    stop: threading.Event
+    lag: LagThrottle
+    rate: RateLimiter
+    errors: list[BaseException]
+
+
+class _Worker:
+    def __init__(self, shared: _Shared, index: int) -> None:
+        self.s = shared
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:8]}"
+        opts = shared.opts
+        self.sizer = BatchSizer(
+            opts.batch_size, opts.min_batch_size, opts.max_batch_size, opts.target_batch_ms / 1000
+        )
+        settings = shared.settings
+        self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max,
+                               settings.retry_budget)
+
+    def run(self) -> None:
+        try:
+            with connect(self.s.url) as conn:
+                self._loop(conn)
+        except BaseException as exc:  # reported by run_backfill in the main thread
+            self.s.errors.append(exc)
+            self.s.stop.set()
+
+    def _loop(self, conn: psycopg.Connection[Any]) -> None:
+        s = self.s
+        claims = Claims(
+            s.settings.state_schema, s.migration_id, s.step.key, self.owner, s.opts.lease_seconds
+        )
+        while not s.stop.is_set():
+            got = claims.claim(conn, s.walker, s.opts.chunk_rows)
+            if got is ClaimState.FINISHED:
+                return
+            if got is ClaimState.PAUSED:
+                s.meter.note("paused", "paused by an operator", state="operator")
+                if not s.opts.wait_when_paused:
+                    return
+                s.stop.wait(s.opts.poll_interval)
+                continue
+            s.meter.note("resumed", state="operator")
+            if got is ClaimState.WAIT:
+                s.stop.wait(s.opts.poll_interval)
+                continue
+            assert isinstance(got, Claim)
+            if got.taken_over:
+                s.meter.note("progress", f"took over range {got.range_no} from a dead worker")
+            if not self._work(conn, claims, got):
+                return
+
+    def _work(self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim) -> bool:
+        """Batches of one range; False when this worker should stop."""
+        s = self.s
+        while not s.stop.is_set():
+            s.lag.wait(
+                s.stop, s.opts.poll_interval,
+                on_pause=lambda lag: s.meter.note(
+                    "throttled", f"replication lag {lag:.1f}s > {s.opts.max_replication_lag}s",
+                    state="lag"),
+                on_resume=lambda: s.meter.note("unthrottled", state="lag"),
+                keepalive=lambda: claims.heartbeat(conn, claim),
+            )
+            if s.stop.is_set():
+                return False
+            size = self.sizer.size
+            began = time.monotonic()
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT set_config('lock_timeout', %s, true), "
+                        "set_config('statement_timeout', %s, true)",
+                        [f"{int(s.opts.lock_timeout_ms)}ms", f"{int(s.opts.statement_timeout_ms)}ms"],
+                    )
+                    claims.fence(conn, claim)
+                    outcome = s.walker.batch(conn, claim.cursor, claim.upper, size)
+                    totals = claims.save_batch(conn, claim, outcome)
+            except RangeLost:
+                s.meter.note("range-lost", f"range {claim.range_no} was taken over")
+                return True
+            except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled,
+                    pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
+                self._back_off(exc, claim)
+                continue
+            except psycopg.Error as exc:
+                raise StepFailed(
+                    f"{where_written(s.step)}: backfill batch of {s.table} after key "
+                    f"{key_text(claim.cursor) if isinstance(claim.cursor, list) else claim.cursor} "
+                    f"failed: {str(exc).strip().splitlines()[0]}",
+                    hint="nothing of this batch was applied; fix the cause and run again",
+                ) from None
+            self.backoff.succeeded()
+            self.sizer.observe(outcome.scanned, time.monotonic() - began)
+            claim.cursor = outcome.end
+            if outcome.scanned:
+                s.meter.batch(totals.rows_done, totals.rows_updated, totals.rows_total, size)
+            s.rate.pace(outcome.scanned, s.stop)
+            if totals.status == "paused" and not self._wait_resumed(conn, claims, claim, totals):
+                return False
+            if outcome.range_done:
+                return True
+        return False
+
+    def _back_off(self, exc: psycopg.Error, claim: Claim) -> None:
+        s = self.s
+        size = self.sizer.shrink()
+        delay = self.backoff.failed()
+        what = "serialization failure"
+        if isinstance(exc, pgerrors.LockNotAvailable):
+            what = "lock timeout (an app transaction holds a row)"
+        elif isinstance(exc, pgerrors.QueryCanceled):
+            what = "statement timeout"
+        elif isinstance(exc, pgerrors.DeadlockDetected):
+            what = "deadlock with an app transaction"
+        if delay is None:
+            raise LockRetriesExhausted(
+                f"{where_written(s.step)}: backfill of {s.table} kept failing with {what} "
+                f"for more than {s.settings.retry_budget:g}s",
+                hint="progress is saved; run `zdmigrate backfill` again later",
+            )
+        s.meter.note("lock-timeout", f"{what}; retrying with batch size {size} in {delay:.2f}s")
+        s.stop.wait(delay)
+
+    def _wait_resumed(
+        self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim, totals: Totals
+    ) -> bool:
+        s = self.s
+        s.meter.note("paused", "paused by an operator", state="operator")
+        if not s.opts.wait_when_paused:
+            return False
+        while not s.stop.is_set():
+            claims.heartbeat(conn, claim)
+            if claims.status(conn) != "paused":
+                s.meter.note("resumed", state="operator")
+                return True
+            s.stop.wait(s.opts.poll_interval)
+        return False
