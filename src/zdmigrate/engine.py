@@ -29,6 +29,7 @@ from zdmigrate.errors import (
     BadInput,
     Blocker,
     MigrationChanged,
+    OperationalError,
     OperationInvalid,
     PhaseRefused,
     RunLocked,
@@ -95,21 +96,13 @@ def check_backfill_verified(ctx: CheckContext) -> list[Blocker]:
             continue
         try:
             result = backfill.verify_backfill(ctx.conn, step)
-        except psycopg.Error as exc:
+        except (psycopg.Error, BadInput) as exc:
             ctx.conn.rollback() if not ctx.conn.autocommit else None
             blockers.append(Blocker("backfill-unverified", f"cannot verify {step.qualified_table}: {exc}"))
             continue
-        if result.mismatches:
-            keys = ", ".join(map(str, result.sample_keys))
-            blockers.append(
-                Blocker(
-                    "backfill-unverified",
-                    f"{result.mismatches} row(s) of {step.qualified_table} disagree between the "
-                    f"old and the new shape (e.g. keys {keys}); run the backfill again",
-                    {"table": step.qualified_table, "mismatches": result.mismatches,
-                     "sample_keys": list(result.sample_keys)},
-                )
-            )
+        blocker = result.blocker(ctx.migration.id)
+        if blocker is not None:
+            blockers.append(blocker)
     return blockers
 
 
@@ -425,8 +418,13 @@ def _run_steps(
                 run.log(f"  {phase} step {index + 1}: backfill {step.qualified_table}")
                 result = backfill.run_backfill(
                     run.settings, migration_id=migration.id, step=step,
-                    reporter=None,
+                    reporter=backfill.PlainReporter(write=run.log),
                 )
+                if not result.done:
+                    raise OperationalError(
+                        f"backfill of {step.qualified_table} {result.status} before the end",
+                        hint=f"resume it with `zdmigrate backfill {migration.id}`",
+                    )
                 run.log(f"  backfilled {result.rows_done} row(s) of {step.qualified_table}")
             with run.conn.transaction():
                 record(run.conn)

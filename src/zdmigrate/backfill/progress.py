@@ -187,11 +187,18 @@ class _ContextReporter:
 
 
 class PlainReporter(_ContextReporter):
-    """Log lines: every event but progress at once, progress every `interval` seconds."""
+    """Log lines: every event but progress at once, progress every `interval` seconds.
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 5.0) -> None:
+    Lines go to `stream`, or to `write` when given (e.g. the engine's log).
+    """
+
+    def __init__(
+        self, stream: TextIO | None = None, interval: float = 5.0,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.interval = interval
+        self.write = write
         self._last = float("-inf")
         self._lock = threading.Lock()
 
@@ -202,7 +209,10 @@ class PlainReporter(_ContextReporter):
                 if now - self._last < self.interval:
                     return
                 self._last = now
-            print(describe(event), file=self.stream, flush=True)
+            if self.write is not None:
+                self.write(describe(event))
+            else:
+                print(describe(event), file=self.stream, flush=True)
 
 
 class JsonReporter(PlainReporter):

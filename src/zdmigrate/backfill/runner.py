@@ -51,9 +51,9 @@ from zdmigrate.backfill.throttle import (
 from zdmigrate.backfill.verify import Verification, verify_backfill
 from zdmigrate.backfill.walkers import BlockWalker, KeysetWalker, Walker, key_text
 from zdmigrate.config import Settings, redact_url
+from zdmigrate.db import normalize_url
 from zdmigrate.errors import (
     BadInput,
-    ConfigError,
     DatabaseUnreachable,
     LockRetriesExhausted,
     StepFailed,
@@ -100,12 +100,12 @@ def connect(url: str) -> psycopg.Connection[Any]:
     server-side prepared statements (poolers), ISO dates so key text round-trips."""
     try:
         conn = psycopg.connect(
-            url, autocommit=True, prepare_threshold=None, application_name="zdmigrate-backfill"
+            normalize_url(url), autocommit=True, prepare_threshold=None,
+            application_name="zdmigrate-backfill", connect_timeout=10,
         )
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {str(exc).strip()}"
-        ) from None
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnreachable(f"cannot connect to {redact_url(url)}: {reason}") from None
     conn.execute("SET DateStyle = 'ISO, YMD'")
     conn.execute("SET IntervalStyle = 'postgres'")
     conn.execute("SET extra_float_digits = 3")
@@ -140,11 +140,7 @@ def run_backfill(
         raise BadInput(f"{where}: workers must be at least 1 (got {workers})")
     merged = {**dict(step.options), **{k: v for k, v in options.items() if v is not None}}
     opts = BackfillOptions.from_mapping(merged, where=where)
-    if not settings.database_url:
-        raise ConfigError(
-            "no database URL: pass --database-url or set ZDMIGRATE_DATABASE_URL"
-        )
-    url = settings.database_url
+    url = settings.require_database()
     started = time.monotonic()
     stop = stop or threading.Event()
 
@@ -209,9 +205,11 @@ def run_backfill(
                 while t.is_alive():
                     t.join(0.2)
         except KeyboardInterrupt:
+            # let the batches in flight finish or roll back, then tell the caller
             stop.set()
             for t in threads:
                 t.join()
+            raise
         finally:
             shared.lag.close()
         if errors:

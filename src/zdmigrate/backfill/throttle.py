@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import psycopg
 
 from zdmigrate.config import redact_url
+from zdmigrate.db import normalize_url
 from zdmigrate.errors import DatabaseUnreachable
 
 
@@ -38,7 +39,7 @@ class _QueryLag:
     def lag_seconds(self) -> float:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.dsn, autocommit=True)
+                self._conn = psycopg.connect(normalize_url(self.dsn), autocommit=True)
             row = self._conn.execute(self.query).fetchone()
         except psycopg.OperationalError as exc:
             self.close()

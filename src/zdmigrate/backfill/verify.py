@@ -50,10 +50,10 @@ class Verification:
         if self.ok:
             return None
         return Blocker(
-            "backfill-verification",
-            f"{self.mismatches} row(s) of {self.table} disagree with the new shape "
-            f"(e.g. {self.describe_keys()}); run `zdmigrate backfill {migration_id}` again, "
-            "or check that every app version writes both shapes",
+            "backfill-unverified",
+            f"{self.mismatches} row(s) of {self.table} disagree between the old and the new "
+            f"shape (e.g. {self.describe_keys()}); run `zdmigrate backfill {migration_id}` "
+            "again, and check that every app version writes both shapes",
             {"table": self.table, "mismatches": self.mismatches, "sample_keys": self.sample_keys},
         )
 
