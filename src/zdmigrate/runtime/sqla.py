@@ -74,7 +74,9 @@ def mirror(model: type[Any], dw: DualWrite) -> DualWrite:
             raise ValueError(f"mirror({model.__name__}): {old!r} is not a mapped column attribute")
         if new not in mapper.attrs:
             old_column = mapper.columns[old]
-            new_column = Column(new, old_column.type, nullable=True)
+            # evaluates_none: an unset attribute is left out of INSERT, not sent as NULL
+            # (before expand the column does not exist yet)
+            new_column = Column(new, old_column.type.evaluates_none(), nullable=True)
             mapper.local_table.append_column(new_column)  # type: ignore[attr-defined]
             mapper.add_property(new, deferred(new_column))
     pairs = list(dw.columns.items())
