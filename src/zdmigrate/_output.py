@@ -63,6 +63,10 @@ def status_text(statuses: Sequence[MigrationStatus]) -> None:
         progress = "\n".join(
             f"{b['table_name']}: {b['rows_done']} rows, {b['status']}" for b in s.backfills
         ) or "-"
+        if s.shadow_reads:
+            shadow = (f"shadow reads: {s.shadow_reads['compared']} compared, "
+                      f"{s.shadow_reads['mismatched']} mismatched")
+            progress = shadow if progress == "-" else f"{progress}\n{shadow}"
         table.add_row(s.id, s.phase.value, s.next.value if s.next else "(complete)", blocked,
                       progress)
     Console(width=160 if not sys.stdout.isatty() else None).print(table)

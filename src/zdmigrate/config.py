@@ -47,6 +47,9 @@ class Settings:
     retry_backoff: float = 0.2
     #: Longest single backoff, seconds.
     retry_backoff_max: float = 5.0
+    #: Opt-in switch-read check: the live app instances (zdmigrate.runtime) must have
+    #: compared rows in both shapes for at least this long with no mismatch, seconds (0 = off).
+    shadow_read_window: float = 0.0
     #: The schema holding zdmigrate's own tables in the target database.
     state_schema: str = "zdmigrate"
     #: Who is acting, recorded in the phase log (default: OS user@host).
@@ -139,6 +142,7 @@ _DURATIONS = {
     "retry_budget",
     "retry_backoff",
     "retry_backoff_max",
+    "shadow_read_window",
 }
 _FIELD_NAMES = {f.name for f in fields(Settings)} - {"extra", "config_file"}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")

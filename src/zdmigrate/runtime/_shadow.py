@@ -5,8 +5,8 @@ the count starts again, because mismatches before the backfill (rows not yet
 copied) say nothing about the data at switch-read time. A snapshot rides on
 each heartbeat in ``instances.info``::
 
-    {"shadow_reads": {"0002_rename": {"compared": 120, "mismatched": 0,
-                                      "phase": "backfill", "since": "2024-...Z"}}}
+    {"shadow_reads": {"0002_rename": {"compared": 120, "mismatched": 0, "phase": "backfill",
+                                      "since": "2024-...", "last_mismatch": null}}}
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class _Count:
     since: datetime
     compared: int = 0
     mismatched: int = 0
+    last_mismatch: datetime | None = None
 
 
 class ShadowReadCounts:
@@ -41,6 +42,7 @@ class ShadowReadCounts:
             count.compared += 1
             if not matched:
                 count.mismatched += 1
+                count.last_mismatch = datetime.now(timezone.utc)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """The counts as heartbeats carry them (JSON-ready)."""
@@ -51,6 +53,7 @@ class ShadowReadCounts:
                     "mismatched": c.mismatched,
                     "phase": c.phase.value,
                     "since": c.since.isoformat(),
+                    "last_mismatch": c.last_mismatch.isoformat() if c.last_mismatch else None,
                 }
                 for migration, c in self._counts.items()
             }
