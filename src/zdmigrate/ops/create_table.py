@@ -42,8 +42,11 @@ class CreateTable(Operation):
         if not columns or not all(isinstance(c, sa.Column) for c in columns):
             raise OperationInvalid(
                 f"CreateTable {self.table}: give the columns as sqlalchemy.Column objects")
+        # unqualified foreign-key targets ("orders.id") resolve in the new table's schema
+        metadata = sa.MetaData(schema=self.table.schema)
         self._sa_table = sa.Table(
-            self.table.name, sa.MetaData(), *columns, *constraints, schema=self.table.schema)
+            self.table.name, metadata, *columns, *constraints, schema=self.table.schema)
+        _stub_referenced_tables(metadata, self._sa_table, self.table.schema)
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is not Phase.EXPAND:
@@ -64,3 +67,27 @@ class CreateTable(Operation):
 
     def describe(self) -> str:
         return f"create table {self.table}"
+
+
+def _stub_referenced_tables(metadata: sa.MetaData, table: sa.Table, schema: str) -> None:
+    """Give each table a foreign key names a stand-in, so SQLAlchemy can compile REFERENCES.
+
+    An unqualified target (``"orders.id"``) is taken to be in the new table's own
+    schema, and rendered qualified, so the DDL never depends on search_path.
+    """
+    for fk in table.foreign_keys:
+        spec = fk._get_colspec()
+        if not isinstance(spec, str):
+            continue
+        parts = spec.split(".")
+        if len(parts) not in (2, 3):
+            raise OperationInvalid(f"CreateTable {table.name}: foreign key target {spec!r} "
+                                   "is not 'table.column' or 'schema.table.column'")
+        target_schema = parts[0] if len(parts) == 3 else schema
+        name, column = parts[-2], parts[-1]
+        key = f"{target_schema}.{name}"
+        target = metadata.tables.get(key)
+        if target is None:
+            target = sa.Table(name, metadata, schema=target_schema)
+        if column not in target.c:
+            target.append_column(sa.Column(column, sa.Integer))

@@ -1,0 +1,11 @@
+"""Every product has a currency: EUR unless said otherwise."""
+
+from zdmigrate import ops
+
+revision = "0011_products_currency"
+down_revision = "0010_order_items_keys"
+
+operations = [
+    ops.SetDefault("products", "currency", "'EUR'"),
+    ops.SetNotNull("products", "currency", fill="'EUR'"),
+]

@@ -1,0 +1,10 @@
+"""Prices are positive; a zero or negative price written by an old version becomes 0.01."""
+
+from zdmigrate import ops
+
+revision = "0012_products_price_positive"
+down_revision = "0011_products_currency"
+
+operations = [
+    ops.AddCheck("products", "products_price_positive", "price > 0", fix={"price": "0.01"}),
+]

@@ -1,0 +1,12 @@
+"""Product descriptions are called details now.
+
+Both names work until contract: old versions write description, new versions
+details, and the two-way trigger keeps them equal.
+"""
+
+from zdmigrate import ops
+
+revision = "0020_products_details"
+down_revision = "0019_retire_saved_items"
+
+operations = [ops.RenameColumn("products", "description", "details")]
