@@ -209,10 +209,10 @@ def live_instances(
     """
     fleet_settings = fleet_settings or FleetSettings()
     sessions = session_instances(conn, fleet_settings)
-    ready = _instances_table_version(conn, schema)
-    if remember_sessions and sessions and ready >= _SESSION_SCHEMA_VERSION:
+    exists, sessions_allowed = _instances_table(conn, schema)
+    if remember_sessions and sessions and sessions_allowed:
         _remember(conn, schema, sessions)
-    stored = stored_instances(conn, schema) if ready else []
+    stored = stored_instances(conn, schema) if exists else []
     seen = {(i.app, i.instance_id) for i in stored}
     merged = stored + [s for s in sessions if (s.app, s.instance_id) not in seen]
     if app is not None:
@@ -282,7 +282,7 @@ def session_instances(
 
 def stored_instances(conn: psycopg.Connection[Any], schema: str) -> list[Instance]:
     """Rows of ``instances`` whose TTL has not run out (database clock)."""
-    if not _instances_table_version(conn, schema):
+    if not _instances_table(conn, schema)[0]:
         return []
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
@@ -314,23 +314,24 @@ def _instance(row: Mapping[str, Any]) -> Instance:
     )
 
 
-def _instances_table_version(conn: psycopg.Connection[Any], schema: str) -> int:
-    """0 when there is no instances table; else the state schema's version."""
+def _instances_table(conn: psycopg.Connection[Any], schema: str) -> tuple[bool, bool]:
+    """(the instances table exists, it may hold source='session' rows: schema version 3)."""
     row = conn.execute(
         "SELECT to_regclass(format('%%I.instances', %s::text)) IS NOT NULL, "
         "to_regclass(format('%%I.schema_version', %s::text)) IS NOT NULL",
         [schema, schema],
     ).fetchone()
     if not row or not row[0]:
-        return 0
+        return False, False
     if not row[1]:
-        return 1
-    version = conn.execute(
-        sql.SQL("SELECT coalesce(max(version), 1) FROM {}").format(
+        return True, False
+    found = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE version = %s)").format(
             sql.Identifier(schema, "schema_version")
-        )
+        ),
+        [_SESSION_SCHEMA_VERSION],
     ).fetchone()
-    return int(version[0]) if version else 1
+    return True, bool(found and found[0])
 
 
 def _remember(conn: psycopg.Connection[Any], schema: str, sessions: Sequence[Instance]) -> None:
