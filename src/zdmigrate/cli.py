@@ -199,6 +199,18 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
     _print_transitions(transitions, fmt)
 
 
+@cli.command()
+@global_options
+def demo(**kwargs: Any) -> None:
+    """Run the example migrations through every phase on an embedded PostgreSQL."""
+    settings, fmt = settings_from(kwargs)
+    statuses = commands.demo(settings, log=_output.log_line)
+    if formats(fmt) == "json":
+        _output.emit_json({"migrations": [s.as_dict() for s in statuses]})
+    else:
+        _output.status_text(statuses)
+
+
 def _print_transitions(transitions: list[Any], fmt: str) -> None:
     if fmt == "json":
         _output.emit_json({"transitions": [t.as_dict() for t in transitions]})

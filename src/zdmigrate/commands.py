@@ -221,3 +221,33 @@ def _check_version(version: str) -> None:
 def gate(settings: Settings, *, app: str, version: str) -> gate_module.GateAnswer:
     """May `version` of `app` go out now? Lints offline; checks phases with a database."""
     return gate_module.run_gate(settings, app=app, version=version)
+
+def example_migrations() -> Path:
+    """The `migrations_example` directory of a source checkout."""
+    candidates = [Path.cwd() / "migrations_example",
+                  Path(__file__).resolve().parents[2] / "migrations_example"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise BadInput("cannot find migrations_example/",
+                   hint="run the demo from a checkout of zdmigrate, or pass --migrations DIR")
+
+
+def demo(settings: Settings, *, log: Log = lambda m: None) -> list[MigrationStatus]:
+    """Run every example migration through all its phases, on an embedded PostgreSQL
+    unless a database URL is given; returns the final status."""
+    from zdmigrate.embedded import embedded_postgres
+
+    if settings.migrations == Path("migrations") and not settings.migrations.is_dir():
+        settings = settings.with_(migrations=example_migrations())
+    if settings.database_url:
+        return _demo_run(settings, log)
+    with embedded_postgres() as url:
+        log(f"started an embedded PostgreSQL ({url.split('?')[0]})")
+        return _demo_run(settings.with_(database_url=url), log)
+
+
+def _demo_run(settings: Settings, log: Log) -> list[MigrationStatus]:
+    for migration in load_migrations(settings.migrations):
+        engine.advance(settings, migration.id, to="contract", log=log)
+    return engine.status(settings)

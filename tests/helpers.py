@@ -1,0 +1,56 @@
+"""Small helpers shared by the tests: example migrations, settings, running the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from zdmigrate.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "migrations_example"
+
+
+def copy_example(tmp_path: Path, *, upto: str | None = None) -> Path:
+    """A copy of migrations_example (optionally only up to and including `upto`)."""
+    target = tmp_path / "migrations"
+    target.mkdir()
+    for path in sorted(EXAMPLE.glob("*.py")):
+        shutil.copy(path, target / path.name)
+        if upto and path.stem == upto:
+            break
+    return target
+
+
+def write_migration(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+def settings_for(url: str, migrations: Path, **changes: object) -> Settings:
+    base = Settings.load({"database_url": url, "migrations": str(migrations)}, environ={},
+                         pyproject=Path("/nonexistent/pyproject.toml"))
+    return base.with_(**changes) if changes else base
+
+
+def cli_env(url: str | None, migrations: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZDMIGRATE_")}
+    if url:
+        env["ZDMIGRATE_DATABASE_URL"] = url
+    if migrations:
+        env["ZDMIGRATE_MIGRATIONS"] = str(migrations)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m zdmigrate ARGS` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "zdmigrate", *args], env=env, capture_output=True, text=True,
+        timeout=timeout, cwd=env.get("ZDMIGRATE_TEST_CWD", str(ROOT)),
+    )
