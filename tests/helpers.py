@@ -54,3 +54,10 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
         [sys.executable, "-m", "zdmigrate", *args], env=env, capture_output=True, text=True,
         timeout=timeout, cwd=env.get("ZDMIGRATE_TEST_CWD", str(ROOT)),
     )
+
+
+def declare_deployed(settings: Settings, app: str = "shop", version: str = "2.0") -> None:
+    """Tell zdmigrate that `version` of `app` is what runs now, as a deploy system would."""
+    from zdmigrate import commands
+
+    commands.fleet_declare(settings, app=app, version=version, instances=1)

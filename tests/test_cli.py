@@ -82,13 +82,16 @@ def test_dry_run_shows_the_sql_and_changes_nothing(tmp_path: Path, db_url: str, 
     folder = copy_example(tmp_path, upto="0002_rename_users_name")
     env = cli_env(db_url, folder)
     assert run_cli(["phase", "advance"], env).returncode == 0
-    dry = run_cli(["phase", "advance", "0002", "--to", "contract", "--dry-run", "--format", "json"],
-                  env)
+    dry = run_cli(["phase", "advance", "0002", "--to", "switch-read", "--dry-run", "--format",
+                   "json"], env)
     assert dry.returncode == 0, dry.stderr
     transitions = json.loads(dry.stdout)["transitions"]
-    assert [t["to"] for t in transitions] == ["expand", "dual-write", "backfill", "switch-read",
-                                              "contract"]
-    assert transitions[-1]["steps"][-1].startswith("ALTER TABLE public.users DROP COLUMN name")
+    assert [t["to"] for t in transitions] == ["expand", "dual-write", "backfill", "switch-read"]
+    assert transitions[0]["steps"][0] == "ALTER TABLE public.users ADD COLUMN full_name text"
+    # contract's gate is checked in a dry run too: no fleet data, so it is not proven
+    refused = run_cli(["phase", "advance", "0002", "--to", "contract", "--dry-run"], env)
+    assert refused.returncode == 1
+    assert "fleet-not-proven" in refused.stderr
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE "
                             "table_name = 'users' AND column_name = 'full_name'").fetchone() == (0,)

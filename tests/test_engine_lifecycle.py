@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import copy_example, settings_for
+from tests.helpers import copy_example, declare_deployed, settings_for
 from zdmigrate import engine
 from zdmigrate.errors import PhaseRefused
 from zdmigrate.phases import Phase
@@ -73,6 +73,7 @@ def test_rename_goes_through_every_phase_and_back(tmp_path: Path, db_url: str, d
     ]
     assert {r[3] for r in log} == {"done"}
 
+    declare_deployed(settings)  # shop 2.0 no longer uses `name`: the fleet gate lets contract in
     engine.advance(settings, RENAME, to="contract")
     assert _phase(dsn, RENAME) == "contract"
     columns = _columns(dsn)

@@ -13,7 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import cli_env, copy_example, run_cli, settings_for, write_migration
+from tests.helpers import (
+    cli_env,
+    copy_example,
+    declare_deployed,
+    run_cli,
+    settings_for,
+    write_migration,
+)
 from zdmigrate import engine
 from zdmigrate.errors import LockRetriesExhausted
 
@@ -34,6 +41,7 @@ def _prepared(tmp_path: Path, db_url: str, dsn: str, body: str = ADD_COLUMN) -> 
     write_migration(folder, "0003_add_nickname", body)
     settings = settings_for(db_url, folder)
     engine.advance(settings)  # 0001 complete
+    declare_deployed(settings)
     engine.advance(settings, "0002_rename_users_name", to="contract")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO users (full_name, email) VALUES ('Ann', 'a@x')")

@@ -249,5 +249,12 @@ def demo(settings: Settings, *, log: Log = lambda m: None) -> list[MigrationStat
 
 def _demo_run(settings: Settings, log: Log) -> list[MigrationStatus]:
     for migration in load_migrations(settings.migrations):
+        engine.advance(settings, migration.id, to="switch-read", log=log)
+        for app, thresholds in migration.compat.items():
+            if thresholds.old_unused_from is not None:
+                # the deploy of the version that no longer uses the old shape
+                version = str(thresholds.old_unused_from)
+                log(f"deploying {app} {version} (`zdmigrate fleet declare`)")
+                fleet_declare(settings, app=app, version=version)
         engine.advance(settings, migration.id, to="contract", log=log)
     return engine.status(settings)
