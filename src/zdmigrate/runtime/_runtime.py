@@ -84,7 +84,12 @@ class Runtime:
         self.host = socket.gethostname()
         self._given_instance_id = instance_id
         self.instance_id = self._make_instance_id()
-        self.connect: _source.Connect = _source.connector(database, f"{app}@{version}")
+        # Not plain "app@version": the fleet would also count this connection as a
+        # session and remember it for minutes after a clean stop; the heartbeat row
+        # is this instance's record.
+        self.connect: _source.Connect = _source.connector(
+            database, f"zdmigrate-runtime {app}@{version}"
+        )
         self.problems = ProblemLog()
         self.shadow_reads = ShadowReadCounts()
         #: Replaced whole, never mutated: readers need no lock.
