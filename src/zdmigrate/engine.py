@@ -36,6 +36,7 @@ from zdmigrate.errors import (
     RunLocked,
 )
 from zdmigrate.migration import Migration, children_of, find, load_migrations, parents_of
+from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.steps import BackfillStep, SQLStep, Step
 
@@ -531,31 +532,55 @@ def _run_steps(
 
 
 def _check_requirements(run: _Run, migration: Migration) -> None:
-    """Run each operation's requirements in a rolled-back transaction; exit 2 if unmet."""
+    """Check every operation's requirements against the live schema; exit 2 if any is unmet.
+
+    All of it runs in one transaction that is rolled back, so nothing changes.
+    Operation i is checked after the transactional expand steps of operations
+    0..i-1 ran in that transaction, so it may use what they create (a table and
+    then an index on it). Skipped when expand already started: an interrupted run
+    changed the schema the requirements describe.
+    """
+    if state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance"):
+        return
     problems: list[str] = []
-    for op in migration.operations:
-        for requirement in op.requirements():
-            try:
-                with run.conn.transaction(force_rollback=True):
-                    run.conn.execute(
-                        "SELECT set_config('lock_timeout', %s, true), "
-                        "set_config('statement_timeout', %s, true)",
-                        [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
-                    )
-                    cursor = run.conn.execute(requirement.sql.encode(), requirement.params)
-                    if requirement.expect == "true":
-                        row = cursor.fetchone()
-                        if not row or row[0] is not True:
-                            problems.append(f"{op.describe()}: {requirement.problem}")
-            except psycopg.Error as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                problems.append(f"{op.describe()}: {requirement.problem} ({first})")
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+        )
+        for op in migration.operations:
+            for requirement in op.requirements():
+                problem = _requirement_problem(run.conn, requirement)
+                if problem is not None:
+                    problems.append(f"{op.describe()}: {problem}")
+            for step in op.steps(Phase.EXPAND, migration.id):
+                if isinstance(step, SQLStep) and not step.autocommit:
+                    try:
+                        with run.conn.transaction():  # a savepoint
+                            run.conn.execute(step.sql.encode(), step.params)
+                    except psycopg.Error:
+                        pass  # its own requirements said why, or the real run will
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
             "nothing was changed",
             problems,
         )
+
+
+def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement) -> str | None:
+    """None when the requirement holds, else what is wrong (run in a savepoint)."""
+    try:
+        with conn.transaction():
+            cursor = conn.execute(requirement.sql.encode(), requirement.params)
+            if requirement.expect == "true":
+                row = cursor.fetchone()
+                if not row or row[0] is not True:
+                    return requirement.problem
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{requirement.problem} ({first})"
+    return None
 
 
 def _check_unchanged(run: _Run, migration: Migration, accept_changed: bool) -> None:
