@@ -155,6 +155,22 @@ def plan(migration: str | None, **kwargs: Any) -> None:
         _output.plan_text(plans)
 
 
+@cli.command()
+@click.argument("revision", required=False)
+@global_options
+def adopt(revision: str | None, **kwargs: Any) -> None:
+    """Take an existing Alembic history as the baseline: mark REVISION (default: the
+    one in alembic_version) and all before it complete, without running them."""
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    adopted = commands.adopt(settings, revision, log=_output.log_line)
+    if fmt == "json":
+        _output.emit_json({"adopted": adopted})
+    else:
+        print(f"adopted {len(adopted)} migration(s) as complete" if adopted
+              else "nothing to adopt")
+
+
 @cli.group()
 def phase() -> None:
     """Move migrations through their phases."""

@@ -96,6 +96,11 @@ def new(settings: Settings, name: str) -> Path:
     return path
 
 
+def adopt(settings: Settings, revision: str | None = None, *,
+          log: Log = lambda m: None) -> list[str]:
+    return engine.adopt(settings, revision, log=log)
+
+
 def status(settings: Settings, *, log: Log = lambda m: None) -> list[MigrationStatus]:
     return engine.status(settings, log=log)
 
