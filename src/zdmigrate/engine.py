@@ -18,13 +18,12 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from zdmigrate import backfill, db, fleet, state
+from zdmigrate import backfill, db, fleet, shadow_reads, state
 from zdmigrate.config import Settings
 from zdmigrate.errors import (
     BadInput,
@@ -116,73 +115,13 @@ def check_fleet(ctx: CheckContext) -> list[Blocker]:
     return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
 
 
-def shadow_read_counts(
-    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase
-) -> dict[str, Any] | None:
-    """Shadow reads of a migration during `phase`, summed over live runtime instances.
-
-    Each instance of ``zdmigrate.runtime`` reports its counts on its heartbeat, in
-    ``instances.info["shadow_reads"][migration_id]``; None when none reported any.
-    """
-    total: dict[str, Any] | None = None
-    for instance in fleet.stored_instances(conn, schema):
-        counts = (instance.info.get("shadow_reads") or {}).get(migration_id)
-        if not isinstance(counts, dict) or counts.get("phase") != phase.value:
-            continue
-        if total is None:
-            total = {"phase": phase.value, "compared": 0, "mismatched": 0, "instances": 0,
-                     "since": None, "last_mismatch": None}
-        total["compared"] += int(counts.get("compared") or 0)
-        total["mismatched"] += int(counts.get("mismatched") or 0)
-        total["instances"] += 1
-        for key, pick in (("since", min), ("last_mismatch", max)):
-            value = _timestamp(counts.get(key))
-            if value is not None:
-                total[key] = value if total[key] is None else pick(total[key], value)
-    return total
-
-
-def _timestamp(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def check_shadow_reads(ctx: CheckContext) -> list[Blocker]:
-    """Opt-in (``shadow_read_window``): switch-read needs app shadow reads with no mismatch.
-
-    The live app instances must have compared rows in both shapes (DualWrite.compare)
-    during backfill for at least the window, and seen no mismatch within it.
-    """
+    """Opt-in (``shadow_read_window``): switch-read needs clean app shadow reads."""
     window = ctx.settings.shadow_read_window
     if ctx.target is not Phase.SWITCH_READ or window <= 0:
         return []
-    counts = shadow_read_counts(ctx.conn, ctx.settings.state_schema, ctx.migration.id,
-                                Phase.BACKFILL)
-    now = datetime.now(timezone.utc)
-    if counts is None or not counts["compared"]:
-        message = (f"no live app instance reported shadow reads of {ctx.migration.id} at "
-                   "backfill; compare rows with DualWrite.compare (zdmigrate.runtime), "
-                   "or set shadow_read_window = 0")
-    elif counts["last_mismatch"] is not None and counts["last_mismatch"] > now - _seconds(window):
-        message = (f"{counts['mismatched']} of {counts['compared']} shadow reads of "
-                   f"{ctx.migration.id} disagreed, the last at {counts['last_mismatch']:%H:%M:%S}; "
-                   f"fix the rows (run the backfill again) and wait {window:g}s without one")
-    elif counts["since"] is None or counts["since"] > now - _seconds(window):
-        message = (f"shadow reads of {ctx.migration.id} cover less than the required "
-                   f"{window:g}s window so far; wait")
-    else:
-        return []
-    return [Blocker("shadow-reads", message, {"shadow_reads": _jsonable(counts)})]
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
-
-
-def _jsonable(counts: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in (counts or {}).items()}
+    blocker = shadow_reads.blocker(ctx.conn, ctx.settings.state_schema, ctx.migration.id, window)
+    return [blocker] if blocker is not None else []
 
 
 #: Every check that must pass before a migration enters a phase, in order.
@@ -254,7 +193,7 @@ class MigrationStatus:
             ],
             "partial": self.partial,
             "changed": self.changed,
-            "shadow_reads": _jsonable(self.shadow_reads) if self.shadow_reads else None,
+            "shadow_reads": shadow_reads.jsonable(self.shadow_reads) if self.shadow_reads else None,
             "kind": self.kind,
             "path": self.path,
         }
@@ -457,11 +396,7 @@ def _enter(
         )
     run.log(f"{migration.id}: entering {phase}")
     transition = Transition(migration.id, "advance", before, phase)
-    try:
-        _run_steps(run, migration, phase, "advance", transition, accept_changed)
-    except BaseException as exc:
-        _log_failure(run, log_id, exc)
-        raise
+    _run_logged(run, migration, phase, "advance", transition, log_id, accept_changed)
     with run.conn.transaction():
         state.set_phase(run.conn, run.schema, migration.id, phase, migration.checksum)
         state.clear_steps(run.conn, run.schema, migration.id, [phase], "advance")
@@ -474,6 +409,18 @@ def _enter(
         + ")"
     )
     return transition
+
+
+def _run_logged(
+    run: _Run, migration: Migration, phase: Phase, direction: str, transition: Transition,
+    log_id: int, accept_changed: bool,
+) -> None:
+    """Run the steps; on any failure mark the phase log entry failed, then re-raise."""
+    try:
+        _run_steps(run, migration, phase, direction, transition, accept_changed)
+    except BaseException as exc:
+        _log_failure(run, log_id, exc)
+        raise
 
 
 def _log_failure(run: _Run, log_id: int, exc: BaseException) -> None:
@@ -682,11 +629,7 @@ def _undo(
         )
     run.log(f"{migration.id}: rolling back {phase}")
     transition = Transition(migration.id, "rollback", phase, after)
-    try:
-        _run_steps(run, migration, phase, "rollback", transition, accept_changed)
-    except BaseException as exc:
-        _log_failure(run, log_id, exc)
-        raise
+    _run_logged(run, migration, phase, "rollback", transition, log_id, accept_changed)
     with run.conn.transaction():
         state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
         state.clear_steps(run.conn, run.schema, migration.id, [phase])
@@ -786,7 +729,7 @@ def status(settings: Settings, *, log: Log = _quiet) -> list[MigrationStatus]:
             out.append(MigrationStatus(
                 migration.id, str(migration.path), migration.kind, current, nxt, blockers,
                 [b for b in progress if b["migration_id"] == migration.id], partial, changed,
-                shadow_read_counts(run.conn, run.schema, migration.id, current)
+                shadow_reads.counts(run.conn, run.schema, migration.id, current)
                 if has_schema else None,
             ))
         return out
