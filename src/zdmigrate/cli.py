@@ -8,6 +8,7 @@ before the command and after it: ``zdmigrate --format json status`` and
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import traceback
@@ -234,6 +235,56 @@ def _print_transitions(transitions: list[Any], fmt: str) -> None:
         _output.transitions_text(transitions)
     else:
         print("nothing to do")
+
+
+@cli.command()
+@click.argument("migration", required=False)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker threads in this process (more processes may run at once).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows in the first batch.")
+@click.option("--min-batch-size", type=click.IntRange(min=1), help="Smallest batch [10].")
+@click.option("--max-batch-size", type=click.IntRange(min=1), help="Largest batch [50000].")
+@click.option("--target-batch-ms", type=click.FloatRange(min=1),
+              help="Duration each batch aims for, ms [150].")
+@click.option("--max-rows-per-second", type=click.FloatRange(min=0),
+              help="Cap for this process, rows/s [0 = none].")
+@click.option("--max-replication-lag", help="Pause while replicas lag more, e.g. 10s [0 = off].")
+@click.option("--replica-dsn", help="Read the lag from this standby instead of the primary.")
+@click.option("--pause", is_flag=True, help="Pause the running backfill everywhere, and return.")
+@click.option("--resume", is_flag=True, help="Resume a paused backfill, and return.")
+@global_options
+def backfill(migration: str | None, workers: int, pause: bool, resume: bool,
+             **kwargs: Any) -> None:
+    """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
+    from zdmigrate.backfill import choose_reporter
+    from zdmigrate.config import parse_duration
+
+    options = {name: kwargs.pop(name) for name in (
+        "batch_size", "min_batch_size", "max_batch_size", "target_batch_ms",
+        "max_rows_per_second", "max_replication_lag", "replica_dsn")}
+    if options["max_replication_lag"] is not None:
+        options["max_replication_lag"] = parse_duration(
+            options["max_replication_lag"], "--max-replication-lag")
+    settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    if pause or resume:
+        run_ = commands.backfill(settings, migration, pause=pause, resume=resume)
+        if fmt == "json":
+            _output.emit_json(run_.as_dict())
+        else:
+            state = "paused" if pause else "resumed"
+            print(f"{run_.migration_id}: {state} {run_.changed} backfill(s)")
+        return
+    with choose_reporter(fmt) as reporter:
+        run_ = commands.backfill(settings, migration, workers=workers, reporter=reporter,
+                                 **options)
+    if fmt == "json":  # JSON lines: progress records, then this summary
+        print(json.dumps({"event": "result", **run_.as_dict()}, default=str), flush=True)
+    else:
+        for result in run_.results:
+            checked = ", verified: every row agrees" if result.verification else ""
+            print(f"{run_.migration_id} {result.table}: {result.status}, "
+                  f"{result.rows_done:,} rows covered, {result.rows_updated:,} updated{checked}")
 
 
 @cli.group(invoke_without_command=True)

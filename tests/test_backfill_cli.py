@@ -1,0 +1,140 @@
+"""`zdmigrate backfill`, backfill progress in `status`, and the switch-read verification gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from zdmigrate import cli, commands
+from zdmigrate.config import Settings
+
+MIGRATION = '''
+revision = "0001_email_lower"
+down_revision = None
+
+def expand(ctx):
+    ctx.execute("ALTER TABLE users ADD COLUMN email_lower text")
+
+def rollback_expand(ctx):
+    ctx.execute("ALTER TABLE users DROP COLUMN IF EXISTS email_lower")
+
+def backfill(ctx):
+    ctx.backfill("users", set={"email_lower": "lower(email)"},
+                 where="email_lower IS DISTINCT FROM lower(email)", batch_size=100)
+
+def contract(ctx):
+    ctx.execute("ALTER TABLE users DROP COLUMN email")
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, dsn: str) -> Path:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_email_lower.py").write_text(MIGRATION)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL)")
+        conn.execute(
+            "INSERT INTO users SELECT g, 'User' || g || '@Example.COM' "
+            "FROM generate_series(1, 1000) g"
+        )
+    return folder
+
+
+def base_args(db_url: str, folder: Path) -> list[str]:
+    return ["--database-url", db_url, "--migrations", str(folder)]
+
+
+def test_backfill_command_runs_to_the_end_with_json_progress(
+    project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(database_url=db_url, migrations=project)
+    commands.advance(settings, to="dual-write")
+    code = cli.run(
+        ["backfill", *base_args(db_url, project), "--format", "json", "--workers", "2",
+         "--max-replication-lag", "0"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    records = [json.loads(line) for line in out.splitlines()]
+    events = [r["event"] for r in records[:-1]]
+    assert events[0] == "start" and events[-1] == "done"
+    summary = records[-1]
+    assert summary["migration"] == "0001_email_lower"
+    assert summary["backfills"][0]["rows_updated"] == 1000
+    assert summary["backfills"][0]["verification"]["mismatches"] == 0
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM users WHERE email_lower = lower(email)"
+        ).fetchone() == (1000,)
+
+    assert cli.run(["status", *base_args(db_url, project), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)["migrations"][0]
+    progress = status["backfill"][0]
+    assert (progress["table_name"], progress["status"], progress["rows_done"]) == (
+        "users", "done", 1000)
+
+    # the phase advance finds the backfill done and does not redo it
+    commands.advance(settings, to="backfill")
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT sum(batches) FROM zdmigrate.backfill_ranges").fetchone()
+    assert row is not None and 0 < row[0] <= 12
+
+
+def test_backfill_before_dual_write_is_refused(
+    project: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands.advance(Settings(database_url=db_url, migrations=project), to="expand")
+    code = cli.run(["backfill", "0001", *base_args(db_url, project)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "0001_email_lower is at expand: its backfill needs dual-write first" in err
+    assert "Traceback" not in err
+
+
+def test_pause_and_resume_switch(
+    project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
+    assert cli.run(["backfill", "0001", "--pause", *base_args(db_url, project)]) == 0
+    assert "0001_email_lower: paused 1 backfill(s)" in capsys.readouterr().out
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT status FROM zdmigrate.backfills").fetchone() == ("paused",)
+    assert cli.run(["backfill", "0001", "--resume", *base_args(db_url, project)]) == 0
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT status FROM zdmigrate.backfills").fetchone() == ("running",)
+
+
+def test_bad_backfill_option_is_exit_2(
+    project: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
+    code = cli.run(["backfill", *base_args(db_url, project), "--max-replication-lag", "soon"])
+    assert code == 2
+    assert "--max-replication-lag: 'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_switch_read_gate_refuses_while_a_row_disagrees(
+    project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(database_url=db_url, migrations=project)
+    commands.advance(settings, to="backfill")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # an app version that does not dual-write changed these after the backfill
+        conn.execute("UPDATE users SET email = 'NEW' || email WHERE id IN (7, 500)")
+    code = cli.run(["phase", "advance", "0001", *base_args(db_url, project)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "[backfill-unverified] 2 row(s) of public.users disagree" in err
+    assert "(id=7), (id=500)" in err
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(
+            "SELECT phase FROM zdmigrate.migrations WHERE id = '0001_email_lower'"
+        ).fetchone() == ("backfill",)
+    # a second backfill pass? it is done; fix the rows as dual-write would, then it passes
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE users SET email_lower = lower(email) WHERE id IN (7, 500)")
+    assert cli.run(["phase", "advance", "0001", *base_args(db_url, project)]) == 0
