@@ -26,7 +26,7 @@ class BackfillOptions:
     #: batch are held this long, so it bounds how long an app write may wait.
     target_batch_ms: float = 150.0
     #: Rows a worker claims at once (a key range), which other workers then skip.
-    chunk_rows: int = 50_000
+    chunk_rows: int = 100_000
     #: 0 = no limit. Per process (shared by its workers).
     max_rows_per_second: float = 0.0
     #: Pause while replication lag exceeds this, seconds (0 = do not check).
