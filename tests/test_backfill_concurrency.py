@@ -85,6 +85,16 @@ def batches_of(dsn: str, pid: int) -> int:
     return int(row[0]) if row else 0
 
 
+def holds_a_range(dsn: str, pid: int) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM zdmigrate.backfill_ranges WHERE status = 'claimed' "
+            "AND split_part(owner, ':', 2) = %s",
+            [str(pid)],
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def wait_for_backends_gone(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         while conn.execute(
@@ -178,6 +188,8 @@ def test_sigkill_at_random_moments_then_resume(dsn: str, db_url: str) -> None:
             assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
             time.sleep(0.02)
         time.sleep(rng.uniform(0, 0.5))
+        while not holds_a_range(dsn, worker.pid):  # not in the pause between two ranges
+            time.sleep(0.002)
         worker.send_signal(signal.SIGKILL)
         worker.communicate()
         wait_for_backends_gone(dsn)  # a COMMIT sent just before the kill lands first
