@@ -134,7 +134,18 @@ def test_switch_read_gate_refuses_while_a_row_disagrees(
         assert conn.execute(
             "SELECT phase FROM zdmigrate.migrations WHERE id = '0001_email_lower'"
         ).fetchone() == ("backfill",)
-    # a second backfill pass? it is done; fix the rows as dual-write would, then it passes
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("UPDATE users SET email_lower = lower(email) WHERE id IN (7, 500)")
+    assert "zdmigrate backfill 0001_email_lower --again" in err
+    # a plain rerun finds the backfill done and still reports the disagreement
+    assert cli.run(["backfill", "0001", *base_args(db_url, project)]) == 1
+    capsys.readouterr()
+    # --again walks the table once more: only the two rows still matching `where` change
+    assert cli.run(["backfill", "0001", "--again", "--format", "json",
+                    *base_args(db_url, project)]) == 0
+    result = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+              if line.startswith("{")][-1]
+    assert result["event"] == "result"
+    assert sum(r["rows_updated"] for r in result["backfills"]) == 2
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE email_lower <> lower(email)"
+                            ).fetchone() == (0,)
     assert cli.run(["phase", "advance", "0001", *base_args(db_url, project)]) == 0

@@ -60,9 +60,7 @@ def status_text(statuses: Sequence[MigrationStatus]) -> None:
                 [f"interrupted: {p['direction']} of {p['phase']} ({p['steps_done']} step(s) done)"
                  for p in s.partial] + ([] if blocked == "-" else [blocked])
             )
-        progress = "\n".join(
-            f"{b['table_name']}: {b['rows_done']} rows, {b['status']}" for b in s.backfills
-        ) or "-"
+        progress = "\n".join(_backfill_text(b) for b in s.backfills) or "-"
         if s.shadow_reads:
             shadow = (f"shadow reads: {s.shadow_reads['compared']} compared, "
                       f"{s.shadow_reads['mismatched']} mismatched")
@@ -70,6 +68,14 @@ def status_text(statuses: Sequence[MigrationStatus]) -> None:
         table.add_row(s.id, s.phase.value, s.next.value if s.next else "(complete)", blocked,
                       progress)
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _backfill_text(progress: dict[str, Any]) -> str:
+    done, total = progress["rows_done"], progress.get("rows_total")
+    share = ""
+    if total and progress["status"] != "done":
+        share = f" (~{min(99.9, 100 * done / total):.1f}% of ~{total:,})"
+    return f"{progress['table_name']}: {done:,} rows{share}, {progress['status']}"
 
 
 def _blocker_text(blocker: Blocker) -> str:

@@ -252,8 +252,10 @@ def _print_transitions(transitions: list[Any], fmt: str) -> None:
 @click.option("--replica-dsn", help="Read the lag from this standby instead of the primary.")
 @click.option("--pause", is_flag=True, help="Pause the running backfill everywhere, and return.")
 @click.option("--resume", is_flag=True, help="Resume a paused backfill, and return.")
+@click.option("--again", is_flag=True,
+              help="Walk a finished backfill once more (rows that disagree are fixed).")
 @global_options
-def backfill(migration: str | None, workers: int, pause: bool, resume: bool,
+def backfill(migration: str | None, workers: int, pause: bool, resume: bool, again: bool,
              **kwargs: Any) -> None:
     """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
     from zdmigrate.backfill import choose_reporter
@@ -277,7 +279,7 @@ def backfill(migration: str | None, workers: int, pause: bool, resume: bool,
         return
     with choose_reporter(fmt) as reporter:
         run_ = commands.backfill(settings, migration, workers=workers, reporter=reporter,
-                                 **options)
+                                 again=again, **options)
     if fmt == "json":  # JSON lines: progress records, then this summary
         print(json.dumps({"event": "result", **run_.as_dict()}, default=str), flush=True)
     else:

@@ -289,6 +289,7 @@ def backfill(
     workers: int = 1,
     pause: bool = False,
     resume: bool = False,
+    again: bool = False,
     reporter: Any = None,
     **options: Any,
 ) -> BackfillRun:
@@ -297,7 +298,8 @@ def backfill(
     Safe to run in several processes on several machines at once: they share the
     work. Refused (exit 1) while the backfill phase's checks fail, e.g. while an
     app version that does not write both shapes is live. `pause`/`resume` flip the
-    switch that every running worker obeys, and return at once.
+    switch that every running worker obeys, and return at once. `again` walks a
+    finished backfill once more (after verification found rows that disagree).
     """
     from zdmigrate import backfill as backfill_module
     from zdmigrate.errors import CheckFailed
@@ -337,6 +339,9 @@ def backfill(
         )
     if current.next is Phase.BACKFILL and current.blocked_by:
         raise CheckFailed(f"{migration.id}: the backfill may not run yet", current.blocked_by)
+    if again:
+        with db.connect(settings, application_name="zdmigrate backfill") as conn:
+            backfill_module.restart_finished(conn, settings.state_schema, migration.id, steps)
     results = [
         backfill_module.run_backfill(
             settings, migration_id=migration.id, step=step, workers=workers,

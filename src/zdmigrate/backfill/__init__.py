@@ -12,7 +12,7 @@ tables), `sizing` (adaptive batch size), `throttle` (lag, rate, backoff),
 (pause/resume), `runner` (the workers).
 """
 
-from zdmigrate.backfill.control import progress, set_paused
+from zdmigrate.backfill.control import progress, restart_finished, set_paused
 from zdmigrate.backfill.options import BackfillOptions
 from zdmigrate.backfill.progress import (
     BackfillEvent,
@@ -40,6 +40,7 @@ __all__ = [
     "Verification",
     "choose_reporter",
     "progress",
+    "restart_finished",
     "run_backfill",
     "set_paused",
     "verify_backfill",

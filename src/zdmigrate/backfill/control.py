@@ -66,3 +66,22 @@ def progress(
         else:
             row["percent"] = None
     return rows
+
+
+def restart_finished(
+    conn: psycopg.Connection[Any], state_schema: str, migration_id: str,
+    steps: list[BackfillStep],
+) -> int:
+    """Forget the progress of the finished backfills of `steps`, so the next run walks
+    the whole table again (only rows still matching `where` are written); returns how
+    many were reset. Their claimed ranges go with them."""
+    ensure_schema(conn, state_schema)
+    with conn.transaction():
+        cur = conn.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE migration_id = %s AND step_key = ANY(%s) "
+                "AND status = 'done'"
+            ).format(sql.Identifier(state_schema, "backfills")),
+            [migration_id, [step.key for step in steps]],
+        )
+    return cur.rowcount

@@ -52,8 +52,8 @@ class Verification:
         return Blocker(
             "backfill-unverified",
             f"{self.mismatches} row(s) of {self.table} disagree between the old and the new "
-            f"shape (e.g. {self.describe_keys()}); run `zdmigrate backfill {migration_id}` "
-            "again, and check that every app version writes both shapes",
+            f"shape (e.g. {self.describe_keys()}); run `zdmigrate backfill {migration_id} "
+            "--again`, and check that every app version writes both shapes",
             {"table": self.table, "mismatches": self.mismatches, "sample_keys": self.sample_keys},
         )
 
