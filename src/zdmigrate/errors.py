@@ -136,6 +136,12 @@ class OperationInvalid(BadInput):
         return "\n".join(lines)
 
 
+class LintInternalError(ZdmigrateError):
+    """The linter itself failed on some input (a zdmigrate bug); reported, never a traceback."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 # -- 3: operational failure ---------------------------------------------------
 
 

@@ -1,0 +1,53 @@
+"""unique-constraint-without-index: UNIQUE / PRIMARY KEY not built USING INDEX locks the table for the build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from zdmigrate.lint import _nodes as n
+from zdmigrate.lint._parse import Statement
+from zdmigrate.lint._state import LintState
+from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
+
+_KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_EXCLUSION": "EXCLUDE"}
+
+
+class UniqueConstraintWithoutIndex(Rule):
+    id = "unique-constraint-without-index"
+    category = Category.LOCK
+    summary = "UNIQUE, PRIMARY KEY or EXCLUDE constraint added to an existing table without USING INDEX"
+    why = (
+        "ALTER TABLE builds the index while holding an ACCESS EXCLUSIVE lock: no read or "
+        "write of the table runs until the build is done."
+    )
+    fix = (
+        "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT name UNIQUE (or "
+        "PRIMARY KEY) USING INDEX that_index, which is instant."
+    )
+    targets = ("AlterTableStmt",)
+    bad = (Example("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);"),)
+    good = (
+        Example("CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\n"
+                "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;"),
+    )
+
+    def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
+        rel = stmt.node.get("relation")
+        table = n.relname(rel)
+        for cmd in n.alter_cmds(stmt.node):
+            sub = cmd.get("subtype")
+            if sub == "AT_AddConstraint":
+                con = n.constraint(cmd) or {}
+                kind = _KINDS.get(con.get("contype", ""))
+                if kind and not con.get("indexname"):
+                    yield Finding(f"ADD {kind} on {n.qualified(rel)} builds its index under "
+                                  "ACCESS EXCLUSIVE", table=table)
+            elif sub == "AT_AddColumn":
+                col = n.coldef(cmd) or {}
+                for con in n.column_constraints(col):
+                    kind = _KINDS.get(con.get("contype", ""))
+                    if kind:
+                        yield Finding(
+                            f"ADD COLUMN {n.qualified(rel)}.{col.get('colname')} {kind} builds "
+                            "its index under ACCESS EXCLUSIVE", table=table,
+                        )
