@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zdmigrate.engine import MigrationStatus, PhasePlan, Transition
 from zdmigrate.errors import Blocker, CheckFailed, OperationInvalid, ZdmigrateError
+
+if TYPE_CHECKING:
+    from zdmigrate.engine import MigrationStatus, PhasePlan, Transition
 
 
 def emit_json(payload: Any) -> None:

@@ -14,13 +14,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from zdmigrate import _output, commands
-from zdmigrate import fleet as fleet_module
-from zdmigrate import gate as gate_module
+from zdmigrate import _output
+from zdmigrate._lazy import lazy_module
 from zdmigrate.config import Settings
 from zdmigrate.errors import (
     EXIT_BAD_INPUT,
@@ -30,6 +29,15 @@ from zdmigrate.errors import (
     BadInput,
     ZdmigrateError,
 )
+
+if TYPE_CHECKING:
+    from zdmigrate import commands
+    from zdmigrate import fleet as fleet_module
+    from zdmigrate import gate as gate_module
+else:  # imported on first use: `zdmigrate lint` must not load the engine's drivers
+    commands = lazy_module("zdmigrate.commands")
+    fleet_module = lazy_module("zdmigrate.fleet")
+    gate_module = lazy_module("zdmigrate.gate")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -384,6 +392,38 @@ def gate(app: str, version: str, **kwargs: Any) -> int:
     answer = commands.gate(settings, app=app, version=version)
     print(gate_module.render(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--phase", help="Lint only this phase of migrations; the phase .sql and stdin run in "
+              "[default expand].")
+@click.option("--pg-version", help="Target PostgreSQL major version [default: lint config, else the "
+              "server's with a database URL, else 15].")
+@click.option("--since", metavar="REVISION",
+              help="Skip migrations up to and including REVISION (grandfathered history).")
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--list-rules", is_flag=True, help="List every rule and exit.")
+@click.option("--explain", metavar="RULE", help="Explain one rule (what, why, safe way, examples).")
+@global_options
+def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, since: str | None,
+         strict: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
+    """Lint migrations, .sql files, Alembic revisions/projects, globs or stdin (-); offline.
+
+    Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
+    """
+    from zdmigrate.lint import _explain as explain_module
+    from zdmigrate.lint import reporters
+
+    settings, fmt = settings_from(kwargs)
+    formats(fmt, reporters.FORMATS)
+    if list_rules or explain:
+        print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
+        return EXIT_OK
+    result = commands.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    print(reporters.render(result.violations, fmt, files_checked=result.files_checked, color=color))
+    return EXIT_CHECK_FAILED if result.failed(strict) else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> None:

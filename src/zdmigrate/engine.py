@@ -124,10 +124,36 @@ def check_shadow_reads(ctx: CheckContext) -> list[Blocker]:
     return [blocker] if blocker is not None else []
 
 
+def check_lint(ctx: CheckContext) -> list[Blocker]:
+    """The phase about to run has no lint errors (destructive DDL outside contract, unsafe locks).
+
+    Earlier phases are rendered too, so what they did (a new table, a validated
+    CHECK) counts; the server's major version decides version-dependent rules.
+    """
+    from zdmigrate.lint import lint_migration
+
+    pg_version = (
+        int(ctx.conn.info.server_version) // 10000 if ctx.conn is not None else None
+    )
+    violations = lint_migration(
+        ctx.migration, [ctx.target], pg_version=pg_version, config=ctx.settings.lint
+    )
+    return [
+        Blocker(
+            "lint",
+            f"{v.location}: [{v.rule}] {v.message}",
+            {"rule": v.rule, "path": v.path, "line": v.line, "phase": v.phase},
+        )
+        for v in violations
+        if v.is_error
+    ]
+
+
 #: Every check that must pass before a migration enters a phase, in order.
 #: Each returns the blockers it finds; an empty list means "go".
 PHASE_CHECKS: list[PhaseCheck] = [
     check_previous_migrations,
+    check_lint,
     check_backfill_verified,
     check_fleet,
     check_shadow_reads,

@@ -34,11 +34,11 @@ class LintConfig:
     since: str | None = None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> LintConfig:
-        if not data:
-            return _DEFAULT
+    def from_mapping(cls, data: Mapping[str, Any] | LintConfig | None) -> LintConfig:
         if isinstance(data, LintConfig):
             return data
+        if not data:
+            return _DEFAULT
         where = "[tool.zdmigrate.lint]"
         unknown = [k for k in data if k.replace("-", "_") not in KEYS]
         if unknown:

@@ -39,7 +39,7 @@ class RendersPhases(Protocol):
 class _Run:
     """One lint run: active rules by node type, the memory, the violations found."""
 
-    def __init__(self, config: Mapping[str, Any] | None, pg_version: int | None) -> None:
+    def __init__(self, config: Mapping[str, Any] | LintConfig | None, pg_version: int | None) -> None:
         self.config = LintConfig.from_mapping(config)
         self.pg_version = pg_version or self.config.pg_version or DEFAULT_PG_VERSION
         self.active: dict[str, Rule] = {
@@ -236,7 +236,7 @@ def lint_sql(
     path: str | None = None,
     phase: Phase = Phase.EXPAND,
     pg_version: int | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | LintConfig | None = None,
 ) -> list[Violation]:
     """Lint SQL text as if it ran in `phase` (expand by default).
 
@@ -258,7 +258,7 @@ def lint_steps(
     phase: Phase,
     *,
     pg_version: int | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | LintConfig | None = None,
     created_tables: set[str] | None = None,
 ) -> list[Violation]:
     """Lint the steps of one phase; each violation points at its step's source (file:line).
@@ -280,7 +280,7 @@ def lint_migration(
     phases: Iterable[Phase] | None = None,
     *,
     pg_version: int | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | LintConfig | None = None,
 ) -> list[Violation]:
     """Lint a migration phase by phase, from its rendered steps (offline, no database).
 
