@@ -19,7 +19,8 @@ from zdmigrate.lint import Violation, all_rules, lint_sql
 from zdmigrate.phases import WORK_PHASES
 
 SEEDS = [ex.sql for rule in all_rules().values() for ex in (*rule.bad, *rule.good)]
-SQL_ALPHABET = st.sampled_from(list(" \n\t;,()'\"$-/*.=<>:[]0123456789abcdefxyz_") + [
+SQL_ALPHABET = st.sampled_from([
+    *" \n\t;,()'\"$-/*.=<>:[]0123456789abcdefxyz_",
     "SELECT", "ALTER", "TABLE", "ADD", "DROP", "COLUMN", "INDEX", "CONCURRENTLY", "CREATE",
     "NOT NULL", "DEFAULT", "BEGIN", "COMMIT", "$$", "-- zdmigrate: ignore[drop-table] x\n",
     "é", "\u200d", "\x00",

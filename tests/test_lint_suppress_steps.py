@@ -156,6 +156,6 @@ def test_plain_alembic_revision_is_expand_and_points_at_op_calls(tmp_path: Path)
 
 def test_migrations_example_is_clean() -> None:
     migrations = load_migrations(REPO / "migrations_example")
-    assert migrations
+    assert len(migrations) >= 2
     for migration in migrations:
-        assert lint_migration(migration, config={"enable": ["all"]}) == [], migration.id
+        assert lint_migration(migration) == [], migration.id
