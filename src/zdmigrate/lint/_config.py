@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from zdmigrate.errors import ConfigError
 from zdmigrate.lint._violation import Severity
 from zdmigrate.lint.rules import Category, Rule, all_rules
+from zdmigrate.phases import Phase
 
 KEYS = ("pg_version", "enable", "disable", "severity", "since")
 _CATEGORIES = {c.value for c in Category}
@@ -75,6 +77,32 @@ class LintConfig:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+    @cached_property
+    def active_rules(self) -> dict[str, Rule]:
+        """The rules this config runs, by id (computed once per config)."""
+        return {rid: rule for rid, rule in all_rules().items() if self.is_active(rule)}
+
+    @cached_property
+    def dispatch(self) -> dict[Phase, dict[str, list[Rule]]]:
+        """Per phase, the active rules by the node type they look at."""
+        table: dict[Phase, dict[str, list[Rule]]] = {}
+        for phase in Phase:
+            by_kind: dict[str, list[Rule]] = {}
+            for rule in self.active_rules.values():
+                if rule.applies_in(phase):
+                    for kind in rule.targets:
+                        by_kind.setdefault(kind, []).append(rule)
+            table[phase] = by_kind
+        return table
+
+    @cached_property
+    def finishers(self) -> dict[Phase, list[Rule]]:
+        return {
+            phase: [r for r in self.active_rules.values()
+                    if r.applies_in(phase) and type(r).finish is not Rule.finish]
+            for phase in Phase
+        }
 
     def is_active(self, rule: Rule) -> bool:
         names = {rule.id, rule.category.value, "all"}

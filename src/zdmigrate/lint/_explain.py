@@ -52,3 +52,56 @@ def _as_dict(rule: Rule) -> dict[str, object]:
         "enabled_by_default": rule.enabled_by_default, "policy": _policy(rule),
         "summary": rule.summary, "why": rule.why, "fix": rule.fix,
     }
+
+
+def rules_markdown() -> str:
+    """docs/rules.md, generated from the rules themselves (a test keeps the file in sync)."""
+    rules = list(all_rules().values())
+    out = [
+        "# Lint rules",
+        "",
+        "Generated from the rules themselves (`zdmigrate lint --explain RULE` prints the same);",
+        "a test checks that this file is current and that every example gives the result shown.",
+        "",
+        "How severe a rule is depends on its category and on the phase the statement runs in:",
+        "",
+        "| category | expand, dual-write, backfill, switch-read | contract |",
+        "|---|---|---|",
+        "| destructive | error | allowed (the fleet check gates contract) |",
+        "| lock | error | error |",
+        "| correctness | error (a few: warning) | error (a few: warning) |",
+        "| hygiene (opt-in) | warning | warning |",
+        "",
+        "Turn opt-in rules on with `enable = [\"hygiene\"]` (or rule ids) in",
+        "`[tool.zdmigrate.lint]`; see [lint.md](lint.md).",
+        "",
+        "| rule | category | summary |",
+        "|---|---|---|",
+        *(f"| [{r.id}](#{r.id}) | {r.category.value} | {r.summary} |" for r in rules),
+        "",
+    ]
+    for r in rules:
+        opt = ", opt-in" if not r.enabled_by_default else ""
+        out += [
+            f"## {r.id}",
+            "",
+            f"*{r.category.value}: {_policy(r)}{opt}*",
+            "",
+            f"**What:** {r.summary}.",
+            "",
+            f"**Why:** {r.why}",
+            "",
+            f"**Safe way:** {r.fix}",
+            "",
+        ]
+        for title, verb, examples in (("Bad", "reported", r.bad), ("Safe", "not reported", r.good)):
+            for ex in examples:
+                out += [
+                    f"{title} ({verb} in phase {ex.phase.value}, PostgreSQL {ex.pg_version}):",
+                    "",
+                    "```sql",
+                    *ex.sql.splitlines(),
+                    "```",
+                    "",
+                ]
+    return "\n".join(out)

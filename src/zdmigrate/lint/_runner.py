@@ -42,29 +42,15 @@ class _Run:
     def __init__(self, config: Mapping[str, Any] | LintConfig | None, pg_version: int | None) -> None:
         self.config = LintConfig.from_mapping(config)
         self.pg_version = pg_version or self.config.pg_version or DEFAULT_PG_VERSION
-        self.active: dict[str, Rule] = {
-            rid: rule for rid, rule in all_rules().items() if self.config.is_active(rule)
-        }
-        self._dispatch: dict[Phase, dict[str, list[Rule]]] = {}
+        self.active = self.config.active_rules
         self.violations: list[Violation] = []
         self.state = LintState(pg_version=self.pg_version)
 
     def rules_for(self, phase: Phase) -> dict[str, list[Rule]]:
-        table = self._dispatch.get(phase)
-        if table is None:
-            table = {}
-            for rule in self.active.values():
-                if rule.applies_in(phase):
-                    for kind in rule.targets:
-                        table.setdefault(kind, []).append(rule)
-            self._dispatch[phase] = table
-        return table
+        return self.config.dispatch[phase]
 
     def finishers(self, phase: Phase) -> list[Rule]:
-        return [
-            r for r in self.active.values()
-            if r.applies_in(phase) and type(r).finish is not Rule.finish
-        ]
+        return self.config.finishers[phase]
 
     def emit(
         self, rule_id: str, message: str, *, path: str | None, line: int | None,

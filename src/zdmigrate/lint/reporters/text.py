@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 from zdmigrate.lint._violation import Severity, Violation
@@ -24,7 +23,7 @@ def render(violations: Sequence[Violation], *, files_checked: int = 0, color: bo
         sev = paint(_RED if v.is_error else _YELLOW, v.severity.value)
         phase = f" ({v.phase})" if v.phase else ""
         lines.append(f"{paint(_BOLD, v.location)}: {sev} [{v.rule}]{phase}")
-        lines.extend(textwrap.wrap(v.message, 96, initial_indent="  ", subsequent_indent="  "))
+        lines.append("  " + v.message)
         if v.statement:
             lines.append(paint(_DIM, "  > " + _snippet(v.statement)))
         lines.append("")
