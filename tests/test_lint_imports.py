@@ -46,3 +46,17 @@ def test_linting_python_migrations_does_load_alembic(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     body = f"from zdmigrate.cli import run\nassert run(['lint', {str(repo / 'migrations_example')!r}]) == 0"
     assert "alembic" in _loaded_heavy(body, tmp_path)
+
+
+def test_pglast_stays_fully_usable_after_the_linter_loaded_it_lazily(tmp_path: Path) -> None:
+    # the linter defers pglast.ast/enums; code that uses them afterwards must not notice
+    body = (
+        "import zdmigrate.lint, pglast\n"
+        "from zdmigrate.steps import needs_autocommit, split_sql\n"
+        "assert needs_autocommit('CREATE INDEX CONCURRENTLY i ON t (a)')\n"
+        "assert [s for s, _ in split_sql('SELECT 1; SELECT 2')] == ['SELECT 1', 'SELECT 2']\n"
+        "from pglast import ast, enums\n"
+        "assert type(pglast.parse_sql('SELECT 1')[0].stmt) is ast.SelectStmt\n"
+        "assert enums.LockClauseStrength.LCS_FORUPDATE.name == 'LCS_FORUPDATE'"
+    )
+    assert _loaded_heavy(body, tmp_path) == []

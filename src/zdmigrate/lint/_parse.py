@@ -20,7 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pglast import parser as _pg
+from zdmigrate.lint._pglast import load_parser
+
+_pg = load_parser()
 
 Node = dict[str, Any]
 

@@ -95,7 +95,10 @@ class _Run:
             rules = dispatch.get(stmt.kind)
             if rules:
                 own = targets.get(index, ())
+                subtypes = _alter_subtypes(stmt) if stmt.kind == "AlterTableStmt" else None
                 for rule in rules:
+                    if subtypes is not None and rule.alter_subtypes and rule.alter_subtypes.isdisjoint(subtypes):
+                        continue
                     try:
                         findings = list(rule.check(stmt, state))
                     except Exception as exc:  # a bug in a rule, not in the user's SQL
@@ -147,6 +150,12 @@ class _Run:
                           f"the suppression of {', '.join(s.rules)} silenced nothing. A stale "
                           "suppression would hide a future problem. Safe way: remove it.",
                           path=path, line=line, phase=phase)
+
+
+def _alter_subtypes(stmt: Statement) -> set[str]:
+    return {
+        (item.get("AlterTableCmd") or {}).get("subtype", "") for item in stmt.node.get("cmds") or ()
+    }
 
 
 def _suppressed(rule_id: str, suppressions: Iterable[Suppression]) -> bool:

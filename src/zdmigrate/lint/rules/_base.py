@@ -68,6 +68,9 @@ class Rule:
     fix: ClassVar[str] = ""
     #: node types of the statements the rule looks at ("AlterTableStmt", ...)
     targets: ClassVar[tuple[str, ...]] = ()
+    #: for ALTER TABLE: the command subtypes the rule looks at (empty: all), so the
+    #: runner can skip it for statements without them
+    alter_subtypes: ClassVar[frozenset[str]] = frozenset()
     #: a finding on a table created earlier in the same migration is dropped (it is empty)
     exempt_new_tables: ClassVar[bool] = True
     bad: ClassVar[tuple[Example, ...]] = ()

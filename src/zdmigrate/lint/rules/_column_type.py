@@ -14,6 +14,7 @@ from zdmigrate.lint.rules._base import Category, Finding, Rule
 class ColumnTypeRule(Rule):
     category = Category.HYGIENE
     targets = ("CreateStmt", "AlterTableStmt")
+    alter_subtypes = frozenset({"AT_AddColumn", "AT_AlterColumnType"})
     exempt_new_tables = False
     #: what to call the offending type in the message
     advice: ClassVar[str] = ""

@@ -24,6 +24,7 @@ class AddColumnGeneratedStored(Rule):
         "ones; on PostgreSQL 18 a VIRTUAL generated column needs no rewrite."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddColumn"})
     bad = (Example("ALTER TABLE orders ADD COLUMN total_cents bigint "
                    "GENERATED ALWAYS AS (total * 100) STORED;"),)
     good = (Example("ALTER TABLE orders ADD COLUMN total_cents bigint;"),)

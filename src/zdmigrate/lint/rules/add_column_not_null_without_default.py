@@ -26,6 +26,7 @@ class AddColumnNotNullWithoutDefault(Rule):
         "nullable, backfill, and make it NOT NULL in contract via a validated CHECK."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddColumn"})
     bad = (Example("ALTER TABLE users ADD COLUMN plan text NOT NULL;"),)
     good = (Example("ALTER TABLE users ADD COLUMN plan text NOT NULL DEFAULT 'free';"),)
 

@@ -24,6 +24,7 @@ class AddColumnSerial(Rule):
         "separately, then backfill existing rows in batches."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddColumn"})
     bad = (Example("ALTER TABLE events ADD COLUMN seq bigserial;"),)
     good = (
         Example("ALTER TABLE events ADD COLUMN seq bigint;\n"

@@ -75,6 +75,7 @@ class AddColumnVolatileDefault(Rule):
         "backfill (ctx.backfill)."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddColumn"})
     bad = (Example("ALTER TABLE orders ADD COLUMN public_id uuid DEFAULT gen_random_uuid();"),)
     good = (
         Example("ALTER TABLE orders ADD COLUMN public_id uuid;\n"

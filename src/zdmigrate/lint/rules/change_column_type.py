@@ -72,6 +72,7 @@ class ChangeColumnType(Rule):
         "(ops.ChangeColumnType). Widening varchar(n) to varchar(m>n) or text is safe."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AlterColumnType"})
     bad = (Example("ALTER TABLE orders ALTER COLUMN total TYPE numeric(12,2) USING total::numeric;"),)
     good = (
         Example(

@@ -23,6 +23,7 @@ class ConcurrentlyInTransaction(Rule):
         "CONCURRENTLY step in autocommit mode by itself."
     )
     targets = ("IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt")
+    alter_subtypes = frozenset({"AT_DetachPartition"})
     exempt_new_tables = False
     bad = (Example("BEGIN;\nCREATE INDEX CONCURRENTLY orders_user_id_idx ON orders (user_id);\nCOMMIT;"),)
     good = (Example("CREATE INDEX CONCURRENTLY orders_user_id_idx ON orders (user_id);"),)

@@ -32,6 +32,7 @@ class ConstraintNotValid(Rule):
         "REFERENCES cannot be NOT VALID: add the column, then the constraint."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddConstraint", "AT_AddColumn"})
     bad = (
         Example("ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) "
                 "REFERENCES users (id);"),

@@ -20,6 +20,7 @@ class DetachPartitionNotConcurrently(Rule):
     )
     fix = "DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+), which zdmigrate runs outside a transaction."
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_DetachPartition"})
     bad = (Example("ALTER TABLE events DETACH PARTITION events_2019;"),)
     good = (Example("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;"),)
 

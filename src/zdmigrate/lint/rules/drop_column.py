@@ -24,6 +24,7 @@ class DropColumn(Rule):
         "(ops.DropColumn), which waits for the fleet check."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_DropColumn"})
     bad = (Example("ALTER TABLE users DROP COLUMN legacy_name;"),)
     good = (Example("ALTER TABLE users DROP COLUMN legacy_name;", phase=Phase.CONTRACT),)
 

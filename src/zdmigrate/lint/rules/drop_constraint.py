@@ -21,6 +21,7 @@ class DropConstraint(Rule):
     )
     fix = "drop the constraint in the contract phase, once no live version relies on it."
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_DropConstraint"})
     bad = (Example("ALTER TABLE orders DROP CONSTRAINT orders_total_positive;"),)
     good = (
         Example("ALTER TABLE orders DROP CONSTRAINT orders_total_positive;", phase=Phase.CONTRACT),

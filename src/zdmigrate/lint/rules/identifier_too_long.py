@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from pglast import parser as _pg
-
 from zdmigrate.lint._parse import Statement
+from zdmigrate.lint._pglast import load_parser
 from zdmigrate.lint._state import LintState
 from zdmigrate.lint._violation import Severity
 from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
 
+_pg = load_parser()
 MAX_BYTES = 63  # NAMEDATALEN - 1
 #: cheap pre-filter: some run of 64+ bytes that could be one identifier
 _LONG_RUN = re.compile(rb'[^\s(),;.\'"]{64,}|"[^"]{64,}')

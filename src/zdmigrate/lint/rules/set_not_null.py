@@ -24,6 +24,7 @@ class SetNotNull(Rule):
         "switch-read, then SET NOT NULL and drop the check in contract (ops.SetNotNull)."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_SetNotNull"})
     bad = (Example("ALTER TABLE users ALTER COLUMN email SET NOT NULL;"),)
     good = (
         Example(

@@ -31,6 +31,7 @@ class SetNotNullWithoutCheck(Rule):
         "CONSTRAINT c."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_SetNotNull"})
     bad = (Example("ALTER TABLE users ALTER COLUMN email SET NOT NULL;", phase=Phase.CONTRACT),)
     good = (
         Example(

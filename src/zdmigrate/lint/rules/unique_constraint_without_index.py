@@ -25,6 +25,7 @@ class UniqueConstraintWithoutIndex(Rule):
         "PRIMARY KEY) USING INDEX that_index, which is instant."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_AddConstraint", "AT_AddColumn"})
     bad = (Example("ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);"),)
     good = (
         Example("CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\n"

@@ -28,6 +28,7 @@ class ValidateInSameTransaction(Rule):
         "is the usual place); zdmigrate runs each step in its own transaction."
     )
     targets = ("AlterTableStmt",)
+    alter_subtypes = frozenset({"AT_ValidateConstraint"})
     bad = (
         Example("BEGIN;\nALTER TABLE orders ADD CONSTRAINT orders_total_positive "
                 "CHECK (total >= 0) NOT VALID;\n"
