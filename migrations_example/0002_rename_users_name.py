@@ -5,7 +5,9 @@ expand      add full_name, and a trigger that keeps name and full_name equal
             versions only full_name)
 backfill    copy name into full_name for the rows that existed before
 switch-read readers may use full_name; a validated CHECK proves it is never NULL
-contract    full_name NOT NULL (using the validated check), drop the trigger and name
+contract    full_name NOT NULL (using the validated check); name nullable first, so
+            new versions (which leave name out) can still insert once the trigger is
+            gone and before name is; then drop the trigger and name
 """
 
 revision = "0002_rename_users_name"
@@ -71,6 +73,7 @@ def rollback_switch_read(ctx):
 def contract(ctx):
     ctx.execute("ALTER TABLE public.users ALTER COLUMN full_name SET NOT NULL")
     ctx.execute("ALTER TABLE public.users DROP CONSTRAINT users_full_name_not_null")
+    ctx.execute("ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL")
     ctx.execute("DROP TRIGGER zdm_0002_users_name_sync ON public.users")
     ctx.execute("DROP FUNCTION public.zdm_0002_users_name_sync()")
     ctx.execute("ALTER TABLE public.users DROP COLUMN name")

@@ -49,6 +49,7 @@ def test_rename_contract_and_rollback_sql() -> None:
     assert _sql("0002_rename_users_name", Phase.CONTRACT) == [
         "ALTER TABLE public.users ALTER COLUMN full_name SET NOT NULL",
         "ALTER TABLE public.users DROP CONSTRAINT users_full_name_not_null",
+        "ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL",
         "DROP TRIGGER zdm_0002_users_name_sync ON public.users",
         "DROP FUNCTION public.zdm_0002_users_name_sync()",
         "ALTER TABLE public.users DROP COLUMN name",

@@ -3,7 +3,9 @@
 expand adds the new column and a two-way sync trigger; backfill copies old rows
 (``new = up(old)``) where the two disagree; contract carries NOT NULL (through a
 validated CHECK) and the default (and a serial sequence's ownership) over to the
-new column, drops the trigger and then the old column.
+new column, makes the old column nullable (new versions leave it out of their
+INSERTs, so once the trigger is gone it must accept NULL until it is dropped, even
+if the run stops in between), drops the trigger and then the old column.
 
 Surprise: indexes, unique and primary-key constraints on the old column are not
 recreated on the new one (that needs CREATE INDEX CONCURRENTLY on a name the
@@ -17,7 +19,7 @@ from psycopg import sql
 
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._names import QualifiedName, generated_name, render
-from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps
+from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -88,6 +90,20 @@ class ColumnCopy(Operation):
             description=f"carry the default of {self.old} over to {self.new}",
         )
 
+    def _old_nullable(self) -> SQLStep:
+        """DROP NOT NULL on the old column, unless a primary key or replica identity needs it."""
+        keyed = render(sql.SQL(
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {} "
+            "AND (i.indisprimary OR i.indisreplident) AND a.attname = {})"
+        ).format(sql.SQL(self._regclass()), sql.Literal(self.old)))
+        return do_if(
+            f"{column_not_null(self.table, self.old)} AND NOT {keyed}",
+            [render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                self.table.ident, sql.Identifier(self.old)))],
+            description=f"let {self.old} take NULL until it is dropped",
+        )
+
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         trigger = self._trigger(migration_id)
         if phase is Phase.EXPAND:
@@ -101,6 +117,7 @@ class ColumnCopy(Operation):
                     self.table, self.new, generated_name(migration_id, self.new, "nn"),
                     column_not_null(self.table, self.old)),
                 self._carry_default(),
+                self._old_nullable(),
                 *trigger.drop_steps(),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),

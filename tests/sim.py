@@ -1,0 +1,511 @@
+"""A simulated shop fleet for the chaos and strategy tests: app instances on real connections.
+
+The shop renames ``users.name`` to ``users.full_name`` (migrations_example/0002,
+compat ``dual_write_from 1.5, read_new_from 2.0, old_unused_from 2.0``). Each
+`AppInstance` is a thread with a connection of its own whose application_name is
+``shop@VERSION`` (so the fleet check sees it as a session) and a
+`zdmigrate.runtime.Runtime` (heartbeats, phase cache). It sends requests the way
+that version of the shop would:
+
+- 1.4 writes and reads ``name`` only;
+- 1.5 writes both columns once expand is done and reads the one the phase says
+  (through ``Runtime.dual_write``);
+- 2.0 writes and reads ``full_name`` only.
+
+`Model` is what the database must hold at the end: every committed write goes
+into it. A write whose commit outcome is unknown (the connection died under it)
+is settled by reading the row back after reconnecting; a row that is neither the
+old nor the new value is a wrong row.
+
+Surprise: instances only ever update the rows they inserted, and read those and
+the seed rows (which nobody writes), so the model needs no cross-thread ordering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from tests.helpers import ROOT
+from zdmigrate.phases import Phase
+from zdmigrate.runtime import Runtime
+
+RENAME = "0002_rename_users_name"
+OLD = "1.4"
+DUAL = "1.5"
+NEW = "2.0"
+
+_ids = itertools.count(1)
+
+
+# -- the expected model -------------------------------------------------------------
+
+
+class Model:
+    """The users the database must hold: id -> name, with every committed write."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self.seed_ids: list[int] = []
+
+    def set(self, row_id: int, value: str) -> None:
+        with self._lock:
+            self._rows[row_id] = value
+
+    def get(self, row_id: int) -> str | None:
+        with self._lock:
+            return self._rows.get(row_id)
+
+    def snapshot(self) -> dict[int, str]:
+        with self._lock:
+            return dict(self._rows)
+
+    def seed(self, dsn: str, rows: int) -> None:
+        """Insert `rows` users as the old app wrote them (name only)."""
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            got = conn.execute(
+                "INSERT INTO users (name, email) SELECT 'seed-' || g, 'seed-' || g || '@x' "
+                "FROM generate_series(1, %s) g RETURNING id, name", [rows]
+            ).fetchall()
+        for row_id, name in got:
+            self.set(int(row_id), str(name))
+            self.seed_ids.append(int(row_id))
+
+    def check(self, dsn: str) -> tuple[int, str]:
+        """Assert the table holds exactly the model (count and checksum); returns both."""
+        expected = self.snapshot()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            column = current_column(conn)
+            query = sql.SQL("SELECT id, {} FROM users ORDER BY id").format(sql.Identifier(column))
+            actual = {int(r[0]): r[1] for r in conn.execute(query).fetchall()}
+            if column == "name" and has_column(conn, "full_name"):
+                differ = conn.execute(
+                    "SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM name").fetchone()
+                assert differ == (0,), f"{differ} rows where full_name and name disagree"
+        missing = sorted(set(expected) - set(actual))[:10]
+        extra = sorted(set(actual) - set(expected))[:10]
+        wrong = [(k, expected[k], actual[k]) for k in expected if k in actual
+                 and actual[k] != expected[k]][:10]
+        assert not missing and not extra and not wrong, (
+            f"rows lost {missing}, unexpected rows {extra}, wrong rows {wrong}")
+        assert checksum(actual) == checksum(expected)
+        return len(actual), checksum(actual)
+
+
+def checksum(rows: dict[int, str]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(rows):
+        digest.update(f"{key}:{rows[key]}\n".encode())
+    return digest.hexdigest()
+
+
+def has_column(conn: psycopg.Connection[Any], column: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND table_name = 'users' AND column_name = %s", [column]).fetchone()
+    return bool(row and row[0])
+
+
+def current_column(conn: psycopg.Connection[Any]) -> str:
+    """``name`` while it exists, else ``full_name``: the column holding every row's value."""
+    return "name" if has_column(conn, "name") else "full_name"
+
+
+# -- one app instance -------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    #: Requests that raised (anything: a failed request).
+    errors: list[str] = field(default_factory=list)
+    #: Reads that returned something else than the model holds, and unsettled writes.
+    wrong: list[str] = field(default_factory=list)
+    #: (monotonic start, seconds) of every request.
+    latencies: list[tuple[float, float]] = field(default_factory=list)
+
+
+class AppInstance:
+    """One shop instance: a request thread on its own connection, and a Runtime."""
+
+    def __init__(
+        self, url: str, version: str, model: Model, *, rate: float = 20.0,
+        ttl: int = 30, heartbeat_interval: float = 1.0, name: str | None = None,
+    ) -> None:
+        self.url = url
+        self.version = version
+        self.model = model
+        #: Requests per second; 0 keeps the instance connected and idle.
+        self.rate = rate
+        self.name = name or f"{version}-{next(_ids)}"
+        self.stats = Stats()
+        self.runtime = Runtime(url, app="shop", version=version, instance_id=self.name,
+                               ttl_seconds=ttl, heartbeat_interval=heartbeat_interval,
+                               poll_interval=0.2)
+        self.dual = self.runtime.dual_write(RENAME, {"name": "full_name"})
+        self._mine: list[int] = []
+        self._seq = itertools.count(1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"shop-{self.name}", daemon=True)
+        self._conn: psycopg.Connection[Any] | None = None
+        #: A write whose outcome is unknown: ("insert", token) or ("update", id, old, new).
+        self._unsettled: tuple[Any, ...] | None = None
+        self.connected = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<shop {self.name}>"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> AppInstance:
+        self.runtime.start()
+        self._conn = self._connect()
+        self.connected.set()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop cleanly: finish the request in flight, close the pool, say goodbye."""
+        self._stop.set()
+        self._thread.join(30)
+        if self._conn is not None:
+            self._conn.close()
+        self.runtime.stop()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conninfo = make_conninfo(self.url, application_name=f"shop@{self.version}")
+        return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+
+    # -- the version's behaviour ---------------------------------------------------
+
+    def write_values(self, value: str) -> dict[str, str]:
+        if self.version == OLD:
+            return {"name": value}
+        if self.version == NEW:
+            return {"full_name": value}
+        return self.dual.write({"name": value})
+
+    def read_column(self) -> str:
+        if self.version == OLD:
+            return "name"
+        if self.version == NEW:
+            return "full_name"
+        return self.dual.read_column("name")
+
+    # -- requests ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        rng = random.Random(self.name)
+        while not self._stop.is_set():
+            if self.rate <= 0:
+                self._stop.wait(0.05)
+                continue
+            self._stop.wait(1.0 / self.rate)
+            if self._stop.is_set():
+                break
+            try:
+                conn = self._ensure_connected()
+            except psycopg.OperationalError:
+                self._stop.wait(0.2)
+                continue
+            started = time.monotonic()
+            self.stats.requests += 1
+            try:
+                self._request(conn, rng)
+            except psycopg.Error as exc:
+                self.stats.errors.append(f"{self.name}: {type(exc).__name__}: {exc}".strip())
+                if conn.broken or conn.closed:
+                    self._conn = None
+            finally:
+                self.stats.latencies.append((started, time.monotonic() - started))
+
+    def _ensure_connected(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            self._conn = self._connect()
+            if self._unsettled is not None:
+                self._settle(self._conn)
+        return self._conn
+
+    def _request(self, conn: psycopg.Connection[Any], rng: random.Random) -> None:
+        roll = rng.random()
+        if roll < 0.35 or not self._mine:
+            self._insert(conn)
+        elif roll < 0.6:
+            self._update(conn, rng.choice(self._mine))
+        else:
+            pool = self._mine if rng.random() < 0.5 or not self.model.seed_ids else \
+                self.model.seed_ids
+            self._read(conn, rng.choice(pool))
+
+    def _insert(self, conn: psycopg.Connection[Any]) -> None:
+        token = f"{self.name}-{next(self._seq)}"
+        values = {**self.write_values(token), "email": f"{token}@x"}
+        query = sql.SQL("INSERT INTO users ({}) VALUES ({}) RETURNING id").format(
+            sql.SQL(", ").join(map(sql.Identifier, values)),
+            sql.SQL(", ").join(sql.Placeholder() * len(values)))
+        self._unsettled = ("insert", token)
+        row = conn.execute(query, list(values.values())).fetchone()
+        self._unsettled = None
+        assert row is not None
+        self.model.set(int(row[0]), token)
+        self._mine.append(int(row[0]))
+
+    def _update(self, conn: psycopg.Connection[Any], row_id: int) -> None:
+        token = f"{self.name}-{next(self._seq)}"
+        values = self.write_values(token)
+        query = sql.SQL("UPDATE users SET {} WHERE id = %s").format(sql.SQL(", ").join(
+            sql.SQL("{} = %s").format(sql.Identifier(column)) for column in values))
+        self._unsettled = ("update", row_id, self.model.get(row_id), token)
+        conn.execute(query, [*values.values(), row_id])
+        self._unsettled = None
+        self.model.set(row_id, token)
+
+    def _read(self, conn: psycopg.Connection[Any], row_id: int) -> None:
+        column = self.read_column()
+        expected = self.model.get(row_id)
+        row = conn.execute(_select_by_id(column), [row_id]).fetchone()
+        got = row[0] if row else None
+        if got != expected:
+            self.stats.wrong.append(f"{self.name} read {column} of id {row_id}: {got!r}, "
+                                    f"expected {expected!r}")
+
+    def _settle(self, conn: psycopg.Connection[Any]) -> None:
+        """After a reconnect: did the write in flight when the connection died commit?"""
+        unsettled, self._unsettled = self._unsettled, None
+        assert unsettled is not None
+        column = current_column(conn)
+        if unsettled[0] == "insert":
+            token = unsettled[1]
+            row = conn.execute(sql.SQL("SELECT id FROM users WHERE {} = %s").format(
+                sql.Identifier(column)), [token]).fetchone()
+            if row is not None:
+                self.model.set(int(row[0]), token)
+                self._mine.append(int(row[0]))
+            return
+        _, row_id, before, after = unsettled
+        row = conn.execute(_select_by_id(column), [row_id]).fetchone()
+        got = row[0] if row else None
+        if got == after:
+            self.model.set(row_id, after)
+        elif got != before:
+            self.stats.wrong.append(f"{self.name}: id {row_id} is {got!r} after an unsettled "
+                                    f"update from {before!r} to {after!r}")
+
+
+def _select_by_id(column: str) -> sql.Composed:
+    return sql.SQL("SELECT {} FROM users WHERE id = %s").format(sql.Identifier(column))
+
+
+# -- a fleet --------------------------------------------------------------------------
+
+
+class Fleet:
+    """The shop instances running now, and those that ran before (for their stats)."""
+
+    def __init__(self, url: str, model: Model, **defaults: Any) -> None:
+        self.url = url
+        self.model = model
+        self.defaults = defaults
+        self.live: list[AppInstance] = []
+        self.retired: list[AppInstance] = []
+
+    def start(self, version: str, count: int = 1, **options: Any) -> list[AppInstance]:
+        started = [
+            AppInstance(self.url, version, self.model, **{**self.defaults, **options}).start()
+            for _ in range(count)
+        ]
+        self.live.extend(started)
+        return started
+
+    def stop(self, instance: AppInstance) -> None:
+        instance.stop()
+        self.live.remove(instance)
+        self.retired.append(instance)
+
+    def stop_all(self) -> None:
+        for instance in list(self.live):
+            self.stop(instance)
+
+    def of(self, version: str) -> list[AppInstance]:
+        return [i for i in self.live if i.version == version]
+
+    def versions(self) -> set[str]:
+        return {i.version for i in self.live}
+
+    @property
+    def everyone(self) -> list[AppInstance]:
+        return self.retired + self.live
+
+    def requests(self) -> int:
+        return sum(i.stats.requests for i in self.everyone)
+
+    def errors(self) -> list[str]:
+        return [e for i in self.everyone for e in i.stats.errors]
+
+    def wrong(self) -> list[str]:
+        return [w for i in self.everyone for w in i.stats.wrong]
+
+    def latencies(self, since: float = 0.0) -> list[float]:
+        return [d for i in self.everyone for s, d in i.stats.latencies if s >= since]
+
+    def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until `count` more requests were sent (so each step sees real traffic)."""
+        goal = self.requests() + count
+        deadline = time.monotonic() + timeout
+        while self.requests() < goal and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_fleet(url: str, model: Model, **defaults: Any) -> Iterator[Fleet]:
+    fleet = Fleet(url, model, **defaults)
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
+
+
+# -- an instance in a process of its own (for SIGKILL) ---------------------------------
+
+
+def spawn_idle_instance(url: str, version: str, *, ttl: int) -> subprocess.Popen[str]:
+    """A shop instance in its own process: connected, heartbeating, idle.
+
+    Killing it with SIGKILL leaves its heartbeat row behind, as a vanished host does.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.sim", "--url", url, "--version", version,
+         "--ttl", str(ttl)],
+        env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        process.kill()
+        raise AssertionError(f"idle instance did not start: {line}{process.communicate()[1]}")
+    return process
+
+
+def kill(process: subprocess.Popen[Any]) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def _serve_idle(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--ttl", type=int, required=True)
+    args = parser.parse_args(argv)
+    instance = AppInstance(args.url, args.version, Model(), rate=0, ttl=args.ttl,
+                           heartbeat_interval=max(0.5, args.ttl / 4))
+    instance.start()
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+# -- waiting -------------------------------------------------------------------------
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def scalar(dsn: str, query: str, params: Iterable[Any] | None = None) -> Any:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(query.encode(), list(params) if params is not None else None).fetchone()
+    return row[0] if row else None
+
+
+def phase_of(dsn: str, migration: str = RENAME) -> Phase:
+    try:
+        value = scalar(dsn, "SELECT phase FROM zdmigrate.migrations WHERE id = %s", [migration])
+    except psycopg.errors.UndefinedTable:
+        return Phase.PENDING
+    return Phase.parse(value) if value else Phase.PENDING
+
+
+def slowed_copy(source: Path, target: Path, *, pause: float, backfill_options: str) -> None:
+    """A copy of a migration file with a pg_sleep step after each statement, and given
+    backfill options, so a kill at a random moment lands inside a phase more often."""
+    lines = []
+    for line in source.read_text().splitlines():
+        lines.append(line)
+        stripped = line.strip()
+        if stripped.startswith("ctx.execute(") and stripped.endswith(")"):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(f'{indent}ctx.execute("SELECT pg_sleep({pause})")')
+    text = "\n".join(lines) + "\n"
+    text = text.replace('where="full_name IS DISTINCT FROM name")',
+                        f'where="full_name IS DISTINCT FROM name", {backfill_options})')
+    target.write_text(text)
+
+
+if __name__ == "__main__":
+    _serve_idle(sys.argv[1:])
+
+
+# -- a shop database ready for the rename ----------------------------------------------
+
+RENAME_BY_OPERATION = '''
+"""The rename of migrations_example/0002, written with ops.RenameColumn."""
+from zdmigrate import ops
+
+revision = "0002_rename_users_name"
+down_revision = "0001_create_users"
+compat = {"shop": {"dual_write_from": "1.5", "read_new_from": "2.0", "old_unused_from": "2.0"}}
+operations = [ops.RenameColumn("users", "name", "full_name")]
+'''
+
+
+def shop_migrations(tmp_path: Path, *, rename: str = "example", pause: float = 0.0,
+                    backfill_options: str = "") -> Path:
+    """migrations_example up to the rename: the example's own file, a slowed copy of it
+    (`pause` > 0), or the same rename written with ops.RenameColumn (`rename="operation"`)."""
+    from tests.helpers import EXAMPLE
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_create_users.py").write_text((EXAMPLE / "0001_create_users.py").read_text())
+    source = EXAMPLE / f"{RENAME}.py"
+    target = folder / f"{RENAME}.py"
+    if rename == "operation":
+        target.write_text(RENAME_BY_OPERATION.lstrip())
+    elif pause or backfill_options:
+        slowed_copy(source, target, pause=pause, backfill_options=backfill_options)
+    else:
+        target.write_text(source.read_text())
+    return folder
+
+
+def fleet_config(tmp_path: Path, session_ttl: int = 1) -> Path:
+    """A pyproject.toml for CLI runs from `tmp_path`: sessions remembered `session_ttl` s."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[tool.zdmigrate.fleet]\nsession_ttl = {session_ttl}\n")
+    return path
