@@ -27,7 +27,7 @@ from zdmigrate.phases import Phase
 pytestmark = pytest.mark.slow
 
 SEED_ROWS = 3000
-KILLS_PER_PHASE = 4
+KILLS_PER_PHASE = 5
 
 
 class Crash(BaseException):
@@ -105,16 +105,18 @@ def test_sigkill_at_random_moments_of_every_phase_then_rerun_to_the_end(
 ) -> None:
     seed = int(os.environ.get("ZDMIGRATE_CHAOS_SEED", random.randrange(1_000_000)))
     rng = random.Random(seed)
-    folder = sim.shop_migrations(tmp_path, pause=0.1,
-                                 backfill_options="batch_size=100, max_batch_size=100")
+    folder = sim.shop_migrations(
+        tmp_path, pause=0.25,
+        backfill_options="batch_size=100, max_batch_size=100, max_rows_per_second=1500")
     sim.fleet_config(tmp_path)
     env = cli_env(db_url, folder)
     assert run_cli(["phase", "advance", "0001_create_users"], env).returncode == 0
     model = sim.Model()
     model.seed(dsn, SEED_ROWS)
-    # how long each phase's work lasts (the slowed copy: 0.1s pauses, 100-row batches)
-    windows = {Phase.EXPAND: 0.8, Phase.BACKFILL: 3.0, Phase.SWITCH_READ: 0.6,
-               Phase.CONTRACT: 1.4}
+    # about how long each phase's work lasts (the slowed copy: a 0.25s pause after each
+    # statement, the backfill at 1500 rows/s), so most kills land inside it
+    windows = {Phase.EXPAND: 0.9, Phase.BACKFILL: 2.0, Phase.SWITCH_READ: 0.6,
+               Phase.CONTRACT: 1.6}
     outcomes: list[str] = []
     with sim.running_fleet(db_url, model) as fleet:
         fleet.start(sim.OLD, 1)
@@ -134,7 +136,7 @@ def test_sigkill_at_random_moments_of_every_phase_then_rerun_to_the_end(
                 time.sleep(rng.uniform(0, window))
                 sim.kill(process)
                 reached = sim.phase_of(dsn)
-                assert reached in (before, phase), f"kill {kill} of {phase} left {reached}"
+                assert before <= reached <= phase, f"kill {kill} of {phase} left {reached}"
                 outcomes.append(f"{phase}#{kill}: {'partial' if _partial(dsn) else reached}")
                 assert fleet.errors() == [], f"seed {seed}, after kill {kill} of {phase}"
                 fleet.wait_for_requests(20)
@@ -147,6 +149,7 @@ def test_sigkill_at_random_moments_of_every_phase_then_rerun_to_the_end(
             fleet.wait_for_requests(30)
         assert fleet.errors() == [], f"seed {seed}"
         assert fleet.wrong() == [], f"seed {seed}"
+    print(f"seed {seed}:", outcomes)
     assert any("partial" in outcome for outcome in outcomes), (seed, outcomes)
     count, _ = model.check(dsn)
     assert count > SEED_ROWS
