@@ -13,7 +13,7 @@ from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops._expressions import on_record
 from zdmigrate.ops._names import generated_name
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import BackfillStep, SQLStep
+from zdmigrate.steps import BackfillStep, GeneratedSQLStep, SQLStep
 
 MID = "0007_test"
 
@@ -31,6 +31,8 @@ def plan(op: ops.Operation) -> dict[str, list[str]]:
                 if isinstance(s, BackfillStep):
                     texts.append(f"BACKFILL {s.schema}.{s.table} SET {dict(s.set)} "
                                  f"WHERE {s.where} VERIFY {s.verify}")
+                elif isinstance(s, GeneratedSQLStep):
+                    texts.append(f"GENERATED {s.description}")
                 else:
                     assert isinstance(s, SQLStep)
                     texts.append(("[autocommit] " if s.autocommit else "") + s.sql)
@@ -96,11 +98,14 @@ def test_rename_column_phases() -> None:
     assert "attname = 'name' AND attnotnull" in contract[0]
     assert "VALIDATE CONSTRAINT" in contract[1] and "SET NOT NULL" in contract[2]
     assert "pg_get_serial_sequence" in contract[3]
-    assert contract[-3:] == [
+    assert contract[-4:] == [
         'DROP TRIGGER IF EXISTS "zdm_0007_test_rename_name" ON "public"."users"',
         'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_rename_name"()',
         'ALTER TABLE "public"."users" DROP COLUMN "name"',
+        "GENERATED give the copied indexes of public.users their original names",
     ]
+    assert got["switch-read"] == ["GENERATED copy the indexes of public.users.name onto full_name"]
+    assert got["rollback switch-read"] == ["GENERATED drop the copied indexes of public.users"]
     assert got["rollback expand"][-1] == 'ALTER TABLE "public"."users" DROP COLUMN IF EXISTS "full_name"'
 
 

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
 from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed
-from zdmigrate.steps import SQLStep
+from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
 Record = Callable[[psycopg.Connection[Any]], None]
@@ -207,7 +207,7 @@ def _index_state(conn: psycopg.Connection[Any], schema: str | None, name: str) -
     return "valid" if row[0] else "invalid"
 
 
-def _where(step: SQLStep) -> str:
+def _where(step: SQLStep | GeneratedSQLStep) -> str:
     return f"{step.source}: " if step.source else ""
 
 
@@ -224,3 +224,19 @@ def _first_line(exc: BaseException) -> str:
 def _describe(exc: psycopg.Error) -> str:
     state = f"[{exc.sqlstate}] " if exc.sqlstate else ""
     return f"{state}{_first_line(exc)}"
+
+
+def generated_statements(conn: psycopg.Connection[Any], step: GeneratedSQLStep) -> list[SQLStep]:
+    """Run a generated step's query (read-only, in a short transaction): its statements."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(step.query.encode(), step.params).fetchall()
+    except psycopg.Error as exc:
+        raise StepFailed(
+            f"{_where(step)}generating the statements to {step.description} failed: "
+            f"{_describe(exc)}"
+        ) from None
+    return [
+        SQLStep(str(row[0]), None, step.source, needs_autocommit(str(row[0])), step.description)
+        for row in rows if row and row[0]
+    ]

@@ -37,7 +37,7 @@ from zdmigrate.errors import (
 from zdmigrate.migration import Migration, children_of, find, load_migrations, parents_of
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
-from zdmigrate.steps import BackfillStep, SQLStep, Step
+from zdmigrate.steps import BackfillStep, GeneratedSQLStep, SQLStep, Step
 
 Log = Callable[[str], None]
 
@@ -484,6 +484,13 @@ def _run_steps(
         if isinstance(step, SQLStep):
             run.log(f"  {phase} step {index + 1}: {_one_line(step.sql)}")
             db.execute_step(run.conn, step, run.settings, record=record, log=run.log)
+        elif isinstance(step, GeneratedSQLStep):
+            run.log(f"  {phase} step {index + 1}: {step.description}")
+            for statement in db.generated_statements(run.conn, step):
+                run.log(f"    {_one_line(statement.sql)}")
+                db.execute_step(run.conn, statement, run.settings, log=run.log)
+            with run.conn.transaction():
+                record(run.conn)
         else:
             if direction == "advance":
                 run.log(f"  {phase} step {index + 1}: backfill {step.qualified_table}")

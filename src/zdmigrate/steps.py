@@ -107,7 +107,37 @@ class BackfillStep:
         return f"-- backfill, in batches by primary key:\n{text}"
 
 
-Step = SQLStep | BackfillStep
+@dataclass(frozen=True)
+class GeneratedSQLStep:
+    """Statements that only the live catalog can spell out, generated when the step runs.
+
+    `query` returns one text column: each row is one statement, run in order as a
+    step of its own (CONCURRENTLY ones outside a transaction). Used where a plan
+    cannot know the SQL in advance, e.g. copying whatever indexes a column has.
+
+    Warning: a rerun after a kill generates and runs the statements again, so each
+    must be idempotent (IF NOT EXISTS, IF EXISTS, or a query that generates only
+    what is still missing). The linter cannot see generated SQL: it is trusted
+    operation output.
+    """
+
+    query: str
+    description: str
+    params: Params = None
+    source: Source | None = None
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps(["generated", self.query, _jsonable(self.params)], default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def render(self) -> str:
+        """What `plan` shows: the description and the generating query."""
+        query = "\n".join("--   " + line for line in self.query.strip().splitlines())
+        return f"-- generated when it runs: {self.description}\n-- from:\n{query}"
+
+
+Step = SQLStep | BackfillStep | GeneratedSQLStep
 
 
 def _jsonable(params: Params) -> Any:

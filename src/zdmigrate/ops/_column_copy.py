@@ -7,16 +7,20 @@ new column, makes the old column nullable (new versions leave it out of their
 INSERTs, so once the trigger is gone it must accept NULL until it is dropped, even
 if the run stops in between), drops the trigger and then the old column.
 
-Surprise: indexes, unique and primary-key constraints on the old column are not
-recreated on the new one (that needs CREATE INDEX CONCURRENTLY on a name the
-plan cannot know): add a CreateIndex / AddUnique on the new column in the same
-migration. Identity columns cannot be copied this way.
+switch-read copies the old column's indexes (and unique constraints) onto the new
+column, CONCURRENTLY, before readers move to it; contract gives the copies the
+old names (see `_carry_indexes`).
+
+Surprise: indexes with expressions or predicates, and a primary key that includes
+the old column, are not carried over: add a CreateIndex / AddPrimaryKey on the new
+column. Identity columns cannot be copied this way.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _carry_indexes as carry
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
@@ -111,6 +115,8 @@ class ColumnCopy(Operation):
         if phase is Phase.BACKFILL:
             return [BackfillStep(self.table.name, {self.new: self.up}, where=self._disagree(),
                                  verify=self._disagree(), schema=self.table.schema)]
+        if phase is Phase.SWITCH_READ:
+            return [carry.copy_indexes(self.table, self.old, self.new, migration_id)]
         if phase is Phase.CONTRACT:
             return [
                 *conditional_set_not_null_steps(
@@ -121,10 +127,13 @@ class ColumnCopy(Operation):
                 *trigger.drop_steps(),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
+                carry.finish_copies(self.table, migration_id),
             ]
         return []
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        if phase is Phase.SWITCH_READ:
+            return [carry.drop_copies(self.table, migration_id)]
         if phase is not Phase.EXPAND:
             return []
         return [
