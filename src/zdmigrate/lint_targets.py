@@ -60,6 +60,12 @@ def collect(
             targets.sql.append(("<stdin>", text))
             continue
         path = Path(raw)
+        if raw.endswith(".sql"):  # the common case, with one stat instead of four
+            key = str(path)
+            if key not in seen_sql:
+                seen_sql.add(key)
+                targets.sql.append((raw, _read(path)))
+            continue
         if not path.exists():
             raise BadInput(f"lint: {raw} does not exist")
         for migration in _migrations_at(path):
@@ -80,6 +86,10 @@ def collect(
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"lint: {path} does not exist") from None
+    except IsADirectoryError:
+        raise BadInput(f"lint: {path} is a directory, not a .sql file") from None
     except UnicodeDecodeError as exc:
         raise BadInput(f"lint: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
