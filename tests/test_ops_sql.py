@@ -138,6 +138,7 @@ def test_drop_column_without_down_saves_not_null_in_a_memo() -> None:
 def test_drop_column_with_down_fills_for_old_readers() -> None:
     got = plan(ops.DropColumn("users", "phone", down="'n/a'"))
     assert "NEW.\"phone\" := ('n/a');" in got["expand"][0]
+    assert got["contract"][0] == 'ALTER TABLE "public"."users" ALTER COLUMN "phone" DROP NOT NULL'
     assert got["contract"][-1] == 'ALTER TABLE "public"."users" DROP COLUMN "phone"'
 
 

@@ -41,6 +41,9 @@ else:  # imported on first use: `lint` of plain SQL must not load SQLAlchemy or 
 
 Log = Callable[[str], None]
 
+if TYPE_CHECKING:
+    from zdmigrate.demo import DemoSummary
+
 
 @dataclass
 class InitResult:
@@ -257,31 +260,27 @@ def example_migrations() -> Path:
                    hint="run the demo from a checkout of zdmigrate, or pass --migrations DIR")
 
 
-def demo(settings: Settings, *, log: Log = lambda m: None) -> list[MigrationStatus]:
-    """Run every example migration through all its phases, on an embedded PostgreSQL
-    unless a database URL is given; returns the final status."""
-    from zdmigrate.embedded import embedded_postgres
+def demo(
+    settings: Settings,
+    *,
+    strategy: str = "rolling",
+    rows: int | None = None,
+    duration: float | None = None,
+    rate: float | None = None,
+    view: str = "quiet",
+    stream: TextIO | None = None,
+) -> DemoSummary:
+    """The example history shipped under live traffic from a simulated fleet (see zdmigrate.demo),
+    on an embedded PostgreSQL, or in a throw-away database on `settings.database_url`."""
+    from zdmigrate import demo as demo_module
 
-    if settings.migrations == Path("migrations") and not settings.migrations.is_dir():
-        settings = settings.with_(migrations=example_migrations())
-    if settings.database_url:
-        return _demo_run(settings, log)
-    with embedded_postgres() as url:
-        log(f"started an embedded PostgreSQL ({url.split('?')[0]})")
-        return _demo_run(settings.with_(database_url=url), log)
-
-
-def _demo_run(settings: Settings, log: Log) -> list[MigrationStatus]:
-    for migration in load_migrations(settings.migrations):
-        engine.advance(settings, migration.id, to="switch-read", log=log)
-        for app, thresholds in migration.compat.items():
-            if thresholds.old_unused_from is not None:
-                # the deploy of the version that no longer uses the old shape
-                version = str(thresholds.old_unused_from)
-                log(f"deploying {app} {version} (`zdmigrate fleet declare`)")
-                fleet_declare(settings, app=app, version=version)
-        engine.advance(settings, migration.id, to="contract", log=log)
-    return engine.status(settings)
+    return demo_module.run_demo(
+        settings, migrations=example_migrations(), strategy=strategy,
+        rows=demo_module.DEFAULT_ROWS if rows is None else rows,
+        duration=demo_module.DEFAULT_DURATION if duration is None else duration,
+        rate=demo_module.DEFAULT_RATE if rate is None else rate,
+        view=view, stream=stream,
+    )
 
 
 @dataclass

@@ -5,8 +5,8 @@
 
 expand makes the column harmless for new app versions, which no longer write
 it: without `down` its NOT NULL (if any) is dropped; with `down` a sync trigger
-fills it from the row for old readers (it stays NOT NULL). contract drops the
-trigger and the column.
+fills it from the row for old readers (it stays NOT NULL). contract drops its
+NOT NULL, then the trigger and the column.
 
 Surprise: rolling back expand restores NOT NULL (through a validated CHECK), and
 fails if new app versions wrote NULLs meanwhile; fill them, then roll back again.
@@ -62,8 +62,11 @@ class DropColumn(Operation):
                 do_if(was_not_null, [self._drop_not_null()]),
             ]
         if phase is Phase.CONTRACT:
+            # with a trigger the column is still NOT NULL: it must not be once the trigger
+            # that fills it is gone (each step is its own transaction, new versions write on)
             out: list[Step] = (
-                list(trigger.drop_steps()) if trigger else [_memo.drop_step(self._memo(migration_id))]
+                [SQLStep(self._drop_not_null()), *trigger.drop_steps()] if trigger
+                else [_memo.drop_step(self._memo(migration_id))]
             )
             out.append(SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                 self.table.ident, sql.Identifier(self.column)))))

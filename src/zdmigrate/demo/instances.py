@@ -1,0 +1,191 @@
+"""Simulated app instances: each a real connection in a thread, with zdmigrate.runtime heartbeats.
+
+An `AppInstance` is what one pod or server of the shop would be: a connection
+whose ``application_name`` is ``shop@VERSION`` (so zdmigrate sees it in
+pg_stat_activity), a `Runtime` that heartbeats and follows phases, and a thread
+sending requests at the rate the `Router` gives it. With a rate of 0 it is idle
+but alive, as a blue environment after the switch: connected and heartbeating.
+
+`Fleet` starts and stops instances to match the counts a deploy step asks for.
+
+Warning: stopping an instance closes its connection; PostgreSQL ends the
+backend a moment later, so pg_stat_activity may still show it briefly. Wait
+with `Fleet.wait_disconnected` before telling zdmigrate a version is gone.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+from zdmigrate.demo.shop import APP, VERSIONS
+from zdmigrate.demo.traffic import TrafficStats
+from zdmigrate.runtime import Runtime
+
+
+class Router:
+    """Splits the fleet's request rate: by version weight, then evenly over its instances."""
+
+    def __init__(self, total_rate: float) -> None:
+        self.total_rate = total_rate
+        self._weights: dict[str, float] = {}
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def route(self, weights: Mapping[str, float]) -> None:
+        with self._lock:
+            self._weights = dict(weights)
+
+    def set_running(self, running: Mapping[str, int]) -> None:
+        with self._lock:
+            self._running = dict(running)
+
+    def share(self, version: str) -> float:
+        """The fraction of all requests `version` receives now."""
+        with self._lock:
+            live = {v: w for v, w in self._weights.items() if self._running.get(v)}
+            total = sum(live.values())
+            return live.get(version, 0.0) / total if total else 0.0
+
+    def rate(self, version: str) -> float:
+        """Requests per second one instance of `version` sends now."""
+        share = self.share(version)
+        with self._lock:
+            running = self._running.get(version, 0)
+        return self.total_rate * share / running if running else 0.0
+
+
+class AppInstance:
+    """One instance of the shop at `version`: a connection, a runtime and a request loop."""
+
+    def __init__(
+        self, url: str, version: str, name: str, *, stats: TrafficStats, router: Router,
+        seeded_rows: int, schema: str, seed: int,
+    ) -> None:
+        self.url = url
+        self.version = version
+        self.name = name
+        self.stats = stats
+        self.router = router
+        self.seeded_rows = seeded_rows
+        self.schema = schema
+        self.rng = random.Random(seed)
+        self.runtime: Runtime | None = None
+        self.conn: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.runtime = Runtime(
+            self.url, app=APP, version=self.version, instance_id=self.name, schema=self.schema,
+            heartbeat_interval=2.0, ttl_seconds=10, poll_interval=0.25,
+        ).start()
+        self.conn = self._connect()
+        self._thread = threading.Thread(target=self._loop, name=f"app {self.name}", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True, application_name=f"{APP}@{self.version}",
+                               connect_timeout=10)
+
+    def _loop(self) -> None:
+        assert self.runtime is not None
+        app = VERSIONS[self.version](self.runtime, self.seeded_rows)
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            rate = self.router.rate(self.version)
+            if rate <= 0:
+                next_at = time.monotonic()
+                self._stop.wait(0.05)
+                continue
+            delay = next_at - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            # an open loop with a bounded backlog: a slow moment is not made up in a burst
+            next_at = max(next_at + self.rng.expovariate(rate), time.monotonic() - 1.0)
+            self._one_request(app)
+
+    def _one_request(self, app: Any) -> None:
+        started = time.perf_counter()
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self.conn = self._connect()
+            app.request(self.conn, self.rng)
+        except Exception as exc:  # any error is a failed request, as a user would see it
+            self.stats.record(self.version, time.perf_counter() - started, exc)
+        else:
+            self.stats.record(self.version, time.perf_counter() - started)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.conn is not None:
+            self.conn.close()
+        if self.runtime is not None:
+            self.runtime.stop()
+
+
+class Fleet:
+    """The running instances of every version; `scale` starts or stops them to a count."""
+
+    def __init__(self, url: str, *, stats: TrafficStats, router: Router, seeded_rows: int,
+                 schema: str) -> None:
+        self.url = url
+        self.stats = stats
+        self.router = router
+        self.seeded_rows = seeded_rows
+        self.schema = schema
+        self.instances: dict[str, list[AppInstance]] = {}
+        self._started = 0
+
+    def count(self, version: str) -> int:
+        return len(self.instances.get(version, []))
+
+    def counts(self) -> dict[str, int]:
+        return {v: len(i) for v, i in self.instances.items() if i}
+
+    def scale(self, counts: Mapping[str, int]) -> None:
+        """Start instances up to each count; stop the oldest ones beyond it (new ones first)."""
+        for version, wanted in counts.items():
+            running = self.instances.setdefault(version, [])
+            while len(running) < wanted:
+                self._started += 1
+                instance = AppInstance(
+                    self.url, version, f"{APP}-{version}-{self._started}", stats=self.stats,
+                    router=self.router, seeded_rows=self.seeded_rows, schema=self.schema,
+                    seed=self._started,
+                )
+                instance.start()
+                running.append(instance)
+                self.router.set_running(self.counts())
+        for version, wanted in counts.items():
+            running = self.instances[version]
+            while len(running) > wanted:
+                instance = running.pop(0)
+                self.router.set_running(self.counts())
+                instance.stop()
+
+    def stop_all(self) -> None:
+        self.scale({v: 0 for v in self.instances})
+
+    def wait_disconnected(self, version: str, timeout: float = 15.0) -> bool:
+        """Wait until no session of `version` is left in pg_stat_activity; True if none is."""
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.url, autocommit=True, application_name="zdmigrate demo") as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                    "AND datname = current_database()",
+                    [f"{APP}@{version}"],
+                ).fetchone()
+                if not row or not row[0]:
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)

@@ -1,0 +1,240 @@
+"""The deploy pipeline the demo runs: gate, pre-deploy phases, deploy steps, post-deploy phases.
+
+Two releases go out under the chosen strategy while the fleet serves traffic:
+
+1. shop 1.5 (dual-writing) replaces 1.4. Before it, every migration that can
+   runs ``expand``; after it, ``dual-write`` and ``backfill``.
+2. shop 3.0 (new shapes only) replaces 1.5. The gate first refuses it (the
+   migrations it reads are not at switch-read); the pipeline runs switch-read,
+   and the gate lets it out. After each deploy step while an old instance is
+   live, the pipeline tries ``contract`` and zdmigrate refuses. Once the old
+   version is torn down and disconnected, ``fleet retire`` drops it from the
+   fleet, and every migration goes through contract.
+
+A migration whose operations need the schema that an earlier contract leaves
+(0019 drops a table 0016 renames at contract) waits for that contract.
+
+Warning: `engine.advance` takes zdmigrate's run lock on the database; nothing
+else may run zdmigrate phases on the demo's database meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zdmigrate import commands, engine
+from zdmigrate import gate as gate_module
+from zdmigrate.config import Settings
+from zdmigrate.demo import shop
+from zdmigrate.demo.instances import Fleet, Router
+from zdmigrate.demo.progress import DemoProgress
+from zdmigrate.demo.strategies import DeployStep, initial_step, release_steps
+from zdmigrate.errors import Blocker, OperationInvalid, PhaseRefused, ZdmigrateError
+from zdmigrate.migration import Migration, load_migrations
+from zdmigrate.phases import Phase
+
+
+class DemoFailed(ZdmigrateError):
+    """The pipeline could not go on (a gate or phase said no where it should not have)."""
+
+
+@dataclass(frozen=True)
+class ContractRefusal:
+    """Contract refused while old app versions were live: the proof the fleet check holds."""
+
+    migration: str
+    during: str
+    blockers: list[Blocker]
+
+    @property
+    def old_versions(self) -> list[str]:
+        return sorted({str(b.details.get("version")) for b in self.blockers
+                       if b.details.get("version")})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"migration": self.migration, "during": self.during,
+                "old_versions": self.old_versions,
+                "blockers": [b.as_dict() for b in self.blockers]}
+
+
+@dataclass(frozen=True)
+class GateCall:
+    version: str
+    during: str
+    answer: gate_module.GateAnswer
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "during": self.during,
+                "allowed": self.answer.allowed,
+                "reasons": [b.message for b in self.answer.blockers]}
+
+
+@dataclass
+class PipelineRecord:
+    """What the pipeline did, for the summary."""
+
+    contract_refusals: list[ContractRefusal] = field(default_factory=list)
+    gate_calls: list[GateCall] = field(default_factory=list)
+    transitions: int = 0
+    deploy_steps: int = 0
+
+
+_PHASE_DONE = re.compile(r"^(\S+): (\S+) done \((.*)\)$")
+_BACKFILLED = re.compile(r"^\s*backfilled (\d+) row\(s\) of (\S+)$")
+
+
+class Pipeline:
+    """Walks the example migrations through every phase around two releases of the shop."""
+
+    def __init__(
+        self, settings: Settings, fleet: Fleet, router: Router, progress: DemoProgress, *,
+        strategy: str, rows: int, hold_seconds: float,
+    ) -> None:
+        self.settings = settings
+        self.fleet = fleet
+        self.router = router
+        self.progress = progress
+        self.strategy = strategy
+        self.rows = rows
+        self.hold_seconds = hold_seconds
+        self.record = PipelineRecord()
+        self.migrations: list[Migration] = load_migrations(settings.migrations)
+        self.phases: dict[str, Phase] = {m.id: Phase.PENDING for m in self.migrations}
+        progress.update(migrations=[m.id for m in self.migrations])
+
+    # -- the story ---------------------------------------------------------------
+
+    def run(self, seed: Callable[[int], None]) -> None:
+        first = self.migrations[0]
+        self.stage(f"the shop today: {first.id}, {self.rows} users with an order each")
+        self.advance(first, Phase.CONTRACT)
+        seed(self.rows)
+        self.deploy(initial_step(self.strategy, shop.OLD))
+        self.hold()
+
+        self.stage(f"release {shop.APP} {shop.DUAL_WRITING} (dual-writing)")
+        self.advance_ready(Phase.EXPAND, "pre-deploy")
+        self.release(shop.OLD, shop.DUAL_WRITING, try_contract=False)
+        self.advance_ready(Phase.BACKFILL, "post-deploy")
+
+        self.stage(f"release {shop.APP} {shop.NEW} (new shapes only)")
+        self.release(shop.DUAL_WRITING, shop.NEW, try_contract=True,
+                     pre_deploy=lambda: self.advance_ready(Phase.SWITCH_READ, "pre-deploy"))
+
+        self.stage("contract: the old shapes go")
+        self.advance_ready(Phase.CONTRACT, "post-deploy", wait=False)
+        self.gate(shop.DUAL_WRITING, "a rollback to it, after contract")
+        self.stage("done: the shop runs on the new schema")
+        self.hold()
+
+    def release(
+        self, old: str, new: str, *, try_contract: bool,
+        pre_deploy: Callable[[], None] | None = None,
+    ) -> None:
+        answer = self.gate(new, "before the deploy")
+        if pre_deploy is not None:
+            pre_deploy()
+        if not answer.allowed:
+            answer = self.gate(new, "after the pre-deploy phases")
+            if not answer.allowed:
+                raise DemoFailed(f"the gate refused {shop.APP} {new}: "
+                                 + "; ".join(b.message for b in answer.blockers))
+        for step in release_steps(self.strategy, old, new):
+            self.deploy(step)
+            self.hold()
+            if try_contract and self.fleet.count(old):
+                self.try_contract(step.description)
+        self.retire(old)
+
+    # -- pipeline actions ----------------------------------------------------------
+
+    def stage(self, text: str) -> None:
+        self.progress.update(stage=text)
+        self.progress.emit("stage", text)
+
+    def hold(self) -> None:
+        time.sleep(self.hold_seconds)
+
+    def deploy(self, step: DeployStep) -> None:
+        self.progress.emit("deploy", step.description)
+        self.router.route(step.weights)
+        self.fleet.scale(step.counts)
+        self.router.route(step.weights)
+        self.record.deploy_steps += 1
+        self.progress.update(running=self.fleet.counts(),
+                             shares={v: self.router.share(v) for v in self.fleet.counts()})
+
+    def gate(self, version: str, during: str) -> gate_module.GateAnswer:
+        answer = gate_module.run_gate(self.settings, app=shop.APP, version=version)
+        self.record.gate_calls.append(GateCall(version, during, answer))
+        if answer.allowed:
+            self.progress.emit("gate", f"`zdmigrate gate --app {shop.APP} --version {version}` "
+                               f"({during}): allowed")
+        else:
+            first = answer.blockers[0].message
+            more = f" (+{len(answer.blockers) - 1} more)" if len(answer.blockers) > 1 else ""
+            self.progress.emit("refused", f"`zdmigrate gate --app {shop.APP} --version "
+                               f"{version}` ({during}): refused: {first}{more}")
+        return answer
+
+    def try_contract(self, during: str) -> None:
+        """Run `phase advance --to contract` as an eager pipeline would; expect a refusal."""
+        pending = next(m for m in self.migrations if self.phases[m.id] is not Phase.CONTRACT)
+        try:
+            self.advance(pending, Phase.CONTRACT)
+        except PhaseRefused as exc:
+            refusal = ContractRefusal(pending.id, during, list(exc.blockers))
+            self.record.contract_refusals.append(refusal)
+            live = ", ".join(f"{shop.APP} {v}" for v in refusal.old_versions) or "not proven"
+            self.progress.emit(
+                "refused",
+                f"`zdmigrate phase advance {pending.id} --to contract`: refused, "
+                f"{len(exc.blockers)} live instance(s) of an old version ({live})",
+            )
+            return
+        raise DemoFailed(f"contract of {pending.id} went through while "
+                         f"{shop.APP} {self.fleet.counts()} was live")
+
+    def retire(self, version: str) -> None:
+        if not self.fleet.wait_disconnected(version):
+            self.progress.emit("info", f"{shop.APP} {version} still has sessions open")
+        removed = commands.fleet_retire(self.settings, app=shop.APP, version=version)
+        self.progress.emit("deploy", f"`zdmigrate fleet retire --app {shop.APP} --version "
+                           f"{version}`: gone from the fleet ({removed} remembered row(s) removed)")
+
+    def advance_ready(self, target: Phase, when: str, *, wait: bool = True) -> None:
+        """Take every migration up to `target`, in order, as far as they can go now."""
+        self.progress.emit("info", f"{when}: `zdmigrate phase advance MIGRATION --to {target}` "
+                           "for each migration")
+        for migration in self.migrations:
+            if self.phases[migration.id] >= target:
+                continue
+            try:
+                self.advance(migration, target)
+            except OperationInvalid as exc:
+                if not wait:
+                    raise
+                problem = exc.problems[0] if exc.problems else exc.message
+                self.progress.emit("info", f"{migration.id} and later wait for earlier "
+                                   f"contracts ({problem})")
+                return
+
+    def advance(self, migration: Migration, target: Phase) -> None:
+        transitions = engine.advance(self.settings, migration.id, to=target, log=self.engine_log)
+        for transition in transitions:
+            self.phases[migration.id] = transition.to_phase
+            self.record.transitions += 1
+
+    def engine_log(self, line: str) -> None:
+        done = _PHASE_DONE.match(line)
+        if done:
+            self.progress.emit("phase", f"{done.group(1)}: {done.group(2)} done ({done.group(3)})")
+            return
+        filled = _BACKFILLED.match(line)
+        if filled:
+            self.progress.emit("backfill", f"backfilled {filled.group(1)} row(s) of "
+                               f"{filled.group(2)}")

@@ -1,0 +1,176 @@
+"""How the demo shows itself: a rich live view on a terminal, plain lines elsewhere.
+
+Both read `DemoProgress` and `TrafficStats`; neither talks to the database.
+The live view redraws four times a second; the plain view prints each event as
+it happens and a traffic line every few seconds (for CI logs and pipes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from zdmigrate.demo.progress import DemoProgress, Event
+from zdmigrate.demo.shop import APP, ROLES
+from zdmigrate.demo.traffic import TrafficStats
+from zdmigrate.phases import Phase
+
+VIEWS = ("live", "plain", "quiet")
+
+_PHASE_STYLE = {
+    Phase.PENDING: "dim", Phase.EXPAND: "cyan", Phase.DUAL_WRITE: "cyan",
+    Phase.BACKFILL: "yellow", Phase.SWITCH_READ: "magenta", Phase.CONTRACT: "green",
+}
+_EVENT_STYLE = {"stage": "bold", "refused": "red", "gate": "green", "deploy": "blue",
+                "phase": "", "backfill": "yellow", "info": "dim"}
+
+
+def traffic_line(progress: DemoProgress, stats: TrafficStats) -> str:
+    parts = []
+    for version in stats.versions():
+        t = stats.snapshot(version)
+        parts.append(f"{APP} {version}: {t.requests} req, {t.failed} failed, "
+                     f"p99 {t.p99_ms:.1f} ms, {t.rate:.0f}/s")
+    return f"[{progress.elapsed():6.1f}s] traffic: " + " | ".join(parts)
+
+
+@contextmanager
+def plain_view(progress: DemoProgress, stats: TrafficStats, stream: TextIO,
+               every: float = 5.0) -> Iterator[None]:
+    """Print events as lines on `stream`, and a traffic line every `every` seconds."""
+
+    def on_event(event: Event) -> None:
+        stream.write(f"[{event.at:6.1f}s] {event.text}\n")
+        stream.flush()
+
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(every):
+            if stats.versions():
+                stream.write(traffic_line(progress, stats) + "\n")
+                stream.flush()
+
+    progress.listeners.append(on_event)
+    thread = threading.Thread(target=ticker, name="demo traffic lines", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+        progress.listeners.remove(on_event)
+
+
+@contextmanager
+def live_view(progress: DemoProgress, stats: TrafficStats, stream: TextIO) -> Iterator[None]:
+    """A rich Live view on `stream` (a terminal), redrawn four times a second."""
+    console = Console(file=stream)
+    renderer = _LiveRenderer(progress, stats)
+    with Live(get_renderable=renderer.render, console=console, refresh_per_second=4,
+              screen=False, transient=False, redirect_stdout=False, redirect_stderr=False):
+        yield
+
+
+class _LiveRenderer:
+    def __init__(self, progress: DemoProgress, stats: TrafficStats) -> None:
+        self.progress = progress
+        self.stats = stats
+
+    def render(self) -> RenderableType:
+        snap = self.progress.snapshot()
+        return Panel(
+            Group(
+                f"[bold]{snap['stage']}[/bold]",
+                self._fleet(snap),
+                self._migrations(snap),
+                self._backfills(snap),
+                self._events(),
+            ),
+            title=(f"zdmigrate demo · {self.progress.strategy} · {self.progress.database} · "
+                   f"{self.progress.elapsed():.0f}s"),
+            border_style="blue",
+        )
+
+    def _fleet(self, snap: dict[str, object]) -> RenderableType:
+        running: dict[str, int] = snap["running"]  # type: ignore[assignment]
+        shares: dict[str, float] = snap["shares"]  # type: ignore[assignment]
+        seen: dict[str, int] = snap["seen"]  # type: ignore[assignment]
+        table = Table(title="fleet and traffic", title_justify="left", expand=True,
+                      header_style="bold")
+        for column in ("app version", "instances", "seen by zdmigrate", "traffic", "requests",
+                       "failed", "req/s", "p50 ms", "p99 ms"):
+            table.add_column(column, justify="left" if column == "app version" else "right")
+        versions = list(dict.fromkeys([*ROLES, *self.stats.versions()]))
+        for version in versions:
+            t = self.stats.snapshot(version)
+            failed = f"[red]{t.failed}[/red]" if t.failed else "[green]0[/green]"
+            table.add_row(
+                f"{APP} {version} ({ROLES.get(version, '')})", str(running.get(version, 0)),
+                str(seen.get(version, 0)), f"{100 * shares.get(version, 0.0):.0f}%"
+                if running.get(version) else "-",
+                f"{t.requests:,}", failed, f"{t.rate:.0f}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
+            )
+        total = self.stats.total()
+        table.add_row("all", "", "", "", f"{total.requests:,}",
+                      f"[red]{total.failed}[/red]" if total.failed else "[green]0[/green]",
+                      "", f"{total.p50_ms:.1f}", f"{total.p99_ms:.1f}", style="bold")
+        return table
+
+    def _migrations(self, snap: dict[str, object]) -> RenderableType:
+        phases: dict[str, Phase] = snap["phases"]  # type: ignore[assignment]
+        ids = self.progress.migrations
+        half = (len(ids) + 1) // 2
+        table = Table(title="migrations", title_justify="left", expand=True, show_header=False,
+                      box=None)
+        for _ in range(2):
+            table.add_column(ratio=3)
+            table.add_column(ratio=1)
+        for row in range(half):
+            cells: list[str] = []
+            for mid in (ids[row], ids[row + half] if row + half < len(ids) else None):
+                if mid is None:
+                    cells += ["", ""]
+                    continue
+                phase = phases.get(mid, Phase.PENDING)
+                style = _PHASE_STYLE[phase]
+                cells += [mid, f"[{style}]{phase}[/{style}]" if style else str(phase)]
+            table.add_row(*cells)
+        return table
+
+    def _backfills(self, snap: dict[str, object]) -> RenderableType:
+        backfills: list[dict[str, object]] = snap["backfills"]  # type: ignore[assignment]
+        table = Table(title="backfills", title_justify="left", expand=True, show_header=False,
+                      box=None)
+        table.add_column(ratio=3)
+        table.add_column(ratio=3)
+        table.add_column(ratio=2, justify="right")
+        if not backfills:
+            table.add_row("[dim]none yet[/dim]", "", "")
+        for b in backfills:
+            done = int(b.get("rows_done") or 0)  # type: ignore[call-overload]
+            total = max(done, int(b.get("rows_total") or 0))  # type: ignore[call-overload]
+            finished = b.get("status") == "done"
+            bar = ProgressBar(total=total or 1, completed=total if finished else done, width=30)
+            table.add_row(f"{b['migration_id']} {b['table_name']}", bar,
+                          f"{done:,} rows {b.get('status')}")
+        return table
+
+    def _events(self) -> RenderableType:
+        table = Table(title="pipeline", title_justify="left", expand=True, show_header=False,
+                      box=None)
+        table.add_column(width=7, justify="right")
+        table.add_column(ratio=1, overflow="fold")
+        for event in self.progress.recent_events(10):
+            style = _EVENT_STYLE.get(event.kind, "")
+            text = event.text.replace("[", "\\[")
+            table.add_row(f"{event.at:.1f}s", f"[{style}]{text}[/{style}]" if style else text)
+        return table
