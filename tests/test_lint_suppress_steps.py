@@ -159,3 +159,23 @@ def test_migrations_example_is_clean() -> None:
     assert len(migrations) >= 2
     for migration in migrations:
         assert lint_migration(migration) == [], migration.id
+
+
+def test_a_table_is_new_only_in_the_phase_that_created_it(tmp_path: Path) -> None:
+    path = _write(tmp_path, "0001_t.py", '''
+        revision = "0001_t"
+        down_revision = None
+
+
+        def expand(ctx):
+            ctx.execute("CREATE TABLE refunds (id bigint PRIMARY KEY, order_id bigint)")
+            ctx.execute("CREATE INDEX refunds_order_idx ON refunds (order_id)")
+
+
+        def backfill(ctx):
+            ctx.execute("CREATE INDEX refunds_id_order_idx ON refunds (id, order_id)")
+    ''')
+    found = lint_migration(load_file(path))
+    assert [(v.rule, v.line, v.phase) for v in found] == [
+        ("create-index-not-concurrently", 11, "backfill")
+    ]

@@ -279,9 +279,11 @@ def lint_migration(
 ) -> list[Violation]:
     """Lint a migration phase by phase, from its rendered steps (offline, no database).
 
-    Every phase is rendered in order so that what an earlier phase did (a new
-    table, a validated CHECK) is known to a later one; only `phases` (default:
-    all) are reported. A plain Alembic revision renders only expand.
+    Every phase is rendered in order so that what an earlier phase did (a
+    validated CHECK, a column's type) is known to a later one; only `phases`
+    (default: all) are reported. A table counts as new (empty, so lock rules
+    spare it) only within the phase that created it: the app writes to it from
+    then on. A plain Alembic revision renders only expand.
     """
     wanted = set(WORK_PHASES if phases is None else phases)
     run = _Run(config, pg_version)
@@ -292,6 +294,8 @@ def lint_migration(
     for phase in WORK_PHASES:
         if phase > max(wanted, default=Phase.EXPAND):
             break
+        # a table created in an earlier phase has taken the app's writes since: not empty
+        run.state.created_tables = set()
         _lint_phase(run, migration.render(phase), phase, report=phase in wanted, python=python)
     if phases is None or wanted == set(WORK_PHASES):
         for file, suppressions in python.items():
