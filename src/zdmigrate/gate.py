@@ -258,13 +258,20 @@ def lint_pending(
     except ImportError:
         return None
     found: list[Any] = []
+    since = settings.lint.get("since")
+    if since:  # grandfathered history, as `zdmigrate lint` skips it
+        ids = [m.id for m in migrations]
+        cut = next((i for i, mid in enumerate(ids) if mid == since or mid.startswith(str(since))),
+                   None)
+        if cut is not None:
+            migrations = migrations[cut + 1 :]
     for migration in migrations:
         pending: list[Phase] | None = None
         if phases is not None:
             pending = [p for p in WORK_PHASES if p > phases.get(migration.id, Phase.PENDING)]
             if not pending:
                 continue
-        found.extend(lint.lint_migration(migration, pending))
+        found.extend(lint.lint_migration(migration, pending, config=settings.lint))
     return found
 
 
