@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.fleet_helpers import Cli, phase_of, write_migrations
+from zdmigrate import state
+from zdmigrate.phases import Phase
 
 RENAME = "0002_rename"
 
@@ -143,8 +146,36 @@ def test_bad_compat_declaration_exits_2_naming_file_and_line(
 
 
 def columns_or_none(dsn: str) -> object:
-    import psycopg
-
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT to_regclass('public.users')").fetchone()
     return row[0] if row else None
+
+
+def test_lint_errors_of_pending_phases_are_reasons_with_file_and_line(
+    cli: Cli, dsn: str
+) -> None:
+    bad = cli.migrations / "0003_drop_in_expand.py"
+    bad.write_text(
+        'revision = "0003_drop_in_expand"\n'
+        'down_revision = "0002_rename"\n'
+        "\n"
+        "\n"
+        "def expand(ctx):\n"
+        '    ctx.execute("ALTER TABLE users DROP COLUMN name")\n'
+    )
+    code, data = cli.json("gate", "--app", "admin", "--version", "1.0")
+    assert code == 1
+    [reason] = [r for r in data["reasons"] if r["check"] == "lint"]
+    assert reason["path"].endswith("0003_drop_in_expand.py") and reason["line"] == 6
+    assert reason["phase"] == "expand"
+    code, out, _ = cli("gate", "--app", "admin", "--version", "1.0", "--format", "github")
+    assert code == 1
+    assert any(line.startswith("::error file=") and "0003_drop_in_expand.py,line=6" in line
+               for line in out.splitlines())
+    # once the phase ran (the phase log says so), it is no longer pending: not linted
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        state.ensure_schema(conn, "zdmigrate")
+        for mid in ("0001_users", "0002_rename", "0003_drop_in_expand"):
+            state.set_phase(conn, "zdmigrate", mid, Phase.CONTRACT, "x")
+    code, data = cli.json("gate", "--app", "admin", "--version", "1.0")
+    assert code == 0 and not [r for r in data["reasons"] if r["check"] == "lint"]
