@@ -18,11 +18,10 @@ not check, and says no if a migration's compat names the app (not proven).
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
@@ -33,6 +32,9 @@ from zdmigrate.errors import BadInput, Blocker
 from zdmigrate.fleet import migration_needs_app_dual_writes
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import WORK_PHASES, Phase
+
+if TYPE_CHECKING:
+    from zdmigrate.lint import Violation
 
 CHECK_READ_NEW_TOO_EARLY = "gate-read-new-too-early"
 CHECK_OLD_SHAPE_DROPPED = "gate-old-shape-dropped"
@@ -248,30 +250,29 @@ def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
 
 def lint_pending(
     migrations: Sequence[Migration], phases: Mapping[str, Phase] | None, settings: Settings
-) -> list[Any] | None:
+) -> list[Violation]:
     """The linter's violations of every phase not yet run (all phases when unknown).
 
-    None when the linter is not installed in this build.
+    Uses ``[tool.zdmigrate.lint]``, and skips grandfathered history up to and
+    including its `since` revision, as `zdmigrate lint` does.
     """
-    try:
-        lint = importlib.import_module("zdmigrate.lint")
-    except ImportError:
-        return None
-    found: list[Any] = []
-    since = settings.lint.get("since")
-    if since:  # grandfathered history, as `zdmigrate lint` skips it
+    from zdmigrate.lint import LintConfig, lint_migration  # pglast: heavy, load when used
+
+    config = LintConfig.from_mapping(settings.lint)
+    if config.since:
         ids = [m.id for m in migrations]
-        cut = next((i for i, mid in enumerate(ids) if mid == since or mid.startswith(str(since))),
-                   None)
+        cut = next((i for i, mid in enumerate(ids) if mid == config.since
+                    or mid.startswith(config.since)), None)
         if cut is not None:
             migrations = migrations[cut + 1 :]
+    found: list[Violation] = []
     for migration in migrations:
         pending: list[Phase] | None = None
         if phases is not None:
             pending = [p for p in WORK_PHASES if p > phases.get(migration.id, Phase.PENDING)]
             if not pending:
                 continue
-        found.extend(lint.lint_migration(migration, pending, config=settings.lint))
+        found.extend(lint_migration(migration, pending, config=config))
     return found
 
 
@@ -315,11 +316,12 @@ def render_github(answer: GateAnswer) -> str:
     lines = []
     for level, items in (("error", answer.blockers), ("warning", answer.warnings)):
         for b in items:
-            props = {"title": f"zdmigrate gate: {b.check}"}
+            props: dict[str, str] = {}
             if b.details.get("path"):
                 props["file"] = str(b.details["path"])
                 if b.details.get("line") is not None:
                     props["line"] = str(b.details["line"])
+            props["title"] = f"zdmigrate gate: {b.check}"
             lines.append(f"::{level} {_gh_props(props)}::{_gh_escape(b.message)}")
     for note in answer.not_checked:
         title = _gh_props({"title": "zdmigrate gate: not checked"})
