@@ -58,6 +58,17 @@ BAD_FILES = {
         ''',
         ("0003_orphan.py:2", "down_revision '0002_renamed_wrongly' names no migration"),
     ),
+    "bad_revision_id": (
+        "0003_colon",
+        '''
+        revision = ":0003_colon"
+        down_revision = "0002_rename_users_name"
+
+        def expand(ctx):
+            ctx.execute("ALTER TABLE users ADD COLUMN nickname text")
+        ''',
+        ("0003_colon.py:1", "revision ':0003_colon'", "not allowed"),
+    ),
     "two_heads": (
         "0003_second_head",
         '''

@@ -292,13 +292,18 @@ def _ordered(loaded: dict[str, Migration]) -> list[Migration]:
                 )
     from alembic.script.revision import Revision, RevisionError, RevisionMap
 
-    revision_map = RevisionMap(
-        lambda: [
-            Revision(m.id, m.down_revisions[0] if len(m.down_revisions) == 1 else
-                     (m.down_revisions or None))
-            for m in loaded.values()
-        ]
-    )
+    revisions = []
+    for m in loaded.values():
+        try:
+            revisions.append(Revision(
+                m.id, m.down_revisions[0] if len(m.down_revisions) == 1 else
+                (m.down_revisions or None)))
+        except RevisionError as exc:  # e.g. a character Alembic does not allow in an id
+            raise MigrationFileError(
+                f"revision {m.id!r}: {exc}", path=str(m.path),
+                line=_assignment_line(m.path, "revision"),
+            ) from None
+    revision_map = RevisionMap(lambda: revisions)
     try:
         heads = revision_map.heads
         if len(heads) > 1:
