@@ -23,18 +23,13 @@ the seed rows (which nobody writes), so the model needs no cross-thread ordering
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +38,6 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from tests.helpers import ROOT
 from zdmigrate.phases import Phase
 from zdmigrate.runtime import Runtime
 
@@ -161,9 +155,11 @@ class AppInstance:
         self.rate = rate
         self.name = name or f"{version}-{next(_ids)}"
         self.stats = Stats()
-        self.runtime = Runtime(url, app="shop", version=version, instance_id=self.name,
-                               ttl_seconds=ttl, heartbeat_interval=heartbeat_interval,
-                               poll_interval=0.2)
+        self._vanished = False
+        self._backend_pids: list[int] = []
+        self.runtime = Runtime(self._runtime_connection, app="shop", version=version,
+                               instance_id=self.name, ttl_seconds=ttl,
+                               heartbeat_interval=heartbeat_interval, poll_interval=0.2)
         self.dual = self.runtime.dual_write(RENAME, {"name": "full_name"})
         self._mine: list[int] = []
         self._seq = itertools.count(1)
@@ -194,9 +190,33 @@ class AppInstance:
             self._conn.close()
         self.runtime.stop()
 
+    def vanish(self) -> None:
+        """Disappear as a host does when it dies or is cut off: no goodbye.
+
+        The connections are cut from the server side and never come back, so the
+        heartbeat row stays until its TTL runs out.
+        """
+        self._vanished = True
+        self._stop.set()
+        self._thread.join(30)
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE pid = ANY(%s)", [self._backend_pids])
+        if self._conn is not None:
+            self._conn.close()
+        self.runtime.stop()
+
     def _connect(self) -> psycopg.Connection[Any]:
+        if self._vanished:
+            raise psycopg.OperationalError(f"{self.name} is gone")
         conninfo = make_conninfo(self.url, application_name=f"shop@{self.version}")
-        return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        self._backend_pids.append(conn.info.backend_pid)
+        return conn
+
+    def _runtime_connection(self) -> psycopg.Connection[Any]:
+        """The runtime's own connection: also named shop@VERSION, as Runtime names it."""
+        return self._connect()
 
     # -- the version's behaviour ---------------------------------------------------
 
@@ -339,8 +359,8 @@ class Fleet:
         self.live.extend(started)
         return started
 
-    def stop(self, instance: AppInstance) -> None:
-        instance.stop()
+    def stop(self, instance: AppInstance, *, vanish: bool = False) -> None:
+        instance.vanish() if vanish else instance.stop()
         self.live.remove(instance)
         self.retired.append(instance)
 
@@ -387,48 +407,6 @@ def running_fleet(url: str, model: Model, **defaults: Any) -> Iterator[Fleet]:
         fleet.stop_all()
 
 
-# -- an instance in a process of its own (for SIGKILL) ---------------------------------
-
-
-def spawn_idle_instance(url: str, version: str, *, ttl: int) -> subprocess.Popen[str]:
-    """A shop instance in its own process: connected, heartbeating, idle.
-
-    Killing it with SIGKILL leaves its heartbeat row behind, as a vanished host does.
-    """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.sim", "--url", url, "--version", version,
-         "--ttl", str(ttl)],
-        env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise AssertionError(f"idle instance did not start: {line}{process.communicate()[1]}")
-    return process
-
-
-def kill(process: subprocess.Popen[Any]) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGKILL)
-    process.communicate(timeout=30)
-
-
-def _serve_idle(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--version", required=True)
-    parser.add_argument("--ttl", type=int, required=True)
-    args = parser.parse_args(argv)
-    instance = AppInstance(args.url, args.version, Model(), rate=0, ttl=args.ttl,
-                           heartbeat_interval=max(0.5, args.ttl / 4))
-    instance.start()
-    print("ready", flush=True)
-    while True:
-        time.sleep(3600)
-
-
 # -- waiting -------------------------------------------------------------------------
 
 
@@ -471,9 +449,6 @@ def slowed_copy(source: Path, target: Path, *, pause: float, backfill_options: s
     target.write_text(text)
 
 
-if __name__ == "__main__":
-    _serve_idle(sys.argv[1:])
-
 
 # -- a shop database ready for the rename ----------------------------------------------
 
@@ -513,3 +488,70 @@ def fleet_config(tmp_path: Path, session_ttl: int = 1) -> Path:
     path = tmp_path / "pyproject.toml"
     path.write_text(f"[tool.zdmigrate.fleet]\nsession_ttl = {session_ttl}\n")
     return path
+
+
+# -- a deploy pipeline ---------------------------------------------------------------
+
+
+class Pipeline:
+    """What a deploy pipeline runs, in-process: gate, phase advance, fleet retire.
+
+    `contract_refused` proves that contract is refused now because an old
+    version is live, and that nothing was dropped; before switch-read it asks
+    with a dry run (a real advance would walk the earlier phases).
+    """
+
+    def __init__(self, settings: Any, dsn: str) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.log: list[str] = []
+
+    def gate(self, version: str) -> bool:
+        from zdmigrate import commands
+
+        return commands.gate(self.settings, app="shop", version=version).allowed
+
+    def advance(self, to: Phase) -> None:
+        from zdmigrate import engine
+
+        engine.advance(self.settings, RENAME, to=to, log=self.log.append)
+        assert phase_of(self.dsn) is to
+
+    def contract_refused(self, where: str) -> None:
+        from zdmigrate import engine, fleet
+        from zdmigrate.errors import PhaseRefused
+
+        phase = phase_of(self.dsn)
+        try:
+            engine.advance(self.settings, RENAME, to=Phase.CONTRACT,
+                           dry_run=phase is not Phase.SWITCH_READ)
+        except PhaseRefused as refused:
+            checks = {b.check for b in refused.blockers}
+            assert fleet.CHECK_OLD_VERSION in checks, (where, refused.blockers)
+            assert "cannot enter contract" in str(refused), (where, str(refused))
+        else:
+            raise AssertionError(f"contract was not refused {where}")
+        assert phase_of(self.dsn) is phase
+        with psycopg.connect(self.dsn) as conn:
+            assert has_column(conn, "name"), where
+
+    def contract(self) -> None:
+        self.advance(Phase.CONTRACT)
+        with psycopg.connect(self.dsn) as conn:
+            assert not has_column(conn, "name")
+
+    def retire(self, version: str) -> None:
+        """After the deploy tool saw the old version's last instance terminate."""
+        from zdmigrate import commands
+
+        wait_until(lambda: not scalar(
+            self.dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [f"shop@{version}"]), what=f"shop@{version} sessions to end")
+        commands.fleet_retire(self.settings, app="shop", version=version)
+
+    def live_versions(self) -> set[str]:
+        from zdmigrate import fleet
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return {i.version for i in fleet.live_instances(conn, self.settings.state_schema,
+                                                            remember_sessions=False)}
