@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import random
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,6 +408,13 @@ def running_fleet(url: str, model: Model, **defaults: Any) -> Iterator[Fleet]:
         yield fleet
     finally:
         fleet.stop_all()
+
+
+def kill(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL `process` (no cleanup of any kind) and reap it."""
+    with suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
 
 
 # -- waiting -------------------------------------------------------------------------
