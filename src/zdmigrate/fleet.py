@@ -522,8 +522,13 @@ def check_migration(
 ) -> list[Blocker]:
     """The fleet's blockers for `migration` entering `target` (engine phase check).
 
-    Only backfill and contract have fleet rules, and only for migrations with `compat`.
+    Only backfill and contract have fleet rules. A migration without `compat`
+    has none at backfill; at contract it is refused as "not proven" when its
+    contract is destructive (drops or renames what old app versions may use),
+    since nothing says which versions are old.
     """
+    if target is Phase.CONTRACT and not migration.compat:
+        return _undeclared_contract(migration)
     if target not in (Phase.BACKFILL, Phase.CONTRACT) or not migration.compat:
         return []
     instances = live_instances(conn, settings.state_schema, FleetSettings.from_settings(settings))
@@ -630,6 +635,37 @@ def _unblock(instance: Instance, threshold: Version) -> str:
         f"upgrade or stop that instance ({app} >= {threshold}); a stopped instance drops out "
         f"when it stops cleanly, or when its heartbeat TTL runs out at {_ts(instance.expires_at)}"
     )
+
+
+def destructive_contract_statements(migration: Migration) -> list[str]:
+    """The statements of `migration`'s contract that the linter calls destructive.
+
+    Judged with the linter's default rules, whatever the project's lint config
+    disables: whether proof is needed does not depend on which warnings a team
+    turned off.
+    """
+    from zdmigrate.lint import Category, get_rule, lint_steps
+
+    steps = migration.render(Phase.CONTRACT)
+    violations = lint_steps(steps, Phase.EXPAND, config={})
+    return [v.statement for v in violations
+            if get_rule(v.rule).category is Category.DESTRUCTIVE]
+
+
+def _undeclared_contract(migration: Migration) -> list[Blocker]:
+    destructive = destructive_contract_statements(migration)
+    if not destructive:
+        return []
+    first = " ".join(destructive[0].split())
+    return [Blocker(
+        CHECK_NOT_PROVEN,
+        f"{migration.id}: its contract is destructive ({first[:80]}"
+        f"{'...' if len(first) > 80 else ''}) but it declares no compat, so it is not proven "
+        "that no app version still using the old shape is running; declare "
+        "compat = {APP: {\"old_unused_from\": VERSION}} in the migration, or pass "
+        "--override-fleet-check --reason '...'",
+        {"migration": migration.id, "statements": len(destructive)},
+    )]
 
 
 def _not_proven(app: str, migration_id: str, key: str, threshold: Version) -> Blocker:
