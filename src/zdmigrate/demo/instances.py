@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate.demo.shop import APP, VERSIONS
+from zdmigrate.demo.shop import APP, VERSIONS, ShopVersion
 from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.runtime import Runtime
 
@@ -66,6 +66,7 @@ class AppInstance:
     def __init__(
         self, url: str, version: str, name: str, *, stats: TrafficStats, router: Router,
         seeded_rows: int, schema: str, seed: int,
+        app_class: type[ShopVersion] | None = None, with_runtime: bool = True,
     ) -> None:
         self.url = url
         self.version = version
@@ -75,16 +76,19 @@ class AppInstance:
         self.seeded_rows = seeded_rows
         self.schema = schema
         self.rng = random.Random(seed)
+        self.app_class = app_class or VERSIONS[version]
+        self.with_runtime = with_runtime
         self.runtime: Runtime | None = None
         self.conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.runtime = Runtime(
-            self.url, app=APP, version=self.version, instance_id=self.name, schema=self.schema,
-            heartbeat_interval=2.0, ttl_seconds=10, poll_interval=0.25,
-        ).start()
+        if self.with_runtime:
+            self.runtime = Runtime(
+                self.url, app=APP, version=self.version, instance_id=self.name,
+                schema=self.schema, heartbeat_interval=2.0, ttl_seconds=10, poll_interval=0.25,
+            ).start()
         self.conn = self._connect()
         self._thread = threading.Thread(target=self._loop, name=f"app {self.name}", daemon=True)
         self._thread.start()
@@ -94,8 +98,7 @@ class AppInstance:
                                connect_timeout=10)
 
     def _loop(self) -> None:
-        assert self.runtime is not None
-        app = VERSIONS[self.version](self.runtime, self.seeded_rows)
+        app = self.app_class(self.runtime, self.seeded_rows)
         next_at = time.monotonic()
         while not self._stop.is_set():
             rate = self.router.rate(self.version)
@@ -135,8 +138,11 @@ class Fleet:
     """The running instances of every version; `scale` starts or stops them to a count."""
 
     def __init__(self, url: str, *, stats: TrafficStats, router: Router, seeded_rows: int,
-                 schema: str) -> None:
+                 schema: str, versions: Mapping[str, type[ShopVersion]] = VERSIONS,
+                 with_runtime: bool = True) -> None:
         self.url = url
+        self.versions = versions
+        self.with_runtime = with_runtime
         self.stats = stats
         self.router = router
         self.seeded_rows = seeded_rows
@@ -159,7 +165,8 @@ class Fleet:
                 instance = AppInstance(
                     self.url, version, f"{APP}-{version}-{self._started}", stats=self.stats,
                     router=self.router, seeded_rows=self.seeded_rows, schema=self.schema,
-                    seed=self._started,
+                    seed=self._started, app_class=self.versions[version],
+                    with_runtime=self.with_runtime,
                 )
                 instance.start()
                 running.append(instance)

@@ -72,13 +72,13 @@ class DemoSummary:
             f"zdmigrate demo ({self.strategy}) on {self.database}: "
             f"{self.duration_seconds:.0f}s",
             "",
-            f"  {'version':<18}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}"
+            f"  {'version':<26}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'max ms':>9}",
         ]
         for v in [*self.versions, self.total]:
             label = (f"{APP} {v.version} ({ROLES.get(v.version, '')})"
                      if v.version != "all" else "all")
-            lines.append(f"  {label:<18}{v.requests:>10,}{v.failed:>8,}{v.p50_ms:>9.1f}"
+            lines.append(f"  {label:<26}{v.requests:>10,}{v.failed:>8,}{v.p50_ms:>9.1f}"
                          f"{v.p99_ms:>9.1f}{v.max_ms:>9.1f}")
         done = sum(1 for _, phase in self.migrations if phase is Phase.CONTRACT)
         lines += [
