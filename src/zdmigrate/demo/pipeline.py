@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zdmigrate import commands, engine
+from zdmigrate import commands, db, engine, fleet
 from zdmigrate import gate as gate_module
 from zdmigrate.config import Settings
 from zdmigrate.demo import shop
@@ -199,12 +199,24 @@ class Pipeline:
         raise DemoFailed(f"contract of {pending.id} went through while "
                          f"{shop.APP} {self.fleet.counts()} was live")
 
-    def retire(self, version: str) -> None:
+    def retire(self, version: str, timeout: float = 30.0) -> None:
+        """Tell zdmigrate `version` is gone, once its sessions closed; wait out any heartbeat
+        that was not removed (it drops out when its TTL runs out)."""
         if not self.fleet.wait_disconnected(version):
             self.progress.emit("info", f"{shop.APP} {version} still has sessions open")
         removed = commands.fleet_retire(self.settings, app=shop.APP, version=version)
         self.progress.emit("deploy", f"`zdmigrate fleet retire --app {shop.APP} --version "
                            f"{version}`: gone from the fleet ({removed} remembered row(s) removed)")
+        deadline = time.monotonic() + timeout
+        with db.connect(self.settings, application_name="zdmigrate demo") as conn:
+            fleet_settings = fleet.FleetSettings.from_settings(self.settings)
+            while True:
+                left = [i for i in fleet.live_instances(conn, self.settings.state_schema,
+                                                        fleet_settings, remember_sessions=False)
+                        if i.app == shop.APP and i.version == version]
+                if not left or time.monotonic() > deadline:
+                    return
+                time.sleep(0.25)
 
     def advance_ready(self, target: Phase, when: str, *, wait: bool = True) -> None:
         """Take every migration up to `target`, in order, as far as they can go now."""
