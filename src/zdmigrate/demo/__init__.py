@@ -69,7 +69,9 @@ def run_demo(
     if view not in VIEWS:
         raise BadInput(f"view {view!r} is unknown; use one of {', '.join(VIEWS)}")
     load_migrations(migrations)  # bad files fail here, before any server starts
-    holds = 2 + 2 * len(release_steps(strategy, "old", "new"))
+    # one hold before the first release, one after the last, one per deploy step of the
+    # releases the example history needs (1.5, then two new versions)
+    holds = 2 + 3 * len(release_steps(strategy, "old", "new"))
     started = time.monotonic()
     with demo_database(settings.database_url) as database:
         run_settings = settings.with_(database_url=database.url, migrations=migrations,

@@ -23,7 +23,8 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate.demo.shop import APP, VERSIONS, ShopVersion
+from zdmigrate.demo.shop import APP, ShopVersion
+from zdmigrate.demo.shop import app_class as shop_app_class
 from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.runtime import Runtime
 
@@ -76,7 +77,7 @@ class AppInstance:
         self.seeded_rows = seeded_rows
         self.schema = schema
         self.rng = random.Random(seed)
-        self.app_class = app_class or VERSIONS[version]
+        self.app_class = app_class or shop_app_class(version)
         self.with_runtime = with_runtime
         self.runtime: Runtime | None = None
         self.conn: psycopg.Connection[Any] | None = None
@@ -138,7 +139,7 @@ class Fleet:
     """The running instances of every version; `scale` starts or stops them to a count."""
 
     def __init__(self, url: str, *, stats: TrafficStats, router: Router, seeded_rows: int,
-                 schema: str, versions: Mapping[str, type[ShopVersion]] = VERSIONS,
+                 schema: str, versions: Mapping[str, type[ShopVersion]] | None = None,
                  with_runtime: bool = True) -> None:
         self.url = url
         self.versions = versions
@@ -165,7 +166,8 @@ class Fleet:
                 instance = AppInstance(
                     self.url, version, f"{APP}-{version}-{self._started}", stats=self.stats,
                     router=self.router, seeded_rows=self.seeded_rows, schema=self.schema,
-                    seed=self._started, app_class=self.versions[version],
+                    seed=self._started,
+                    app_class=(self.versions or {}).get(version) or shop_app_class(version),
                     with_runtime=self.with_runtime,
                 )
                 instance.start()

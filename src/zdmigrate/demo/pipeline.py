@@ -1,15 +1,18 @@
 """The deploy pipeline the demo runs: gate, pre-deploy phases, deploy steps, post-deploy phases.
 
-Two releases go out under the chosen strategy while the fleet serves traffic:
+Releases go out under the chosen strategy while the fleet serves traffic:
 
 1. shop 1.5 (dual-writing) replaces 1.4. Before it, every migration that can
    runs ``expand``; after it, ``dual-write`` and ``backfill``.
-2. shop 3.0 (new shapes only) replaces 1.5. The gate first refuses it (the
-   migrations it reads are not at switch-read); the pipeline runs switch-read,
-   and the gate lets it out. After each deploy step while an old instance is
-   live, the pipeline tries ``contract`` and zdmigrate refuses. Once the old
-   version is torn down and disconnected, ``fleet retire`` drops it from the
-   fleet, and every migration goes through contract.
+2. Then new versions (new shapes only), as many as the migrations' ``compat``
+   asks for: each is the highest version the started migrations name, below the
+   ``read_new_from`` of any migration not started yet. Before each, the pipeline
+   asks the gate (which refuses while a migration it reads is not at
+   switch-read), runs switch-read, and asks again. After each deploy step while
+   an older instance is live, it tries ``contract`` and zdmigrate refuses. Once
+   the old version is torn down and disconnected, ``fleet retire`` drops it from
+   the fleet, and every migration that can goes through contract; the next
+   migrations go as far as switch-read.
 
 A migration whose operations need the schema that an earlier contract leaves
 (0019 drops a table 0016 renames at contract) waits for that contract.
@@ -24,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate import commands, db, engine, fleet
 from zdmigrate import gate as gate_module
@@ -36,6 +39,9 @@ from zdmigrate.demo.strategies import DeployStep, initial_step, release_steps
 from zdmigrate.errors import Blocker, OperationInvalid, PhaseRefused, ZdmigrateError
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import Phase
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 
 class DemoFailed(ZdmigrateError):
@@ -79,6 +85,8 @@ class PipelineRecord:
 
     contract_refusals: list[ContractRefusal] = field(default_factory=list)
     gate_calls: list[GateCall] = field(default_factory=list)
+    #: The versions deployed, in order (the first one was running at the start).
+    releases: list[str] = field(default_factory=list)
     transitions: int = 0
     deploy_steps: int = 0
 
@@ -114,6 +122,7 @@ class Pipeline:
         self.advance(first, Phase.CONTRACT)
         seed(self.rows)
         self.deploy(initial_step(self.strategy, shop.OLD))
+        self.record.releases.append(shop.OLD)
         self.hold()
 
         self.stage(f"release {shop.APP} {shop.DUAL_WRITING} (dual-writing)")
@@ -121,15 +130,36 @@ class Pipeline:
         self.release(shop.OLD, shop.DUAL_WRITING, try_contract=False)
         self.advance_ready(Phase.BACKFILL, "post-deploy")
 
-        self.stage(f"release {shop.APP} {shop.NEW} (new shapes only)")
-        self.release(shop.DUAL_WRITING, shop.NEW, try_contract=True,
-                     pre_deploy=lambda: self.advance_ready(Phase.SWITCH_READ, "pre-deploy"))
-
-        self.stage("contract: the old shapes go")
-        self.advance_ready(Phase.CONTRACT, "post-deploy", wait=False)
+        current = shop.DUAL_WRITING
+        while not all(phase is Phase.CONTRACT for phase in self.phases.values()):
+            target = self.next_release()
+            if target is None or target <= _version(current):
+                raise DemoFailed("no app version can take the remaining migrations further: "
+                                 + ", ".join(m for m, p in self.phases.items()
+                                             if p is not Phase.CONTRACT))
+            new = str(target)
+            self.stage(f"release {shop.APP} {new} (new shapes only)")
+            self.release(current, new, try_contract=True,
+                         pre_deploy=lambda: self.advance_ready(Phase.SWITCH_READ, "pre-deploy"))
+            self.stage(f"contract: the old shapes {current} used go")
+            self.advance_ready(Phase.CONTRACT, "post-deploy")
+            current = new
         self.gate(shop.DUAL_WRITING, "a rollback to it, after contract")
-        self.stage("done: the shop runs on the new schema")
+        self.stage(f"done: the shop runs {current} on the new schema")
         self.hold()
+
+    def next_release(self) -> Version | None:
+        """The version the next deploy ships: the highest threshold of the started, not
+        complete migrations, below the read_new_from of any migration not started yet."""
+        started = [m for m in self.migrations
+                   if Phase.PENDING < self.phases[m.id] < Phase.CONTRACT]
+        waiting = [m for m in self.migrations if self.phases[m.id] is Phase.PENDING]
+        ceiling = min((c.read_new_from for m in waiting for c in m.compat.values()
+                       if c.read_new_from is not None), default=None)
+        wanted = [v for m in started for c in m.compat.values()
+                  for v in (c.read_new_from, c.old_unused_from, c.dual_write_from)
+                  if v is not None and (ceiling is None or v < ceiling)]
+        return max(wanted, default=None)
 
     def release(
         self, old: str, new: str, *, try_contract: bool,
@@ -143,11 +173,12 @@ class Pipeline:
             if not answer.allowed:
                 raise DemoFailed(f"the gate refused {shop.APP} {new}: "
                                  + "; ".join(b.message for b in answer.blockers))
+        self.record.releases.append(new)
         for step in release_steps(self.strategy, old, new):
             self.deploy(step)
             self.hold()
             if try_contract and self.fleet.count(old):
-                self.try_contract(step.description)
+                self.try_contract(None, step.description)
         self.retire(old)
 
     # -- pipeline actions ----------------------------------------------------------
@@ -181,23 +212,35 @@ class Pipeline:
                                f"{version}` ({during}): refused: {first}{more}")
         return answer
 
-    def try_contract(self, during: str) -> None:
-        """Run `phase advance --to contract` as an eager pipeline would; expect a refusal."""
-        pending = next(m for m in self.migrations if self.phases[m.id] is not Phase.CONTRACT)
+    def try_contract(self, migration: Migration | None, during: str) -> None:
+        """`phase advance --to contract` for `migration` (default: the first not complete).
+
+        Refused by the fleet check while an app version that uses the old shape is
+        live: the refusal is recorded. A migration it lets through is complete.
+        """
+        if migration is None:
+            migration = next(m for m in self.migrations if self.phases[m.id] is not Phase.CONTRACT)
         try:
-            self.advance(pending, Phase.CONTRACT)
+            self.advance(migration, Phase.CONTRACT)
         except PhaseRefused as exc:
-            refusal = ContractRefusal(pending.id, during, list(exc.blockers))
+            if any(b.check not in fleet.FLEET_CHECKS for b in exc.blockers):
+                raise
+            refusal = ContractRefusal(migration.id, during, list(exc.blockers))
             self.record.contract_refusals.append(refusal)
             live = ", ".join(f"{shop.APP} {v}" for v in refusal.old_versions) or "not proven"
             self.progress.emit(
                 "refused",
-                f"`zdmigrate phase advance {pending.id} --to contract`: refused, "
-                f"{len(exc.blockers)} live instance(s) of an old version ({live})",
+                f"`zdmigrate phase advance {migration.id} --to contract`: refused, "
+                f"{len(exc.blockers)} live instance(s) of an older version ({live})",
             )
             return
-        raise DemoFailed(f"contract of {pending.id} went through while "
-                         f"{shop.APP} {self.fleet.counts()} was live")
+        for rules in migration.compat.values():
+            limit = rules.old_shape_until
+            older = [v for v, n in self.fleet.counts().items()
+                     if n and limit is not None and _version(v) < limit[1]]
+            if older:
+                raise DemoFailed(f"contract of {migration.id} went through while {shop.APP} "
+                                 f"{', '.join(older)} was live")
 
     def retire(self, version: str, timeout: float = 30.0) -> None:
         """Tell zdmigrate `version` is gone, once its sessions closed; wait out any heartbeat
@@ -218,18 +261,29 @@ class Pipeline:
                     return
                 time.sleep(0.25)
 
-    def advance_ready(self, target: Phase, when: str, *, wait: bool = True) -> None:
-        """Take every migration up to `target`, in order, as far as they can go now."""
+    def advance_ready(self, target: Phase, when: str) -> None:
+        """Take every migration up to `target`, in order, as far as they can go now.
+
+        A migration that may not enter contract yet (the fleet still runs a version
+        that uses its old shape) stays at switch-read, and the ones after it go up to
+        switch-read; one whose operations need an earlier contract waits, and so do
+        the ones after it.
+        """
         self.progress.emit("info", f"{when}: `zdmigrate phase advance MIGRATION --to {target}` "
                            "for each migration")
+        goal = target
         for migration in self.migrations:
-            if self.phases[migration.id] >= target:
+            if self.phases[migration.id] >= goal:
                 continue
             try:
-                self.advance(migration, target)
+                if goal is Phase.CONTRACT:
+                    self.advance(migration, Phase.SWITCH_READ)
+                    self.try_contract(migration, when)
+                    if self.phases[migration.id] is not Phase.CONTRACT:
+                        goal = Phase.SWITCH_READ
+                else:
+                    self.advance(migration, goal)
             except OperationInvalid as exc:
-                if not wait:
-                    raise
                 problem = exc.problems[0] if exc.problems else exc.message
                 self.progress.emit("info", f"{migration.id} and later wait for earlier "
                                    f"contracts ({problem})")
@@ -250,3 +304,9 @@ class Pipeline:
         if filled:
             self.progress.emit("backfill", f"backfilled {filled.group(1)} row(s) of "
                                f"{filled.group(2)}")
+
+
+def _version(text: str) -> Version:
+    from packaging.version import Version
+
+    return Version(text)

@@ -5,10 +5,11 @@
 - ``1.5`` (dual-writing) writes ``users.name`` and ``users.full_name`` through
   ``zdmigrate.runtime.DualWrite`` while both exist, and reads the column the
   phase of 0002 says.
-- ``3.0`` (new) reads and writes only the new shapes: ``full_name``,
-  ``email_lower``, ``orders.total`` and an explicit ``status``. It writes
-  ``users.email`` only while 0019's expand has not run (until then nothing else
-  fills that NOT NULL column; after it, a trigger does, and contract drops it).
+- any later version (new: 3.4, 4.1, ... as the migrations' compat asks) reads
+  and writes only the new shapes: ``full_name``, ``email_lower``,
+  ``orders.total`` and an explicit ``status``. It writes ``users.email`` only
+  while 0019's expand has not run (until then nothing else fills that NOT NULL
+  column; after it, a trigger does, and contract drops it).
 
 Every request is one statement on an autocommit connection, as a web request
 through a pool would be. Emails are unique and lower case, so the unique index
@@ -31,9 +32,11 @@ from zdmigrate.runtime import Runtime
 APP = "shop"
 OLD = "1.4"
 DUAL_WRITING = "1.5"
-NEW = "3.0"
-#: What each version is, in the words the live view uses.
-ROLES = {OLD: "old", DUAL_WRITING: "dual-writing", NEW: "new"}
+
+
+def role(version: str) -> str:
+    """What a version is, in the words the live view uses."""
+    return {OLD: "old", DUAL_WRITING: "dual-writing"}.get(version, "new")
 
 RENAME = "0002_rename_users_name"
 DROP_EMAIL = "0019_retire_saved_items"
@@ -175,9 +178,7 @@ class DualWritingShop(OldShop):
 
 
 class NewShop(ShopVersion):
-    """shop 3.0: only the new shapes (full_name, email_lower, total, status)."""
-
-    version = NEW
+    """shop 3.x and later: only the new shapes (full_name, email_lower, total, status)."""
 
     def read_user(self, conn: psycopg.Connection[Any], rng: random.Random) -> None:
         conn.execute("SELECT id, full_name, email_lower FROM users WHERE id = %s",
@@ -206,7 +207,9 @@ class NewShop(ShopVersion):
                      [self.user_id(rng), rng.randint(100, 99_999) / 100])
 
 
-VERSIONS: dict[str, type[ShopVersion]] = {OLD: OldShop, DUAL_WRITING: DualWritingShop, NEW: NewShop}
+def app_class(version: str) -> type[ShopVersion]:
+    """The requests `version` of the shop sends."""
+    return {OLD: OldShop, DUAL_WRITING: DualWritingShop}.get(version, NewShop)
 
 
 def _insert(conn: psycopg.Connection[Any], table: str, values: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdmigrate.demo.pipeline import PipelineRecord
-from zdmigrate.demo.shop import APP, ROLES
+from zdmigrate.demo.shop import APP, role
 from zdmigrate.demo.traffic import VersionTraffic
 from zdmigrate.phases import Phase
 
@@ -51,7 +51,7 @@ class DemoSummary:
             "p99_latency_ms": round(self.total.p99_ms, 2),
             "max_latency_ms": round(self.total.max_ms, 2),
             "errors": [{"message": m, "count": n} for m, n in self.total.errors],
-            "versions": [{**v.as_dict(), "app": APP, "role": ROLES.get(v.version, "")}
+            "versions": [{**v.as_dict(), "app": APP, "role": role(v.version)}
                          for v in self.versions],
             "migrations": [{"id": mid, "phase": phase.value} for mid, phase in self.migrations],
             "complete": self.complete,
@@ -61,6 +61,7 @@ class DemoSummary:
                  "rows": int(b.get("rows_done") or 0)}
                 for b in self.backfills
             ],
+            "releases": list(self.record.releases),
             "contract_refusals": [r.as_dict() for r in self.record.contract_refusals],
             "gate": [g.as_dict() for g in self.record.gate_calls],
             "deploy_steps": self.record.deploy_steps,
@@ -76,7 +77,7 @@ class DemoSummary:
             f"{'max ms':>9}",
         ]
         for v in [*self.versions, self.total]:
-            label = (f"{APP} {v.version} ({ROLES.get(v.version, '')})"
+            label = (f"{APP} {v.version} ({role(v.version)})"
                      if v.version != "all" else "all")
             lines.append(f"  {label:<26}{v.requests:>10,}{v.failed:>8,}{v.p50_ms:>9.1f}"
                          f"{v.p99_ms:>9.1f}{v.max_ms:>9.1f}")
@@ -86,6 +87,7 @@ class DemoSummary:
             f"  migrations complete: {done} of {len(self.migrations)} "
             f"({self.record.transitions} phase transitions, {self.record.deploy_steps} deploy "
             "steps)",
+            "  releases:            " + " -> ".join(f"{APP} {v}" for v in self.record.releases),
             f"  backfilled rows:     {self.backfilled_rows:,} in {len(self.backfills)} backfill(s)",
             f"  contract refused:    {len(self.record.contract_refusals)} time(s) while an old "
             "version was live",

@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from zdmigrate.demo.progress import DemoProgress, Event
-from zdmigrate.demo.shop import APP, ROLES
+from zdmigrate.demo.shop import APP, DUAL_WRITING, OLD, role
 from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.phases import Phase
 
@@ -109,12 +109,12 @@ class _LiveRenderer:
         for column in ("app version", "instances", "seen by zdmigrate", "traffic", "requests",
                        "failed", "req/s", "p50 ms", "p99 ms"):
             table.add_column(column, justify="left" if column == "app version" else "right")
-        versions = list(dict.fromkeys([*ROLES, *self.stats.versions()]))
+        versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
         for version in versions:
             t = self.stats.snapshot(version)
             failed = f"[red]{t.failed}[/red]" if t.failed else "[green]0[/green]"
             table.add_row(
-                f"{APP} {version} ({ROLES.get(version, '')})", str(running.get(version, 0)),
+                f"{APP} {version} ({role(version)})", str(running.get(version, 0)),
                 str(seen.get(version, 0)), f"{100 * shares.get(version, 0.0):.0f}%"
                 if running.get(version) else "-",
                 f"{t.requests:,}", failed, f"{t.rate:.0f}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
