@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -80,6 +82,18 @@ def test_demo_ships_every_migration_with_no_failed_request(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
         ).fetchone() == (0,)
+
+
+def test_demo_without_a_database_runs_on_an_embedded_postgresql_and_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = cli.run(["demo", "--strategy", "canary", *SMALL, "--format", "json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["ok"] is True
+    assert summary["failed_requests"] == 0
+    assert summary["database"].startswith("an embedded PostgreSQL")
+    assert list(tmp_path.glob("zdmigrate-pg-*")) == []
 
 
 def test_demo_plain_output_tells_the_story(

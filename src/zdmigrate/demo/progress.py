@@ -1,7 +1,6 @@
-"""What the demo has done so far: events, phases, backfills, fleet; written by the pipeline and
-the monitor thread, read by the views.
+"""What the demo has done so far (events, phases, backfills, fleet), as the views show it.
 
-Readers get copies; nothing here blocks for long, so a view refreshing four
+The pipeline and the monitor thread write it; the views read it. Readers get copies; nothing here blocks for long, so a view refreshing four
 times a second never slows the pipeline.
 """
 

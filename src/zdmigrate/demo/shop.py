@@ -1,4 +1,4 @@
-"""The shop app of `migrations_example/`, in three versions, as requests against its tables.
+"""The shop app of `migrations_example/`, version by version, as requests against its tables.
 
 - ``1.4`` (old) knows the first schema: ``users.name``, ``users.email``,
   ``orders.total_cents``. It predates every change and never looks at phases.
