@@ -104,17 +104,18 @@ class _LiveRenderer:
         running: dict[str, int] = snap["running"]  # type: ignore[assignment]
         shares: dict[str, float] = snap["shares"]  # type: ignore[assignment]
         seen: dict[str, int] = snap["seen"]  # type: ignore[assignment]
-        table = Table(title="fleet and traffic", title_justify="left", expand=True,
-                      header_style="bold")
-        for column in ("app version", "instances", "seen by zdmigrate", "traffic", "requests",
-                       "failed", "req/s", "p50 ms", "p99 ms"):
-            table.add_column(column, justify="left" if column == "app version" else "right")
+        table = Table(title="fleet and traffic (seen: instances zdmigrate sees heartbeating)",
+                      title_justify="left", expand=True, header_style="bold")
+        table.add_column(f"{APP} version", no_wrap=True)
+        for column in ("instances", "seen", "traffic", "requests", "failed", "req/s", "p50 ms",
+                       "p99 ms"):
+            table.add_column(column, justify="right")
         versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
         for version in versions:
             t = self.stats.snapshot(version)
             failed = f"[red]{t.failed}[/red]" if t.failed else "[green]0[/green]"
             table.add_row(
-                f"{APP} {version} ({role(version)})", str(running.get(version, 0)),
+                f"{version} {role(version)}", str(running.get(version, 0)),
                 str(seen.get(version, 0)), f"{100 * shares.get(version, 0.0):.0f}%"
                 if running.get(version) else "-",
                 f"{t.requests:,}", failed, f"{t.rate:.0f}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
@@ -132,8 +133,8 @@ class _LiveRenderer:
         table = Table(title="migrations", title_justify="left", expand=True, show_header=False,
                       box=None)
         for _ in range(2):
-            table.add_column(ratio=3)
-            table.add_column(ratio=1)
+            table.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
+            table.add_column(min_width=11, no_wrap=True)
         for row in range(half):
             cells: list[str] = []
             for mid in (ids[row], ids[row + half] if row + half < len(ids) else None):
