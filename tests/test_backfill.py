@@ -19,7 +19,7 @@ from zdmigrate.backfill import (
     verify_backfill,
 )
 from zdmigrate.config import Settings
-from zdmigrate.errors import BadInput
+from zdmigrate.errors import BadInput, DatabaseUnreachable
 from zdmigrate.steps import BackfillStep, Source
 
 FAST = {"max_replication_lag": 0, "poll_interval": 0.05}
@@ -390,3 +390,39 @@ def test_reporters_print_lines_and_json(dsn: str, db_url: str) -> None:
     lines = text.getvalue().splitlines()
     assert lines[-1] == "backfill m1 public.items: done, 300 rows covered, 300 updated"
     assert "rows" in lines[1] and "ETA" in lines[1]
+
+
+def test_lost_connection_is_an_operational_error_and_the_rerun_resumes(
+    dsn: str, db_url: str
+) -> None:
+    make_table(dsn, 20_000)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_backfill(settings_for(db_url), migration_id="m1", step=STEP, batch_size=100,
+                         min_batch_size=100, max_batch_size=100, max_rows_per_second=4000,
+                         **FAST)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for _ in range(200):  # wait until some batches are in
+            done = admin.execute("SELECT count(*) FROM items WHERE new IS NOT NULL").fetchone()
+            if done and done[0] >= 500:
+                break
+            threading.Event().wait(0.05)
+        # the database "goes away" for the backfill's connections
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'zdmigrate-backfill'")
+    worker.join(60)
+    assert len(errors) == 1
+    assert isinstance(errors[0], DatabaseUnreachable)
+    assert errors[0].exit_code == 3
+    assert "lost its database connection" in str(errors[0])
+    assert 0 < wrong_rows(dsn) < 20_000
+    result = run_backfill(settings_for(db_url), migration_id="m1", step=STEP, **FAST)
+    assert result.done
+    assert wrong_rows(dsn) == 0

@@ -343,13 +343,17 @@ class _Worker:
                     pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
                 self._back_off(exc, claim)
                 continue
-            except psycopg.Error as exc:
-                raise StepFailed(
-                    f"{where_written(s.step)}: backfill batch of {s.table} after key "
-                    f"{key_text(claim.cursor) if isinstance(claim.cursor, list) else claim.cursor} "
-                    f"failed: {str(exc).strip().splitlines()[0]}",
-                    hint="nothing of this batch was applied; fix the cause and run again",
+            except psycopg.OperationalError as exc:
+                if not (conn.closed or conn.broken):
+                    raise _batch_failed(s, claim, exc) from None
+                raise DatabaseUnreachable(
+                    f"{where_written(s.step)}: the backfill of {s.table} lost its database "
+                    f"connection: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
+                    hint="nothing of the batch in flight was applied; run the same command "
+                    "again when the database is back: it resumes from the saved cursor",
                 ) from None
+            except psycopg.Error as exc:
+                raise _batch_failed(s, claim, exc) from None
             self.backoff.succeeded()
             self.sizer.observe(outcome.scanned, time.monotonic() - began)
             claim.cursor = outcome.end
@@ -396,3 +400,13 @@ class _Worker:
                 return True
             s.stop.wait(s.opts.poll_interval)
         return False
+
+
+def _batch_failed(s: _Shared, claim: Claim, exc: psycopg.Error) -> StepFailed:
+    cursor = key_text(claim.cursor) if isinstance(claim.cursor, list) else claim.cursor
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StepFailed(
+        f"{where_written(s.step)}: backfill batch of {s.table} after key {cursor} "
+        f"failed: {reason}",
+        hint="nothing of this batch was applied; fix the cause and run again",
+    )
