@@ -125,7 +125,7 @@ def test_switch_read_gate_refuses_while_a_row_disagrees(
     with psycopg.connect(dsn, autocommit=True) as conn:
         # an app version that does not dual-write changed these after the backfill
         conn.execute("UPDATE users SET email = 'NEW' || email WHERE id IN (7, 500)")
-    code = cli.run(["phase", "advance", "0001", *base_args(db_url, project)])
+    code = cli.run(["phase", "advance", "0001", "--to", "switch-read", *base_args(db_url, project)])
     err = capsys.readouterr().err
     assert code == 1
     assert "[backfill-unverified] 2 row(s) of public.users disagree" in err
@@ -148,4 +148,5 @@ def test_switch_read_gate_refuses_while_a_row_disagrees(
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM users WHERE email_lower <> lower(email)"
                             ).fetchone() == (0,)
-    assert cli.run(["phase", "advance", "0001", *base_args(db_url, project)]) == 0
+    assert cli.run(["phase", "advance", "0001", "--to", "switch-read",
+                    *base_args(db_url, project)]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import settings_for, write_migration
+from tests.helpers import declare_deployed, settings_for, write_migration
 from zdmigrate import db, engine
 from zdmigrate.config import Settings
 from zdmigrate.migration import load_migrations
@@ -36,6 +36,7 @@ from zdmigrate import ops
 
 revision = "0002_orders_total_bigint"
 down_revision = "0001_orders"
+compat = {"shop": {"old_unused_from": "2.0"}}
 
 operations = [ops.ChangeColumnType("shop.Orders", "total", "bigint", new_name="total_big",
                                    up="total::bigint", down="total_big::int")]
@@ -63,6 +64,7 @@ def settings(tmp_path: Path, db_url: str, dsn: str) -> Settings:
         conn.execute("CREATE SCHEMA shop")
     settings = settings_for(db_url, folder)
     engine.advance(settings, "0001_orders")
+    declare_deployed(settings)  # shop 2.0 no longer uses `total`
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute('INSERT INTO shop."Orders" SELECT g, g % 7, g * 10 FROM generate_series(1, 500) g')
     return settings
