@@ -250,14 +250,21 @@ def gate(settings: Settings, *, app: str, version: str) -> gate_module.GateAnswe
     return gate_module.run_gate(settings, app=app, version=version)
 
 def example_migrations() -> Path:
-    """The `migrations_example` directory of a source checkout."""
+    """The example shop's migrations: `migrations_example/` of a checkout, else the copy
+    installed with the package (`zdmigrate._examples`)."""
     candidates = [Path.cwd() / "migrations_example",
                   Path(__file__).resolve().parents[2] / "migrations_example"]
+    try:
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("zdmigrate._examples"))))
+    except ModuleNotFoundError:
+        pass
     for candidate in candidates:
-        if candidate.is_dir():
+        if candidate.is_dir() and any(candidate.glob("0*.py")):
             return candidate
-    raise BadInput("cannot find migrations_example/",
-                   hint="run the demo from a checkout of zdmigrate, or pass --migrations DIR")
+    raise BadInput("cannot find the example migrations",
+                   hint="reinstall zdmigrate, or run the demo from a checkout")
 
 
 def demo(
