@@ -37,3 +37,10 @@ def test_readme_has_the_demo_and_the_test_command() -> None:
     assert re.search(r"pip install -e '\.\[test\]' && pytest", readme)
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pytest" in ci and "ZDMIGRATE_TEST_DATABASE_URL" in ci
+
+
+def test_every_doc_is_linked_from_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    missing = [name for name in docs if f"(docs/{name})" not in readme]
+    assert missing == [], f"docs not linked from README.md: {missing}"
