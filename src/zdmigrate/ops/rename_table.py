@@ -31,7 +31,6 @@ from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
-
 MODES = ("alias", "view")
 
 
