@@ -113,6 +113,18 @@ _CLEANUP = (
 )
 
 
+# Lock the schema's views before the table: a new-version query locks the view and
+# then the table, so taking them in the other order could deadlock with it (and the
+# deadlock detector might cancel the app's query). LOCK on a view locks its tables too.
+_LOCK_VIEWS = (
+    "  FOR g IN SELECT c.oid FROM pg_catalog.pg_class c\n"
+    "      WHERE c.relnamespace = to_regnamespace(quote_ident(vs)) AND c.relkind = 'v'\n"
+    "      ORDER BY c.oid LOOP\n"
+    "    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', g.oid::regclass);\n"
+    "  END LOOP;\n"
+)
+
+
 def _do(migration_id: str, table: QualifiedName, body: str) -> str:
     return f"DO {_TAG}\n{_declare(migration_id, table)}BEGIN\n{body}END\n{_TAG}"
 
@@ -221,7 +233,8 @@ def contract_step(migration_id: str, table: QualifiedName, rename: sql.Composabl
                   what: str) -> SQLStep:
     """The swap, one transaction: the physical rename, then drop what is no longer needed."""
     return SQLStep(
-        f"{render(rename)};\n{_do(migration_id, table, _CLEANUP)}",
+        f"{_do(migration_id, table, _LOCK_VIEWS)};\n{render(rename)};\n"
+        f"{_do(migration_id, table, _CLEANUP)}",
         description=f"{what}; drop its view in {schema_name(migration_id)}, in one transaction",
     )
 
@@ -236,7 +249,7 @@ def contract_column_step(migration_id: str, table: QualifiedName, old: str, new:
     shown = render(sql.SQL("-- ALTER TABLE {} RENAME COLUMN {} TO {}").format(
         table.ident, sql.Identifier(old), sql.Identifier(new)))
     o, n = render(sql.Literal(old)), render(sql.Literal(new))
-    body = (
+    body = _LOCK_VIEWS + (
         "  IF tbl IS NULL THEN\n"
         "    SELECT d.refobjid INTO tbl FROM pg_catalog.pg_class c\n"
         "      JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid\n"

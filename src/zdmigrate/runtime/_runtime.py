@@ -33,6 +33,7 @@ from zdmigrate.runtime import _source
 from zdmigrate.runtime._dual_write import DualWrite, Transform
 from zdmigrate.runtime._problems import ProblemLog
 from zdmigrate.runtime._shadow import ShadowReadCounts
+from zdmigrate.runtime._version_schemas import VersionSchema, search_path_for
 from zdmigrate.runtime._worker import Worker
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -94,6 +95,7 @@ class Runtime:
         self.shadow_reads = ShadowReadCounts()
         #: Replaced whole, never mutated: readers need no lock.
         self._phases: dict[str, Phase] = {}
+        self._version_schemas: list[VersionSchema] = []
         self._worker: Worker | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -145,6 +147,17 @@ class Runtime:
         """Every migration the state schema knows, with its phase (a copy)."""
         return dict(self._phases)
 
+    def search_path(self) -> list[str]:
+        """The version schemas this app version puts first on its search_path, in order.
+
+        One per migration in flight (expand done, contract not yet) that renames
+        through views and whose compat says this version reads the new names:
+        ``["zdm_0003_rename_orders", "zdm_0002_rename_users"]``. Empty when none.
+        `zdmigrate.runtime.sqla.use_search_path` applies it to an Engine; without
+        SQLAlchemy, prepend it to each connection's search_path yourself.
+        """
+        return search_path_for(self._version_schemas, self.app, self.version)
+
     def dual_write(
         self,
         migration: str,
@@ -164,6 +177,9 @@ class Runtime:
 
     def replace_phases(self, phases: dict[str, Phase]) -> None:
         self._phases = phases
+
+    def replace_version_schemas(self, schemas: list[VersionSchema]) -> None:
+        self._version_schemas = schemas
 
     def set_phase(self, migration: str, phase: Phase) -> None:
         phases = dict(self._phases)
