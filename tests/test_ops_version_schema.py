@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.ops_lifecycle import MIGRATION_ID, Lifecycle, snapshot
-from zdmigrate import ops
+from zdmigrate import cli, ops
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.phases import WORK_PHASES, Phase
@@ -276,3 +276,49 @@ def test_view_mode_steps_only_at_expand_and_contract() -> None:
 def test_bad_mode_is_refused(make: Any) -> None:
     with pytest.raises(OperationInvalid):
         make()
+
+
+def test_plan_shows_the_views_and_the_swap(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZDMIGRATE_DATABASE_URL", raising=False)
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0002_rename.py").write_text(
+        'from zdmigrate import ops\nrevision = "0002_rename"\ndown_revision = None\n'
+        'operations = [ops.RenameColumn("users", "name", "full_name", mode="view"),\n'
+        '              ops.RenameTable("users", "members", mode="view")]\n'
+        'compat = {"shop": {"read_new_from": "2.0", "old_unused_from": "2.0"}}\n')
+    assert cli.run(["--migrations", str(folder), "plan"]) == 0
+    out = capsys.readouterr().out
+    assert '-- view "zdm_0002_rename"."users": SELECT * FROM "public"."users", showing "name" as ' \
+           '"full_name"' in out
+    assert '-- view "zdm_0002_rename"."members": SELECT * FROM "public"."users"' in out
+    assert '-- ALTER TABLE "public"."users" RENAME COLUMN "name" TO "full_name"' in out
+    assert ('COMMENT ON SCHEMA "zdm_0002_rename" IS \'{"zdmigrate_version_schema": '
+            '"0002_rename", "read_new_from": {"shop": "2.0"}}\';') in out
+    assert "-- backfill: nothing to run" in out
+
+
+def test_identity_triggers_for_update_and_copy_through_the_view(dsn: str) -> None:
+    """Identity columns and the table's triggers work through the view; COPY into it does
+    not (documented)."""
+    setup(dsn, """
+        CREATE TABLE audit (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text);
+        CREATE TABLE audit_log (title text);
+        CREATE FUNCTION log_title() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN INSERT INTO public.audit_log VALUES (NEW.title); RETURN NEW; END $$;
+        CREATE TRIGGER audit_logged AFTER INSERT ON audit FOR EACH ROW EXECUTE FUNCTION log_title();
+    """)
+    migration = "0001_identity"
+    vs = versioned.schema_name(migration)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        op = ops.RenameColumn("audit", "title", "heading", mode="view")
+        conn.execute(op.steps(Phase.EXPAND, migration)[0].sql)  # type: ignore[union-attr]
+        conn.execute(f"SET search_path = {vs}, public")
+        assert one(conn, "INSERT INTO audit (heading) VALUES ('a') RETURNING id") == 1
+        assert one(conn, "SELECT title FROM public.audit_log") == "a"
+        with conn.transaction():
+            assert one(conn, "SELECT heading FROM audit WHERE id = 1 FOR UPDATE") == "a"
+        with pytest.raises(psycopg.errors.WrongObjectType), \
+                conn.cursor().copy("COPY audit (heading) FROM STDIN") as copy:
+            copy.write_row(["b"])
