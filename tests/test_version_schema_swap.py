@@ -148,3 +148,42 @@ def test_runtime_search_path_follows_compat_and_stacks(dsn: str) -> None:
     assert path(schemas, "admin", "1.0") == ["zdm_0004_c"]
     assert path(schemas, "shop", "not a version") == []
     assert runtime_schemas.MARKER_KEY == versioned.MARKER_KEY
+
+
+def test_pooled_connections_follow_expand_and_contract(tmp_path: Path, db_url: str,
+                                                       dsn: str) -> None:
+    """A connection pooled before expand gets the version schema at its next checkout,
+    and loses it after contract; versions below read_new_from never get it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id bigserial PRIMARY KEY, name text)")
+    lc = Lifecycle(tmp_path / "migrations", db_url, OPERATIONS)
+    url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    new_rt = Runtime(dsn, app="shop", version="2.0", poll_interval=0.1).start()
+    old_rt = Runtime(dsn, app="shop", version="1.9", poll_interval=0.1).start()
+    new_engine = sa.create_engine(url, pool_size=1, max_overflow=0)
+    old_engine = sa.create_engine(url, pool_size=1, max_overflow=0)
+    use_search_path(new_engine, new_rt)
+    use_search_path(old_engine, old_rt)
+
+    def search_path(engine: sa.Engine) -> str:
+        with engine.connect() as conn:
+            return str(conn.execute(sa.text("SHOW search_path")).scalar_one())
+
+    try:
+        base = search_path(new_engine)
+        assert base == search_path(old_engine)
+        lc.advance(Phase.EXPAND)
+        wait_for(lambda: new_rt.search_path() == [VS], "the runtime to see the version schema")
+        assert search_path(new_engine) == f"{VS}, {base}"
+        assert search_path(old_engine) == base
+        with new_engine.connect() as conn:
+            conn.execute(sa.text("INSERT INTO users (full_name) VALUES ('ann')"))
+            conn.commit()
+        lc.advance(Phase.CONTRACT)
+        wait_for(lambda: new_rt.search_path() == [], "the runtime to see the schema gone")
+        assert search_path(new_engine) == base
+    finally:
+        new_engine.dispose()
+        old_engine.dispose()
+        new_rt.stop()
+        old_rt.stop()
