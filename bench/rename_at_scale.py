@@ -18,8 +18,9 @@ contract runs. Measured:
   i.e. expand to contract without the deploy in between;
 - ``WAL``: ``pg_current_wal_lsn()`` difference from just before expand to just after
   contract, raw and net of the traffic's own WAL (the baseline's WAL rate times the
-  window); use a server of your own (the default, an embedded PostgreSQL) since WAL is
-  cluster-wide;
+  window), and from a second run of the same migration without traffic (skip it
+  with ``--no-quiet-wal``); use a server of your own (the default, an embedded
+  PostgreSQL) since WAL is cluster-wide;
 - ``size after``: ``pg_total_relation_size('users')`` after contract;
 - failed requests, p99 latency and its ratio to the baseline's.
 
@@ -138,6 +139,8 @@ class Result:
     failed: int
     p99_ms: float
     errors: list[str]
+    quiet_wal_bytes: int | None = None
+    quiet_migration_s: float | None = None
 
 
 def p99(values: list[float]) -> float:
@@ -159,12 +162,16 @@ def fresh_database(server_url: str, name: str) -> Iterator[str]:
                 sql.Identifier(name)))
 
 
-def run(server_url: str, way: str, rows: int, args: argparse.Namespace) -> Result:
+def run(server_url: str, way: str, rows: int, args: argparse.Namespace,
+        clients: int | None = None) -> Result:
+    """One run; `clients=0` runs the migration alone (the quiet WAL measurement)."""
+    n_clients = args.clients if clients is None else clients
     with fresh_database(server_url, f"bench_rename_{way}_{rows}") as url, \
             tempfile.TemporaryDirectory() as tmp:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(SETUP.replace("%(rows)s", str(int(rows))))
             conn.execute("VACUUM ANALYZE users")
+            conn.execute("CHECKPOINT")
         settings = None
         if way != "baseline":
             folder = Path(tmp) / "migrations"
@@ -182,7 +189,7 @@ def run(server_url: str, way: str, rows: int, args: argparse.Namespace) -> Resul
         new = Clients(url, new_column, rows, args.pause, options=new_options)
         spent = 0.0
         with psycopg.connect(url, autocommit=True) as probe:
-            old.start(args.clients)
+            old.start(n_clients)
             time.sleep(args.hold)
             lsn0 = probe.execute("SELECT pg_current_wal_lsn()").fetchone()[0]  # type: ignore[index]
             t0 = time.perf_counter()
@@ -190,7 +197,7 @@ def run(server_url: str, way: str, rows: int, args: argparse.Namespace) -> Resul
                 engine.advance(settings, MIGRATION, to="switch-read",
                                override_reason="benchmark")
             spent += time.perf_counter() - t0
-            new.start(args.clients)
+            new.start(n_clients)
             time.sleep(args.hold)  # two versions side by side
             old.finish()
             t1 = time.perf_counter()
@@ -235,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=2, help="client threads per version")
     parser.add_argument("--pause", type=float, default=0.005, help="seconds between requests")
     parser.add_argument("--hold", type=float, default=1.0, help="seconds of traffic per stage")
+    parser.add_argument("--no-quiet-wal", dest="quiet_wal", action="store_false",
+                        help="skip the second run of each migration without traffic")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -248,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             for way in WAYS:
                 print(f"... {rows} rows, {way}", file=sys.stderr, flush=True)
                 results.append(run(url, way, rows, args))
+                if args.quiet_wal and way != "baseline":
+                    print(f"... {rows} rows, {way}, no traffic", file=sys.stderr, flush=True)
+                    quiet = run(url, way, rows, args, clients=0)
+                    results[-1].quiet_wal_bytes = quiet.wal_bytes
+                    results[-1].quiet_migration_s = quiet.migration_s
     print_results(results, where, version, args)
     return 1 if any(r.failed for r in results if r.way == "view") else 0
 
@@ -266,6 +280,9 @@ def print_results(results: list[Result], where: str, version: int,
             "size_after_bytes": r.size_after, "requests": r.requests, "failed": r.failed,
             "p99_ms": round(r.p99_ms, 2),
             "p99_ratio": round(r.p99_ms / base.p99_ms, 2) if base.p99_ms else None,
+            "wal_quiet_bytes": r.quiet_wal_bytes,
+            "migration_quiet_s": round(r.quiet_migration_s, 3)
+            if r.quiet_migration_s is not None else None,
             "errors": r.errors,
         })
     if args.json:
@@ -274,12 +291,13 @@ def print_results(results: list[Result], where: str, version: int,
         return
     print(f"PostgreSQL {version // 10000} ({where}); {args.clients} clients per version, "
           f"{args.pause * 1000:g} ms between requests")
-    print("| rows | way | expand..contract | WAL (raw) | WAL (net of traffic) | size after "
-          "| requests | failed | p99 | p99 vs baseline |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| rows | way | expand..contract | WAL (raw) | WAL (net of traffic) | WAL (no traffic) "
+          "| size after | requests | failed | p99 | p99 vs baseline |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for o in rows_out:
+        quiet = "-" if o["wal_quiet_bytes"] is None else human(o["wal_quiet_bytes"])
         print(f"| {o['rows']:,} | {o['way']} | {o['migration_s']:.2f} s | "
-              f"{human(o['wal_raw_bytes'])} | {human(o['wal_net_bytes'])} | "
+              f"{human(o['wal_raw_bytes'])} | {human(o['wal_net_bytes'])} | {quiet} | "
               f"{human(o['size_after_bytes'])} | {o['requests']} | {o['failed']} | "
               f"{o['p99_ms']:.1f} ms | {o['p99_ratio']}x |")
     for o in rows_out:
