@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from tests.ops_lifecycle import MIGRATION_ID, Lifecycle, snapshot
-from zdmigrate import cli, ops
-from zdmigrate.errors import OperationInvalid
+from zdmigrate import cli, engine, ops
+from zdmigrate.errors import OperationInvalid, PhaseRefused
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.phases import WORK_PHASES, Phase
 
@@ -261,7 +261,8 @@ def test_view_mode_steps_only_at_expand_and_contract() -> None:
     emitted = {p: op.steps(p, "0002") for p in WORK_PHASES}
     assert [p for p, s in emitted.items() if s] == [Phase.EXPAND, Phase.CONTRACT]
     contract = emitted[Phase.CONTRACT][0].sql  # type: ignore[union-attr]
-    assert contract.startswith('-- ALTER TABLE "public"."users" RENAME COLUMN "name" TO "full_name"\n')
+    assert '\nALTER TABLE IF EXISTS "public"."users" RENAME COLUMN "name" TO "full_name";\n' \
+        in contract
     expand = emitted[Phase.EXPAND][0].sql  # type: ignore[union-attr]
     assert expand.splitlines()[0] == (
         '-- view "zdm_0002"."users": SELECT * FROM "public"."users", showing "name" as "full_name"')
@@ -293,7 +294,7 @@ def test_plan_shows_the_views_and_the_swap(tmp_path: Path, capsys: pytest.Captur
     assert '-- view "zdm_0002_rename"."users": SELECT * FROM "public"."users", showing "name" as ' \
            '"full_name"' in out
     assert '-- view "zdm_0002_rename"."members": SELECT * FROM "public"."users"' in out
-    assert '-- ALTER TABLE "public"."users" RENAME COLUMN "name" TO "full_name"' in out
+    assert 'ALTER TABLE IF EXISTS "public"."users" RENAME COLUMN "name" TO "full_name";' in out
     assert ('COMMENT ON SCHEMA "zdm_0002_rename" IS \'{"zdmigrate_version_schema": '
             '"0002_rename", "read_new_from": {"shop": "2.0"}}\';') in out
     assert "-- backfill: nothing to run" in out
@@ -322,3 +323,16 @@ def test_identity_triggers_for_update_and_copy_through_the_view(dsn: str) -> Non
         with pytest.raises(psycopg.errors.WrongObjectType), \
                 conn.cursor().copy("COPY audit (heading) FROM STDIN") as copy:
             copy.write_row(["b"])
+
+
+def test_contract_is_held_by_the_fleet_check(tmp_path: Path, db_url: str, dsn: str) -> None:
+    """The physical rename is visible to the linter: without compat, contract is not proven."""
+    setup(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, RENAME)
+    lc.advance(Phase.SWITCH_READ)
+    with pytest.raises(PhaseRefused, match="not proven"):
+        engine.advance(lc.settings, MIGRATION_ID, to=Phase.CONTRACT)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert schema_exists(conn)
+        assert "name" in [r[0] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'users'::regclass").fetchall()]
