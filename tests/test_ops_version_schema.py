@@ -336,3 +336,21 @@ def test_contract_is_held_by_the_fleet_check(tmp_path: Path, db_url: str, dsn: s
         assert schema_exists(conn)
         assert "name" in [r[0] for r in conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = 'users'::regclass").fetchall()]
+
+
+def test_view_rename_needs_no_app_dual_writes(tmp_path: Path) -> None:
+    """The backfill fleet rule (dual_write_from) does not apply: the view serves both names."""
+    from zdmigrate.fleet import migration_needs_app_dual_writes
+    from zdmigrate.migration import load_migrations
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for rev, mode in [("0001_view", "view"), ("0002_copy", "copy")]:
+        (folder / f"{rev}.py").write_text(
+            f'from zdmigrate import ops\nrevision = "{rev}"\n'
+            f'down_revision = {None if rev == "0001_view" else "0001_view"!r}\n'
+            f'operations = [ops.RenameColumn("users", "name", "full_name", mode="{mode}")]\n')
+    view, copy = load_migrations(folder)
+    assert view.uses_version_schema and not copy.uses_version_schema
+    assert not migration_needs_app_dual_writes(view)
+    assert not migration_needs_app_dual_writes(copy)  # its trigger does the dual write

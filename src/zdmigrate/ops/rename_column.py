@@ -54,6 +54,11 @@ class RenameColumn(ColumnCopy):
     def uses_version_schema(self) -> bool:
         return self.mode == "view"
 
+    @property
+    def sync_triggers(self) -> bool:
+        """In view mode the database serves both names: no app needs to dual-write."""
+        return self.mode == "view"
+
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "copy":
             return super().steps(phase, migration_id)

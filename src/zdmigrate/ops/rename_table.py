@@ -52,6 +52,11 @@ class RenameTable(Operation):
     def uses_version_schema(self) -> bool:
         return self.mode == "view"
 
+    @property
+    def sync_triggers(self) -> bool:
+        """In view mode the database serves both names: no app needs to dual-write."""
+        return self.mode == "view"
+
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "view":
             return self._view_steps(phase, migration_id)
