@@ -52,7 +52,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from zdmigrate import commands, engine  # noqa: E402
+from zdmigrate import engine  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
 from zdmigrate.embedded import embedded_postgres  # noqa: E402
 from zdmigrate.ops._version_schema import schema_name  # noqa: E402
@@ -179,7 +179,7 @@ def run(server_url: str, way: str, rows: int, args: argparse.Namespace,
             settings = Settings.load({"database_url": url, "migrations": str(folder),
                                       "actor": "bench"}, environ={},
                                      pyproject=Path(tmp) / "no-pyproject.toml")
-            commands.init(settings)  # zdmigrate's own schema exists before the measurement
+            engine.init(settings)  # zdmigrate's own schema exists before the measurement
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(SETUP.replace("%(rows)s", str(int(rows))))
             conn.execute("VACUUM ANALYZE users")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zdmigrate import search_paths
+from zdmigrate.engine import search_paths
 from zdmigrate.migration import load_migrations
 from zdmigrate.phases import Phase
 
