@@ -187,3 +187,47 @@ def test_pooled_connections_follow_expand_and_contract(tmp_path: Path, db_url: s
         old_engine.dispose()
         new_rt.stop()
         old_rt.stop()
+
+
+def test_gate_refuses_a_version_whose_instances_lack_the_search_path(
+        tmp_path: Path, db_url: str, dsn: str) -> None:
+    """Live instances of 2.0 report their connections' search_path through the runtime;
+    without the version schema (and without use_search_path) the gate says no."""
+    from zdmigrate.gate import run_gate
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id bigserial PRIMARY KEY, name text)")
+    lc = Lifecycle(tmp_path / "migrations", db_url, OPERATIONS)
+    lc.advance(Phase.SWITCH_READ)
+
+    def checks(version: str) -> list[str]:
+        return [b.check for b in run_gate(lc.settings, app="shop", version=version).blockers]
+
+    assert checks("2.0") == []  # nothing reported: nothing to judge
+    bare = Runtime(dsn, app="shop", version="2.0", instance_id="bare").start()
+    try:
+        wait_for(lambda: "gate-search-path" in checks("2.0"), "the heartbeat")
+        answer = run_gate(lc.settings, app="shop", version="2.0")
+        (blocker,) = answer.blockers
+        assert f"options=-csearch_path={VS},public" in blocker.message
+        assert checks("2.1") == []  # another version: its instances are not live yet
+    finally:
+        bare.stop()
+    with_option = Runtime(f"{dsn} options='-csearch_path={VS},public'", app="shop",
+                          version="2.0", instance_id="dsn").start()
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    hooked = Runtime(dsn, app="shop", version="2.0", instance_id="hooked")
+    use_search_path(engine, hooked)
+    hooked.start()
+    def reported() -> set[str]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return {r[0] for r in conn.execute(
+                "SELECT instance_id FROM zdmigrate.instances WHERE info ? 'search_path'")}
+
+    try:
+        wait_for(lambda: reported() == {"dsn", "hooked"}, "both heartbeats")
+        assert checks("2.0") == []
+    finally:
+        with_option.stop()
+        hooked.stop()
+        engine.dispose()

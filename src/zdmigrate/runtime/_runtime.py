@@ -96,6 +96,12 @@ class Runtime:
         #: Replaced whole, never mutated: readers need no lock.
         self._phases: dict[str, Phase] = {}
         self._version_schemas: list[VersionSchema] = []
+        #: What sets the version schemas on the app's connections ("use_search_path"),
+        #: and the search_path of the runtime's own connection (the same DSN as the
+        #: app's, so an ``options=-csearch_path=...`` shows here). Both go into the
+        #: heartbeat, for `zdmigrate gate`.
+        self.search_path_source: str | None = None
+        self.connection_search_path: str | None = None
         self._worker: Worker | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -187,7 +193,12 @@ class Runtime:
         self._phases = phases
 
     def heartbeat_info(self) -> dict[str, Any]:
-        return {"shadow_reads": self.shadow_reads.snapshot()}
+        return {
+            "shadow_reads": self.shadow_reads.snapshot(),
+            "search_path": {"source": self.search_path_source,
+                            "connection": self.connection_search_path,
+                            "needed": self.search_path()},
+        }
 
     def send_heartbeat_soon(self) -> None:
         """Ask the thread for a heartbeat now (e.g. to publish shadow-read counts)."""

@@ -53,6 +53,12 @@ def load(conn: psycopg.Connection[Any]) -> list[VersionSchema]:
     return out
 
 
+def current_search_path(conn: psycopg.Connection[Any]) -> str | None:
+    """The connection's search_path, as ``SHOW search_path`` prints it."""
+    row = conn.execute("SHOW search_path").fetchone()
+    return str(row[0]) if row else None
+
+
 def parse_comment(name: str, comment: str | None) -> VersionSchema | None:
     try:
         data = json.loads(comment or "")

@@ -159,6 +159,7 @@ class Worker:
         rt.replace_phases(phases)
         self._stage = "read version schemas"
         rt.replace_version_schemas(version_schemas.load(conn))
+        rt.connection_search_path = version_schemas.current_search_path(conn)
         self.loaded.set()
 
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:

@@ -88,6 +88,7 @@ def use_search_path(engine: Any, runtime: Runtime) -> None:
         record.info["zdmigrate_search_path"] = schemas
 
     event.listen(engine, "connect", apply, insert=True)
+    runtime.search_path_source = "use_search_path"
 
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if record.info.get("zdmigrate_search_path") != runtime.search_path():
