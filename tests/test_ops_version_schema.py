@@ -354,3 +354,42 @@ def test_view_rename_needs_no_app_dual_writes(tmp_path: Path) -> None:
     assert view.uses_version_schema and not copy.uses_version_schema
     assert not migration_needs_app_dual_writes(view)
     assert not migration_needs_app_dual_writes(copy)  # its trigger does the dual write
+
+
+def test_two_migrations_in_flight_stack(tmp_path: Path, db_url: str, dsn: str) -> None:
+    """Two view renames in flight: a version that reads both puts both schemas first,
+    newest first; contracting the older one leaves the newer one working."""
+    from zdmigrate.config import Settings
+    from zdmigrate.runtime import _version_schemas as runtime_schemas
+
+    setup(dsn)
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for rev, down, op in [
+        ("0001_users", None, 'ops.RenameColumn("users", "name", "full_name", mode="view")'),
+        ("0002_orders", "0001_users", 'ops.RenameTable("orders", "purchases", mode="view")'),
+    ]:
+        (folder / f"{rev}.py").write_text(
+            f'from zdmigrate import ops\nrevision = "{rev}"\ndown_revision = {down!r}\n'
+            f"operations = [{op}]\n"
+            'compat = {"shop": {"read_new_from": "2.0", "old_unused_from": "2.0"}}\n')
+    settings = Settings.load({"database_url": db_url, "migrations": folder}, environ={},
+                             pyproject=folder / "no-pyproject.toml")
+    for rev in ("0001_users", "0002_orders"):
+        engine.advance(settings, rev, to=Phase.SWITCH_READ)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        path = runtime_schemas.search_path_for(runtime_schemas.load(conn), "shop", "2.0")
+    assert path == ["zdm_0002_orders", "zdm_0001_users"]
+    options = f"-csearch_path={','.join(path)},public"
+    query = ("SELECT u.full_name FROM users u JOIN purchases p ON p.user_id = u.id "
+             "WHERE p.id = %s")
+    with psycopg.connect(dsn, autocommit=True, options=options) as new:
+        oid = one(new, "INSERT INTO purchases (user_id) VALUES (1) RETURNING id")
+        assert one(new, query, [oid]) == "seed-1"
+        engine.advance(settings, "0001_users", to=Phase.CONTRACT,
+                       override_reason="test: no app fleet")
+        assert one(new, query, [oid]) == "seed-1"
+        engine.advance(settings, "0002_orders", to=Phase.CONTRACT,
+                       override_reason="test: no app fleet")
+        assert one(new, query, [oid]) == "seed-1"
+        assert one(new, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'zdm\\_%%'") == 0
