@@ -42,6 +42,7 @@ def test_stacks_in_flight_view_migrations_newest_first(tmp_path: Path) -> None:
     phases["0001_a"] = Phase.CONTRACT
     assert search_paths.search_path(migrations, phase_of, "shop", "2.1") == ["zdm_0003_c"]
     assert search_paths.dsn_option(["zdm_0003_c"]) == "-csearch_path=zdm_0003_c,public"
+    assert search_paths.dsn_option(["zdm_0004_Big"]) == '-csearch_path="zdm_0004_Big",public'
 
 
 def test_status_shows_the_search_path_of_each_live_version(

@@ -11,6 +11,7 @@ version really have it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 from packaging.version import InvalidVersion, Version
@@ -55,8 +56,19 @@ def for_versions(migrations: Sequence[Migration], phase_of: Callable[[str], Phas
 
 
 def dsn_option(path: Sequence[str], base: str = "public") -> str:
-    """The libpq option that sets it without the runtime: ``-csearch_path=zdm_0002,public``."""
-    return "-csearch_path=" + ",".join([*path, base])
+    """The libpq option that sets it without the runtime: ``-csearch_path=zdm_0002,public``.
+
+    A name that PostgreSQL would fold to lower case (or that is not a plain
+    identifier) is double-quoted.
+    """
+    return "-csearch_path=" + ",".join([*(_quoted(n) for n in path), base])
+
+
+def _quoted(name: str) -> str:
+    return name if _PLAIN.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
 
 CHECK_SEARCH_PATH = "gate-search-path"

@@ -7,10 +7,12 @@ simple view per renamed table, ``SELECT * FROM <table>`` with the new names
 view's own name). PostgreSQL makes such a view automatically updatable, so an
 app version that puts the schema first on its search_path reads and writes the
 new names; older versions keep using the physical table. At contract one short
-transaction renames the physical column or table and drops every view whose
-names now match its table (and the schema once it is empty), so a session whose
-search_path still names the schema resolves its next statement to the renamed
-table: PostgreSQL skips a search_path entry that does not exist.
+transaction locks the schema's views (before the table, the order a query takes
+them, so it cannot deadlock with one), renames the physical column or table and
+drops every view whose names now match its table (and the schema once it is
+empty), so a session whose search_path still names the schema resolves its next
+statement to the renamed table: PostgreSQL skips a search_path entry that does
+not exist.
 
 Each step finds "the view of this table" in the catalog (through the view's
 rewrite rule), so several renames of one table in one migration share one view
