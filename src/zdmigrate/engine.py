@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from zdmigrate import backfill, db, fleet, shadow_reads, state
+from zdmigrate import backfill, compat, db, fleet, shadow_reads, state
 from zdmigrate.config import Settings
 from zdmigrate.errors import (
     BadInput,
@@ -383,8 +382,8 @@ def _enter(
     overridden: list[Blocker] = []
     if override_reason:
         # --override-fleet-check lifts the fleet checks only; the log keeps what it lifted
-        overridden = [b for b in blockers if b.check in fleet.FLEET_CHECKS]
-        blockers = [b for b in blockers if b.check not in fleet.FLEET_CHECKS]
+        overridden = [b for b in blockers if b.check in compat.FLEET_CHECKS]
+        blockers = [b for b in blockers if b.check not in compat.FLEET_CHECKS]
         for b in overridden:
             run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
     if blockers:
@@ -415,11 +414,7 @@ def _enter(
                 if overridden else None
             ),
         )
-        run.conn.execute(
-            sql.SQL("INSERT INTO {} (id, phase, checksum) VALUES (%s, 'pending', %s) "
-                    "ON CONFLICT (id) DO NOTHING").format(state.table(run.schema, "migrations")),
-            [migration.id, migration.checksum],
-        )
+        state.migrations.add_pending(run.conn, run.schema, migration.id, migration.checksum)
     run.log(f"{migration.id}: entering {phase}")
     transition = Transition(migration.id, "advance", before, phase)
     _run_logged(run, migration, phase, "advance", transition, log_id, accept_changed)
@@ -667,12 +662,7 @@ def _undo(
         state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
         state.clear_steps(run.conn, run.schema, migration.id, [phase])
         if phase is Phase.BACKFILL:
-            run.conn.execute(
-                sql.SQL("DELETE FROM {} WHERE migration_id = %s").format(
-                    state.table(run.schema, "backfills")
-                ),
-                [migration.id],
-            )
+            state.backfills.delete_migration(run.conn, run.schema, migration.id)
         state.log_finish(run.conn, run.schema, log_id, "done")
         state.notify_phase(run.conn, run.schema, migration.id, after)
     run.reload()

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from zdmigrate.state import backfill_progress, ensure_schema
+from zdmigrate.state import backfills, ensure_schema
 from zdmigrate.steps import BackfillStep
 
 
@@ -26,29 +25,15 @@ def set_paused(
     Runs in its own transaction; a finished backfill stays ``done``.
     """
     ensure_schema(conn, state_schema)
-    backfills = sql.Identifier(state_schema, "backfills")
     changed = 0
     with conn.transaction():
         for step in steps:
             if paused:
-                cur = conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} AS b (migration_id, step_key, table_name, schema_name, "
-                        "status) VALUES (%s, %s, %s, %s, 'paused') ON CONFLICT (migration_id, "
-                        "step_key) DO UPDATE SET status = 'paused', updated_at = now() "
-                        "WHERE b.status = 'running'"
-                    ).format(backfills),
-                    [migration_id, step.key, step.table, step.schema],
+                changed += backfills.pause(
+                    conn, state_schema, migration_id, step.key, step.table, step.schema
                 )
             else:
-                cur = conn.execute(
-                    sql.SQL(
-                        "UPDATE {} SET status = 'running', updated_at = now() "
-                        "WHERE migration_id = %s AND step_key = %s AND status = 'paused'"
-                    ).format(backfills),
-                    [migration_id, step.key],
-                )
-            changed += max(cur.rowcount, 0)
+                changed += backfills.resume(conn, state_schema, migration_id, step.key)
     return changed
 
 
@@ -56,7 +41,7 @@ def progress(
     conn: psycopg.Connection[Any], state_schema: str, migration_ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Stored progress of backfills (for `zdmigrate status`), with a percentage."""
-    rows = backfill_progress(conn, state_schema, migration_ids)
+    rows = backfills.backfill_progress(conn, state_schema, migration_ids)
     for row in rows:
         total, done = row.get("rows_total"), row.get("rows_done") or 0
         if row.get("status") == "done":
@@ -77,11 +62,6 @@ def restart_finished(
     many were reset. Their claimed ranges go with them."""
     ensure_schema(conn, state_schema)
     with conn.transaction():
-        cur = conn.execute(
-            sql.SQL(
-                "DELETE FROM {} WHERE migration_id = %s AND step_key = ANY(%s) "
-                "AND status = 'done'"
-            ).format(sql.Identifier(state_schema, "backfills")),
-            [migration_id, [step.key for step in steps]],
+        return backfills.delete_finished(
+            conn, state_schema, migration_id, [step.key for step in steps]
         )
-    return cur.rowcount
