@@ -21,7 +21,7 @@ ALLOWED_ZDMIGRATE = {
     "zdmigrate", "zdmigrate.errors", "zdmigrate.phases",
     "zdmigrate.state", "zdmigrate.state.backfills", "zdmigrate.state.instances",
     "zdmigrate.state.migrations", "zdmigrate.state.phase_log", "zdmigrate.state.run_lock",
-    "zdmigrate.state.schema", "zdmigrate.state.steps",
+    "zdmigrate.state.schema", "zdmigrate.state.steps", "zdmigrate.state.store",
 }
 FORBIDDEN = {"alembic", "click", "pglast", "rich", "sqlalchemy", "psycopg_pool"}
 

@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 
 from zdmigrate.backfill.walkers import BatchOutcome, Position, Walker
-from zdmigrate.state import backfills
 from zdmigrate.state.backfills import BackfillRow, Totals
+from zdmigrate.state.store import Backfills
 
 
 class ClaimState(enum.Enum):
@@ -60,7 +60,10 @@ class Claims:
         self.owner = owner
         self.lease = lease
         self._schema = state_schema
-        self._ids = (state_schema, migration_id, step_key)
+        self._ids = (migration_id, step_key)
+
+    def _rows(self, conn: psycopg.Connection[Any]) -> Backfills:
+        return Backfills(conn, self._schema)
 
     # -- the backfill row -------------------------------------------------------
 
@@ -70,8 +73,8 @@ class Claims:
     ) -> BackfillRow:
         """Create the backfill's row if this is its first run; return it as stored."""
         with conn.transaction():
-            backfills.open_backfill(
-                conn, *self._ids, table_name=table_name, schema_name=schema_name,
+            self._rows(conn).open(
+                *self._ids, table_name=table_name, schema_name=schema_name,
                 cursor=cursor, rows_total=rows_total, batch_size=batch_size,
             )
             row = self.read(conn)
@@ -79,10 +82,10 @@ class Claims:
         return row
 
     def read(self, conn: psycopg.Connection[Any]) -> BackfillRow | None:
-        return backfills.read_backfill(conn, *self._ids)
+        return self._rows(conn).read(*self._ids)
 
     def set_batch_size(self, conn: psycopg.Connection[Any], size: int) -> None:
-        backfills.set_batch_size(conn, *self._ids, size)
+        self._rows(conn).set_batch_size(*self._ids, size)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -99,23 +102,22 @@ class Claims:
             taken = self._take_over(conn)
             if taken is not None:
                 return taken
-            cursor = backfills.lock_frontier(conn, *self._ids)
+            rows = self._rows(conn)
+            cursor = rows.lock_frontier(*self._ids)
             if not cursor.get("exhausted"):
                 frontier = cursor.get("frontier")
                 upper, last = walker.carve(conn, frontier, chunk_rows)
-                range_no = backfills.add_range(
-                    conn, *self._ids, lower=frontier, upper=upper, owner=self.owner
-                )
+                range_no = rows.add_range(*self._ids, lower=frontier, upper=upper, owner=self.owner)
                 cursor.update(frontier=upper, exhausted=last)
-                backfills.set_frontier(conn, *self._ids, cursor)
+                rows.set_frontier(*self._ids, cursor)
                 return Claim(range_no, frontier, upper, frontier)
-            if backfills.claimed_ranges(conn, *self._ids):
+            if rows.claimed_ranges(*self._ids):
                 return ClaimState.WAIT
-            backfills.finish_backfill(conn, *self._ids)
+            rows.finish(*self._ids)
             return ClaimState.FINISHED
 
     def _take_over(self, conn: psycopg.Connection[Any]) -> Claim | None:
-        row = backfills.take_over_range(conn, *self._ids, owner=self.owner, lease=self.lease)
+        row = self._rows(conn).take_over_range(*self._ids, owner=self.owner, lease=self.lease)
         if row is None:
             return None
         return Claim(row.range_no, row.lower, row.upper, row.cursor, taken_over=True)
@@ -124,21 +126,21 @@ class Claims:
 
     def fence(self, conn: psycopg.Connection[Any], claim: Claim) -> None:
         """Lock the range row; raise RangeLost if another worker owns it now."""
-        if backfills.lock_range_owner(conn, *self._ids, claim.range_no) != self.owner:
+        if self._rows(conn).lock_range_owner(*self._ids, claim.range_no) != self.owner:
             raise RangeLost(claim.range_no)
 
     def save_batch(
         self, conn: psycopg.Connection[Any], claim: Claim, outcome: BatchOutcome
     ) -> Totals:
         """Record the batch's cursor and counts; the last statement of its transaction."""
-        return backfills.save_batch(
-            conn, *self._ids, claim.range_no, cursor=outcome.end, scanned=outcome.scanned,
+        return self._rows(conn).save_batch(
+            *self._ids, claim.range_no, cursor=outcome.end, scanned=outcome.scanned,
             updated=outcome.updated, range_done=outcome.range_done,
         )
 
     def heartbeat(self, conn: psycopg.Connection[Any], claim: Claim) -> None:
         """Tell other workers this range's worker is alive (while it waits)."""
-        backfills.range_heartbeat(conn, *self._ids, claim.range_no, self.owner)
+        self._rows(conn).range_heartbeat(*self._ids, claim.range_no, self.owner)
 
     def status(self, conn: psycopg.Connection[Any]) -> str:
         row = self.read(conn)

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate.state import backfills, ensure_schema
+from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep
 
 
@@ -24,16 +24,15 @@ def set_paused(
 
     Runs in its own transaction; a finished backfill stays ``done``.
     """
-    ensure_schema(conn, state_schema)
+    store = Store(conn, state_schema)
+    store.ensure_schema()
     changed = 0
     with conn.transaction():
         for step in steps:
             if paused:
-                changed += backfills.pause(
-                    conn, state_schema, migration_id, step.key, step.table, step.schema
-                )
+                changed += store.backfills.pause(migration_id, step.key, step.table, step.schema)
             else:
-                changed += backfills.resume(conn, state_schema, migration_id, step.key)
+                changed += store.backfills.resume(migration_id, step.key)
     return changed
 
 
@@ -41,7 +40,7 @@ def progress(
     conn: psycopg.Connection[Any], state_schema: str, migration_ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Stored progress of backfills (for `zdmigrate status`), with a percentage."""
-    rows = backfills.backfill_progress(conn, state_schema, migration_ids)
+    rows = Store(conn, state_schema).backfills.progress(migration_ids)
     for row in rows:
         total, done = row.get("rows_total"), row.get("rows_done") or 0
         if row.get("status") == "done":
@@ -60,8 +59,7 @@ def restart_finished(
     """Forget the progress of the finished backfills of `steps`, so the next run walks
     the whole table again (only rows still matching `where` are written); returns how
     many were reset. Their claimed ranges go with them."""
-    ensure_schema(conn, state_schema)
+    store = Store(conn, state_schema)
+    store.ensure_schema()
     with conn.transaction():
-        return backfills.delete_finished(
-            conn, state_schema, migration_id, [step.key for step in steps]
-        )
+        return store.backfills.delete_finished(migration_id, [step.key for step in steps])

@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 
 from zdmigrate.fleet.model import Instance, instance_from_row
 from zdmigrate.fleet.settings import FleetSettings
-from zdmigrate.state import instances as state_instances
+from zdmigrate.state import Store
 
 
 def live_instances(
@@ -49,10 +49,10 @@ def live_instances(
     """
     fleet_settings = fleet_settings or FleetSettings()
     sessions = session_instances(conn, fleet_settings)
-    exists, sessions_allowed = state_instances.table_state(conn, schema)
+    rows = Store(conn, schema).instances
+    exists, sessions_allowed = rows.table_state()
     if remember_sessions and sessions and sessions_allowed:
-        state_instances.remember_sessions(
-            conn, schema,
+        rows.remember_sessions(
             [{"app": s.app, "instance_id": s.instance_id, "version": s.version, "host": s.host,
               "ttl_seconds": s.ttl_seconds, "info": s.info} for s in sessions],
         )
@@ -126,6 +126,7 @@ def session_instances(
 
 def stored_instances(conn: psycopg.Connection[Any], schema: str) -> list[Instance]:
     """Rows of ``instances`` whose TTL has not run out (database clock)."""
-    if not state_instances.table_state(conn, schema)[0]:
+    rows = Store(conn, schema).instances
+    if not rows.table_state()[0]:
         return []
-    return [instance_from_row(row) for row in state_instances.live_rows(conn, schema)]
+    return [instance_from_row(row) for row in rows.live_rows()]

@@ -13,7 +13,7 @@ import psycopg
 
 from zdmigrate.errors import BadInput
 from zdmigrate.fleet.model import Instance, instance_from_row
-from zdmigrate.state import instances as state_instances
+from zdmigrate.state import Store
 
 
 def heartbeat(
@@ -35,8 +35,8 @@ def heartbeat(
     """
     host = host or socket.gethostname()
     instance_id = instance_id or host
-    return instance_from_row(state_instances.upsert(
-        conn, schema, app=app, instance_id=instance_id, version=version, source="heartbeat",
+    return instance_from_row(Store(conn, schema).instances.upsert(
+        app=app, instance_id=instance_id, version=version, source="heartbeat",
         ttl=ttl, host=host, pid=pid, info=info or {},
     ))
 
@@ -45,8 +45,8 @@ def stop_heartbeat(
     conn: psycopg.Connection[Any], schema: str, *, app: str, instance_id: str | None = None
 ) -> bool:
     """Remove an instance's heartbeat row at once (clean stop); True if there was one."""
-    return state_instances.delete_heartbeat(
-        conn, schema, app=app, instance_id=instance_id or socket.gethostname()
+    return Store(conn, schema).instances.delete_heartbeat(
+        app=app, instance_id=instance_id or socket.gethostname()
     )
 
 
@@ -69,15 +69,16 @@ def declare(
         raise BadInput(f"--instances must be at least 1, not {instances}",
                        hint="use `zdmigrate fleet retire` to say a version is gone")
     ids = [f"declared:{version}#{n}" for n in range(1, instances + 1)]
+    rows = Store(conn, schema).instances
     with conn.transaction():
         out = [
-            instance_from_row(state_instances.upsert(
-                conn, schema, app=app, instance_id=i, version=version, source="declared",
+            instance_from_row(rows.upsert(
+                app=app, instance_id=i, version=version, source="declared",
                 ttl=ttl, host=None, pid=None, info={"declared_instances": instances},
             ))
             for i in ids
         ]
-        state_instances.delete_other_declared(conn, schema, app=app, version=version, keep=ids)
+        rows.delete_other_declared(app=app, version=version, keep=ids)
     return out
 
 
@@ -87,4 +88,4 @@ def retire(conn: psycopg.Connection[Any], schema: str, *, app: str, version: str
     Heartbeat rows are left alone: a running instance would write them again,
     and one that died drops out when its TTL runs out. Returns the rows removed.
     """
-    return state_instances.delete_version(conn, schema, app=app, version=version)
+    return Store(conn, schema).instances.delete_version(app=app, version=version)

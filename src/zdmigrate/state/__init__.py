@@ -41,12 +41,14 @@ from zdmigrate.state.run_lock import (
 )
 from zdmigrate.state.schema import CURRENT_VERSION, SCHEMA_VERSIONS, ensure_schema, schema_exists
 from zdmigrate.state.steps import clear_steps, done_steps, mark_step_done, partial_phases
+from zdmigrate.state.store import Store
 
 __all__ = [
     "CURRENT_VERSION",
     "SCHEMA_VERSIONS",
     "LockHolder",
     "MigrationRow",
+    "Store",
     "backfill_progress",
     "backfills",
     "clear_steps",
