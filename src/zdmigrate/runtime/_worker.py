@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from zdmigrate.runtime import _state_access as state
 from zdmigrate.runtime import _version_schemas as version_schemas
+from zdmigrate.state import instances, migrations
 
 if TYPE_CHECKING:
     from zdmigrate.runtime._runtime import Runtime
@@ -122,7 +122,7 @@ class Worker:
         self._stage = "connect"
         conn = self._conn = rt.connect()
         self._stage = "listen"
-        state.listen(conn, rt.schema)
+        migrations.listen(conn, rt.schema)
         self._refresh(conn)
         self._heartbeat(conn)
         rt.problems.resolved(_CONNECTION)
@@ -144,7 +144,7 @@ class Worker:
         rt = self._rt
         self._stage = "read phases"
         try:
-            phases, unknown = state.load_phases(conn, rt.schema)
+            phases, unknown = migrations.load_phases(conn, rt.schema)
         except _MISSING_STATE:
             rt.problems.report(
                 _MIGRATIONS_TABLE,
@@ -167,7 +167,7 @@ class Worker:
         self._stage = "heartbeat"
         self._beat_requested = False
         try:
-            state.upsert_heartbeat(
+            instances.write_heartbeat(
                 conn,
                 rt.schema,
                 app=rt.app,
@@ -188,7 +188,7 @@ class Worker:
     def _drain_notifies(self, conn: psycopg.Connection[Any]) -> None:
         changed = False
         for notify in conn.notifies(timeout=0):
-            parsed = state.parse_payload(notify.payload)
+            parsed = migrations.parse_payload(notify.payload)
             if parsed is None:
                 self._rt.problems.report("notify", f"ignored payload {notify.payload[:200]!r}")
                 continue
@@ -237,7 +237,7 @@ class Worker:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             try:
-                state.delete_instance(
+                instances.delete_heartbeat(
                     conn, self._rt.schema, app=self._rt.app, instance_id=self._rt.instance_id
                 )
             except Exception as exc:
