@@ -156,8 +156,13 @@ def load_migrations(directory: Path | str) -> list[Migration]:
 
 def load_file(path: Path) -> Migration:
     """Load and validate one migration file."""
-    source = path.read_bytes()
     module = _import(path)
+    return migration_from_module(module, path)
+
+
+def migration_from_module(module: ModuleType, path: Path) -> Migration:
+    """Validate a migration module that is already imported (by us or by Alembic)."""
+    source = path.read_bytes() if path.is_file() else b""
     revision = getattr(module, "revision", None)
     if not isinstance(revision, str) or not revision:
         raise MigrationFileError(
