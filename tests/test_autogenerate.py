@@ -131,7 +131,7 @@ def test_not_null_without_default_needs_a_fill_the_file_refuses_to_load_without(
 def test_rename_that_the_models_do_not_show_is_bad_input(db_url: str, dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(BASE)
-    with pytest.raises(BadInput, match="do not drop users.email"):
+    with pytest.raises(BadInput, match=r"do not drop users\.email"):
         autogenerate.operations_for(diff(db_url, models()), {"users.email": "mail"})
 
 
@@ -140,7 +140,7 @@ def test_load_metadata_errors_are_one_line_bad_input(tmp_path: Path, monkeypatch
     (tmp_path / "goodmodels.py").write_text(
         "import sqlalchemy as sa\nmetadata = sa.MetaData()\nnot_metadata = 3\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(BadInput, match="cannot import 'brokenmodels'.*nosuchpackage_zdm"):
+    with pytest.raises(BadInput, match=r"cannot import 'brokenmodels'.*nosuchpackage_zdm"):
         autogenerate.load_metadata("brokenmodels:metadata")
     with pytest.raises(BadInput, match="not 'module:attribute'"):
         autogenerate.load_metadata("goodmodels")
