@@ -134,6 +134,7 @@ def operations_for(diffs: Sequence[Any], renames: Mapping[str, str] = {}) -> Gen
             )
         renamed[(table, old)] = new
     skip_added = {(table, new) for (table, _), new in renamed.items()}
+    flat = _pair_indexes(flat, renamed, out)
 
     def order(diff: tuple[Any, ...]) -> int:
         if diff[0] == "remove_column" and (diff[2], diff[3].name) in renamed:
@@ -149,6 +150,35 @@ def operations_for(diffs: Sequence[Any], renames: Mapping[str, str] = {}) -> Gen
             continue
         handler(out, diff, renamed=renamed, skip_added=skip_added, removed=removed, added=added)
     return out
+
+
+def _pair_indexes(
+    flat: list[tuple[Any, ...]], renamed: Mapping[tuple[str, str], str], out: GeneratedOps
+) -> list[tuple[Any, ...]]:
+    """An index Alembic sees removed and added under one name: a rename carries it, or a TODO.
+
+    Both live at once during a migration, so one name cannot be dropped at
+    contract and created at expand.
+    """
+    added = {d[1].name: d for d in flat if d[0] == "add_index"}
+    removed = {d[1].name: d for d in flat if d[0] == "remove_index"}
+    paired = set(added) & set(removed)
+    for name in sorted(paired):
+        old_index, new_index = removed[name][1], added[name][1]
+        table = old_index.table.name
+        old_columns = [renamed.get((table, c), c) for c in _index_columns(old_index)]
+        if old_columns == _index_columns(new_index) and old_index.unique == new_index.unique:
+            continue  # the rename carries the index over to the new column
+        out.lines.append(
+            f"# TODO: index {name} changes from {_index_columns(old_index)} to "
+            f"{_index_columns(new_index)}: create it under a new name (ops.CreateIndex), "
+            "then drop the old one (ops.DropIndex)")
+        out.todos.append(f"index {name}: changed columns")
+    return [d for d in flat if not (d[0] in ("add_index", "remove_index") and d[1].name in paired)]
+
+
+def _index_columns(index: Any) -> list[str]:
+    return [getattr(c, "name", str(c)) for c in index.expressions]
 
 
 def _flatten(diffs: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
@@ -170,7 +200,7 @@ def _table_ref(schema: str | None, table: str) -> str:
 def _type(type_: Any) -> str:
     from sqlalchemy.dialects import postgresql
 
-    return _q(str(type_.compile(dialect=postgresql.dialect())))
+    return _q(str(type_.compile(dialect=postgresql.dialect())))  # type: ignore[no-untyped-call]
 
 
 def _server_default(column: sa.Column[Any]) -> str | None:
@@ -330,7 +360,7 @@ def _modify_default(out: GeneratedOps, diff: tuple[Any, ...], **_: Any) -> None:
 def _add_index(out: GeneratedOps, diff: tuple[Any, ...], **_: Any) -> None:
     index = diff[1]
     table = index.table
-    columns = [getattr(c, "name", str(c)) for c in index.expressions]
+    columns = _index_columns(index)
     extra = ", unique=True" if index.unique else ""
     out.add(f"ops.CreateIndex({_q(index.name)}, {_table_ref(table.schema, table.name)}, "
             f"{columns!r}{extra})")
@@ -368,7 +398,7 @@ def _add_constraint(out: GeneratedOps, diff: tuple[Any, ...], **_: Any) -> None:
         out.todos.append(f"constraint {constraint.name}: write it by hand")
         return
     table = constraint.table
-    extra = f", name={_q(constraint.name)}" if constraint.name else ""
+    extra = f", name={_q(str(constraint.name))}" if constraint.name else ""
     if table.schema:
         extra += f", schema={_q(table.schema)}"
     out.add(f"ops.AddUnique({_q(table.name)}, {[c.name for c in constraint.columns]!r}{extra})")
