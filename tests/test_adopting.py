@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -153,3 +154,29 @@ def test_autogenerate_bad_input_writes_nothing(tmp_path: Path, db_url: str) -> N
     rename_alone = run_cli(["new", "x", "--rename", "a.b=c"], env)
     assert rename_alone.returncode == 2
     assert sorted(p.name for p in versions.iterdir()) == before
+
+
+def test_before_adopt_advance_refuses_and_status_says_adopt(tmp_path: Path, db_url: str,
+                                                            dsn: str) -> None:
+    root, versions = project(tmp_path, db_url)
+    command.upgrade(Config(str(root / "alembic.ini")), "head")
+    env = cli_env(db_url, versions)
+    advance = run_cli(["phase", "advance"], env)
+    assert advance.returncode == 2, advance.stderr
+    assert "migrated by Alembic up to 1c2d3e4f5a6b" in advance.stderr
+    assert "zdmigrate adopt" in advance.stderr
+    with psycopg.connect(dsn) as conn:  # refused before anything was created
+        assert conn.execute("SELECT to_regnamespace('zdmigrate')").fetchone() == (None,)
+    status = run_cli(["status", "--format", "json"], env)
+    assert status.returncode == 0, status.stderr
+    first = json.loads(status.stdout)["migrations"][0]
+    assert first["message"] == "create accounts"
+    assert first["blocked_by"][0]["check"] == "not-adopted"
+    plan = run_cli(["plan"], env)
+    assert "-- add accounts.created_at" in plan.stdout
+    (tmp_path / "empty").mkdir()
+    wrong_dir = run_cli(["phase", "advance"], cli_env(db_url, tmp_path / "empty"))
+    assert wrong_dir.returncode == 2
+    assert "point --migrations" in wrong_dir.stderr
+    assert run_cli(["adopt"], env).returncode == 0
+    assert run_cli(["phase", "advance"], env).returncode == 0  # nothing left to run twice

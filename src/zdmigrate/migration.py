@@ -54,6 +54,12 @@ class Migration:
     compat: dict[str, AppCompat] = field(default_factory=dict)
 
     @property
+    def message(self) -> str:
+        """The first line of the file's docstring (what Alembic shows as the message)."""
+        doc = (self.module.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    @property
     def down_revision(self) -> str | None:
         return self.down_revisions[0] if len(self.down_revisions) == 1 else None
 
