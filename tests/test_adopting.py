@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.config import Config
 
@@ -15,7 +16,9 @@ from tests.alembic_project import CREATE_ACCOUNTS, alembic_project
 from tests.fix_db import Server, fresh_database
 from tests.helpers import cli_env, run_cli, settings_for
 from zdmigrate import engine
+from zdmigrate.errors import BadInput
 from zdmigrate.migration import load_migrations
+from zdmigrate.phases import Phase
 
 SECOND = '''
 """add accounts.created_at"""
@@ -113,8 +116,13 @@ def test_adoption_path_end_to_end(tmp_path: Path, db_url: str, dsn: str, pg_serv
 
     settings = settings_for(db_url, versions)
     engine.advance(settings, to="contract", override_reason="test: no old app version runs")
+    new_revision = path.name.split("_", 1)[0]
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT handle FROM accounts").fetchall() == [("ann",)]
+        # zdmigrate moved alembic_version with the contract, so Alembic agrees
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            new_revision,)
+    command.upgrade(alembic, "head")  # nothing to do for Alembic: no error, no change
     again = run_cli(["new", "nothing left", "--autogenerate"], env)
     assert again.returncode == 0, again.stderr
     [empty] = versions.glob("*nothing_left.py")
@@ -180,3 +188,46 @@ def test_before_adopt_advance_refuses_and_status_says_adopt(tmp_path: Path, db_u
     assert "point --migrations" in wrong_dir.stderr
     assert run_cli(["adopt"], env).returncode == 0
     assert run_cli(["phase", "advance"], env).returncode == 0  # nothing left to run twice
+
+
+PHASED = '''
+"""add accounts.bio"""
+revision = "d00d00d00d00"
+down_revision = "1c2d3e4f5a6b"
+
+
+def expand(ctx):
+    ctx.execute("ALTER TABLE accounts ADD COLUMN bio text")
+
+
+def rollback_expand(ctx):
+    ctx.execute("ALTER TABLE accounts DROP COLUMN IF EXISTS bio")
+
+
+from zdmigrate.alembic_bridge import alembic_functions  # noqa: E402
+
+upgrade, downgrade = alembic_functions(globals())
+'''
+
+
+def test_alembic_upgrade_records_what_it_ran_and_refuses_what_zdmigrate_has_in_flight(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    root, versions = project(tmp_path, db_url)
+    alembic = Config(str(root / "alembic.ini"))
+    command.upgrade(alembic, "head")
+    env = cli_env(db_url, versions)
+    assert run_cli(["adopt"], env).returncode == 0
+    (versions / "d00d00d00d00_add_bio.py").write_text(textwrap.dedent(PHASED).lstrip())
+    settings = settings_for(db_url, versions)
+
+    engine.advance(settings, "d00d00d00d00", to="expand")
+    with pytest.raises(BadInput, match="at expand under zdmigrate"):
+        command.upgrade(alembic, "head")
+    engine.rollback(settings, "d00d00d00d00", to="pending")
+
+    command.upgrade(alembic, "head")  # Alembic runs it: zdmigrate records it complete
+    statuses = {s.id: s.phase for s in engine.status(settings)}
+    assert statuses["d00d00d00d00"] is Phase.CONTRACT
+    assert engine.advance(settings) == []  # nothing runs twice
+    assert "bio" in [c[1] for c in schema_of(dsn)]

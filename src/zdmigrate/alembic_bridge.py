@@ -26,8 +26,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import sql
 
+from zdmigrate import state
 from zdmigrate.errors import BadInput
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import BackfillStep, GeneratedSQLStep, Params, SQLStep, Step
@@ -45,9 +47,15 @@ def alembic_functions(namespace: Mapping[str, Any]) -> tuple[AlembicFunction, Al
 
     def upgrade() -> None:
         migration = _migration(namespace)
-        runner = _Runner(_context())
+        context = _context()
+        ledger = _Ledger.open(context)
+        if ledger is not None and ledger.already_complete(migration):
+            return
+        runner = _Runner(context)
         for phase in WORK_PHASES:
             migration.emit(phase, "advance", runner)
+        if ledger is not None:
+            ledger.record_complete(migration)
 
     def downgrade() -> None:
         migration = _migration(namespace)
@@ -88,6 +96,51 @@ def _context() -> MigrationContext:
     from alembic import op
 
     return op.get_context()
+
+
+class _Ledger:
+    """zdmigrate's record of this database, seen from `alembic upgrade` (psycopg 3 only).
+
+    So that both agree: a migration zdmigrate finished is not run again; one it
+    has in flight is refused (its phases are being run under zdmigrate's gates);
+    one Alembic ran is recorded as complete for zdmigrate.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+
+    @classmethod
+    def open(cls, context: MigrationContext) -> _Ledger | None:
+        if context.as_sql or context.bind is None:
+            return None
+        driver = getattr(context.bind.connection, "driver_connection", None)
+        if not isinstance(driver, psycopg.Connection):
+            return None
+        from zdmigrate.config import Settings
+
+        schema = Settings.load().state_schema
+        return cls(driver, schema) if state.schema_exists(driver, schema) else None
+
+    def already_complete(self, migration: Migration) -> bool:
+        row = state.load_migrations(self.conn, self.schema).get(migration.id)
+        if row is None or row.phase is Phase.PENDING:
+            return False
+        if row.phase is Phase.CONTRACT:
+            return True
+        raise BadInput(
+            f"{migration.id} is at {row.phase} under zdmigrate on this database: "
+            "`alembic upgrade` would run its remaining phases at once, without their gates",
+            hint=f"advance it with `zdmigrate phase advance {migration.id}`",
+        )
+
+    def record_complete(self, migration: Migration) -> None:
+        state.set_phase(self.conn, self.schema, migration.id, Phase.CONTRACT, migration.checksum)
+        state.log_start(
+            self.conn, self.schema, migration_id=migration.id, action="advance",
+            from_phase=Phase.PENDING, to_phase=Phase.CONTRACT, actor="alembic upgrade",
+            outcome="done", message="every phase run at once by `alembic upgrade`",
+        )
 
 
 class _Runner:

@@ -8,7 +8,7 @@ change the schema refuse (exit 2) and say ``zdmigrate adopt``; ``status`` says i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -22,13 +22,43 @@ class NotAdopted(BadInput):
     """The database has an Alembic history that zdmigrate has not taken as its baseline."""
 
 
-def alembic_revision(conn: psycopg.Connection[Any]) -> str | None:
-    """The revision in ``alembic_version`` (on the search_path), or None."""
+def alembic_versions(conn: psycopg.Connection[Any]) -> list[str] | None:
+    """The rows of ``alembic_version`` (on the search_path); None when there is no such table."""
     row = conn.execute("SELECT to_regclass('alembic_version')::text").fetchone()
     if not row or row[0] is None:
         return None
-    rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-    return str(rows[0][0]) if len(rows) == 1 else None
+    return [str(r[0]) for r in conn.execute("SELECT version_num FROM alembic_version")]
+
+
+def alembic_revision(conn: psycopg.Connection[Any]) -> str | None:
+    """The one revision in ``alembic_version``, or None (no table, no row, several heads)."""
+    versions = alembic_versions(conn)
+    return versions[0] if versions and len(versions) == 1 else None
+
+
+def move_alembic_version(
+    conn: psycopg.Connection[Any], migrations: Sequence[Migration], complete: Callable[[str], bool]
+) -> str | None:
+    """Keep ``alembic_version`` with zdmigrate: point it at the newest complete migration.
+
+    Only where the table exists (a project that runs Alembic too) and names one
+    of the complete migrations at the start of the history, so `alembic upgrade
+    head` on this database skips what zdmigrate finished. Runs in the caller's
+    transaction (the one that records the contract). Returns the new revision.
+    """
+    current = alembic_revision(conn)
+    if current is None:
+        return None
+    done: list[str] = []
+    for migration in migrations:
+        if not complete(migration.id):
+            break
+        done.append(migration.id)
+    if current not in done or done[-1] == current:
+        return None
+    conn.execute("UPDATE alembic_version SET version_num = %s WHERE version_num = %s",
+                 [done[-1], current])
+    return done[-1]
 
 
 def not_adopted(
