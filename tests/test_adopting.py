@@ -231,3 +231,12 @@ def test_alembic_upgrade_records_what_it_ran_and_refuses_what_zdmigrate_has_in_f
     assert statuses["d00d00d00d00"] is Phase.CONTRACT
     assert engine.advance(settings) == []  # nothing runs twice
     assert "bio" in [c[1] for c in schema_of(dsn)]
+
+
+def test_an_alembic_script_folder_means_its_versions(tmp_path: Path, db_url: str) -> None:
+    root, versions = project(tmp_path, db_url)
+    script_folder = root / "migrations"  # env.py, script.py.mako and versions/
+    assert [m.id for m in load_migrations(script_folder)] == ["98106f172350", "1c2d3e4f5a6b"]
+    made = run_cli(["new", "add bio"], cli_env(None, script_folder))
+    assert made.returncode == 0, made.stderr
+    assert [p.name for p in versions.glob("*_add_bio.py")]

@@ -138,9 +138,21 @@ class Migration:
             ) from exc
 
 
+def migrations_folder(directory: Path | str) -> Path:
+    """Where the revision files are: `directory`, or its ``versions/`` in an Alembic script folder.
+
+    An Alembic (or Flask-Migrate) ``migrations/`` holds env.py and versions/; the
+    revisions are in versions/, and env.py is not one of them.
+    """
+    folder = Path(directory)
+    if (folder / "env.py").is_file() and (folder / "versions").is_dir():
+        return folder / "versions"
+    return folder
+
+
 def load_migrations(directory: Path | str) -> list[Migration]:
     """Load every migration in `directory`, oldest first (Alembic's revision order)."""
-    folder = Path(directory)
+    folder = migrations_folder(directory)
     if not folder.is_dir():
         raise MigrationFileError(
             f"migrations directory {folder} does not exist",

@@ -19,7 +19,7 @@ from typing import Any
 
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
-from zdmigrate.migration import Migration, load_migrations
+from zdmigrate.migration import Migration, load_migrations, migrations_folder
 
 _NAME_RE = re.compile(r"[^0-9a-z]+")
 _ALEMBIC_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -75,7 +75,7 @@ def new(
     Nothing is written when anything is wrong.
     """
     slug = slugify(name)
-    folder = settings.migrations
+    folder = migrations_folder(settings.migrations)
     if not folder.is_dir():
         raise BadInput(f"migrations directory {folder} does not exist", hint="run `zdmigrate init`")
     migrations = load_migrations(folder)
