@@ -86,4 +86,4 @@ def not_adopted(
 
 
 def not_adopted_blocker(error: NotAdopted) -> Blocker:
-    return Blocker("not-adopted", f"{error} ({error.hint})" if error.hint else str(error))
+    return Blocker("not-adopted", f"{error.message}: {error.hint}" if error.hint else error.message)

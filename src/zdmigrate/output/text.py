@@ -66,8 +66,8 @@ def status(statuses: Sequence[MigrationStatus]) -> None:
             progress = shadow if progress == "-" else f"{progress}\n{shadow}"
         name = f"{s.id}\n[dim]{escape(s.message)}[/dim]" if s.message and s.message not in s.id \
             else s.id
-        table.add_row(name, s.phase.value, s.next.value if s.next else "(complete)", blocked,
-                      progress)
+        table.add_row(name, s.phase.value, s.next.value if s.next else "(complete)",
+                      escape(blocked), escape(progress))
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
     _search_paths(statuses)
 
