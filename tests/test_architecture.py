@@ -25,6 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
 #: A module may import its own layer and the layers below; ops and lint never each other.
 LAYER = {
     "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0,
+    "failpoints": 0,
     "ops": 1, "lint": 1,
     "db": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2, "embedded": 2,
     "_examples": 2, "autogenerate": 2, "alembic_bridge": 2,

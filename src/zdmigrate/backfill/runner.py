@@ -60,6 +60,7 @@ from zdmigrate.errors import (
     first_line,
     transient_reason,
 )
+from zdmigrate.failpoints import failpoint
 from zdmigrate.state import ensure_schema
 from zdmigrate.steps import BackfillStep
 
@@ -287,7 +288,9 @@ class _Worker:
             s.settings.state_schema, s.migration_id, s.step.key, self.owner, s.opts.lease_seconds
         )
         while not s.stop.is_set():
+            failpoint("backfill.claim.before")
             got = claims.claim(conn, s.walker, s.opts.chunk_rows)
+            failpoint("backfill.claim.after")
             if got is ClaimState.FINISHED:
                 return
             if got is ClaimState.PAUSED:
@@ -329,9 +332,13 @@ class _Worker:
                         "set_config('statement_timeout', %s, true)",
                         [f"{int(s.opts.lock_timeout_ms)}ms", f"{int(s.opts.statement_timeout_ms)}ms"],
                     )
+                    failpoint("backfill.fence.before")
                     claims.fence(conn, claim)
+                    failpoint("backfill.fence.after")
                     outcome = s.walker.batch(conn, claim.cursor, claim.upper, size)
+                    failpoint("backfill.batch.before_cursor")
                     totals = claims.save_batch(conn, claim, outcome)
+                failpoint("backfill.batch.after_commit")
             except RangeLost:
                 s.meter.note("range-lost", f"range {claim.range_no} was taken over")
                 return True

@@ -23,6 +23,7 @@ from zdmigrate.engine.results import Transition
 from zdmigrate.engine.selection import default_migration
 from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
 from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
+from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration, find
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
@@ -153,6 +154,8 @@ def _enter(
                 lambda mid: mid == migration.id or run.phase_of(mid) is Phase.CONTRACT)
             if moved:
                 run.log(f"{migration.id}: alembic_version now {moved}")
+        failpoint("engine.phase.before_commit")
+    failpoint("engine.phase.after_commit")
     run.reload()
     run.log(
         f"{migration.id}: {phase} done ({transition.steps_run} step(s) run"

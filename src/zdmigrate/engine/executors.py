@@ -17,6 +17,7 @@ from zdmigrate import backfill, db, state
 from zdmigrate.engine.results import Transition
 from zdmigrate.engine.session import Run
 from zdmigrate.errors import MigrationChanged, OperationalError
+from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, GeneratedSQLStep, SQLStep, Step
@@ -34,6 +35,7 @@ class StepRun:
 
     def record(self, conn: psycopg.Connection[Any], step: Step) -> None:
         """Mark the step done (in the caller's transaction)."""
+        failpoint("engine.step.after_work")
         state.mark_step_done(conn, self.run.schema, self.migration.id, self.phase,
                              self.direction, self.index, step.key)
 
@@ -136,7 +138,9 @@ def run_steps(
                 )
             transition.steps_skipped += 1
             return
+        failpoint("engine.step.before")
         executor_for(step)(StepRun(run, migration, phase, direction, index), step)
+        failpoint("engine.step.after_commit")
         transition.steps_run += 1
 
     migration.emit(phase, direction, execute)
