@@ -105,7 +105,8 @@ SELECT statement FROM (
   CROSS JOIN LATERAL (VALUES
     (1, CASE
           WHEN m.constraint_name IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM pg_catalog.pg_constraint WHERE conindid = i.indexrelid)
+               SELECT 1 FROM pg_catalog.pg_constraint WHERE conindid = i.indexrelid
+               AND conrelid = i.indrelid AND contype IN ('p', 'u', 'x'))
           THEN format('ALTER TABLE %s ADD CONSTRAINT %I UNIQUE USING INDEX %I',
                       i.indrelid::regclass, m.constraint_name, c.relname)
           WHEN m.constraint_name IS NULL AND c.relname <> m.original

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _carry_constraints as constraints
 from zdmigrate.ops import _carry_indexes as carry
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._column_dependents import contract_guard_step, uncarriable_sql
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
@@ -54,8 +56,24 @@ class ColumnCopy(Operation):
     def _add_column(self) -> SQLStep:
         add = sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
             self.table.ident, sql.Identifier(self.new))
-        if self.new_type is not None:
+        if self.new_type is not None and "collate" in self.new_type.lower():
             return SQLStep(render(sql.SQL("{} {}").format(add, sql.SQL(self.new_type))))
+        if self.new_type is not None:
+            # the old column's collation goes with it when the new type takes one
+            collation = (
+                "SELECT CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0"
+                " AND (SELECT typcollation FROM pg_catalog.pg_type"
+                f" WHERE oid = {render(sql.Literal(self.new_type))}::regtype) <> 0"
+                " THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END"
+                " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+                f" WHERE a.attrelid = {self._regclass()} AND a.attname = {render(sql.Literal(self.old))}"
+            )
+            typed = render(add) + " " + self.new_type
+            return SQLStep(
+                f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(typed))}"
+                f" || coalesce(({collation}), '');\nEND\n{_TAG}",
+                description=f"add column {self.new} {self.new_type}, with the collation of {self.old}",
+            )
         type_of_old = (
             "SELECT format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attcollation <> t.typcollation"
             " THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END"
@@ -94,6 +112,28 @@ class ColumnCopy(Operation):
             description=f"carry the default of {self.old} over to {self.new}",
         )
 
+    def _carry_properties(self) -> SQLStep:
+        """The old column's comment, statistics target and options, onto the new column."""
+        column = render(sql.SQL("{}.{}").format(self.table.ident, sql.Identifier(self.new)))
+        alter = render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} ").format(
+            self.table.ident, sql.Identifier(self.new)))
+        return SQLStep(
+            f"DO {_TAG}\nDECLARE\n  r record;\nBEGIN\n"
+            "  SELECT col_description(attrelid, attnum) AS note, attstattarget AS target,"
+            " attoptions AS options INTO r\n    FROM pg_catalog.pg_attribute"
+            f" WHERE attrelid = {self._regclass()} AND attname = {render(sql.Literal(self.old))};\n"
+            "  IF r.note IS NOT NULL THEN\n"
+            f"    EXECUTE format('COMMENT ON COLUMN %s IS %L', {render(sql.Literal(column))}, r.note);\n"
+            "  END IF;\n"
+            "  IF r.target IS NOT NULL AND r.target >= 0 THEN\n"
+            f"    EXECUTE {render(sql.Literal(alter + 'SET STATISTICS '))} || r.target;\n  END IF;\n"
+            "  IF r.options IS NOT NULL THEN\n"
+            f"    EXECUTE {render(sql.Literal(alter + 'SET ('))} || array_to_string(r.options, ', ')"
+            " || ')';\n  END IF;\n"
+            f"END\n{_TAG}",
+            description=f"carry the comment, statistics target and options of {self.old} over",
+        )
+
     def _old_nullable(self) -> SQLStep:
         """DROP NOT NULL on the old column, unless a primary key or replica identity needs it."""
         keyed = render(sql.SQL(
@@ -111,29 +151,40 @@ class ColumnCopy(Operation):
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         trigger = self._trigger(migration_id)
         if phase is Phase.EXPAND:
-            return [self._add_column(), *trigger.create_steps()]
+            return [self._add_column(), *trigger.create_steps(),
+                    constraints.add_copies(self.table, self.old, self.new, self.new_type,
+                                           migration_id)]
         if phase is Phase.BACKFILL:
             return [BackfillStep(self.table.name, {self.new: self.up}, where=self._disagree(),
                                  verify=self._disagree(), schema=self.table.schema)]
         if phase is Phase.SWITCH_READ:
-            return [carry.copy_indexes(self.table, self.old, self.new, migration_id)]
+            return [
+                carry.copy_indexes(self.table, self.old, self.new, migration_id),
+                constraints.repoint_inbound(self.table, self.old, self.new, migration_id),
+                constraints.validate_copies(self.table, self.old, migration_id),
+            ]
         if phase is Phase.CONTRACT:
             return [
+                contract_guard_step(self.table, self.old, self.new, migration_id),
                 *conditional_set_not_null_steps(
                     self.table, self.new, generated_name(migration_id, self.new, "nn"),
                     column_not_null(self.table, self.old)),
                 self._carry_default(),
+                self._carry_properties(),
                 self._old_nullable(),
                 *trigger.drop_steps(),
+                constraints.drop_inbound_originals(self.table, self.old, migration_id),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
                 carry.finish_copies(self.table, migration_id),
+                constraints.finish_copies(self.table, self.old, migration_id),
             ]
         return []
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.SWITCH_READ:
-            return [carry.drop_copies(self.table, migration_id)]
+            return [constraints.drop_inbound_copies(self.table, self.old, migration_id),
+                    carry.drop_copies(self.table, migration_id)]
         if phase is not Phase.EXPAND:
             return []
         return [
@@ -147,4 +198,12 @@ class ColumnCopy(Operation):
             req.table_exists(self.table),
             req.column_exists(self.table, self.old),
             req.column_absent(self.table, self.new),
+            Requirement(
+                uncarriable_sql(self.table, self.old),
+                f"{self.table}.{self.old}: not everything on the column can be carried over to "
+                f"{self.new}", expect="runs"),
+            *([] if self.new_type is None else [Requirement(
+                constraints.checks_fit_sql(self.table, self.old, self.new, self.new_type),
+                f"{self.table}.{self.old}: a CHECK on the column does not fit type "
+                f"{self.new_type}", expect="runs")]),
         ]

@@ -1,0 +1,270 @@
+"""Column copies (RenameColumn, ChangeColumnType) keep everything that hangs on the column.
+
+Each test runs the real engine on real PostgreSQL, with an old-version client
+(old column names) and a new-version client (new names) writing after every
+phase. After contract the carried constraints must still reject bad rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.ops_lifecycle import Lifecycle, snapshot
+from zdmigrate.errors import BadInput, OperationInvalid
+from zdmigrate.phases import WORK_PHASES, Phase
+
+Conn = psycopg.Connection[Any]
+KEYS = itertools.count(1000)
+BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
+
+
+def setup(dsn: str, sql_text: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql_text)
+
+
+def one(conn: Conn, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
+def constraints(conn: Conn, table: str) -> dict[str, tuple[str, str, bool]]:
+    rows = conn.execute(
+        "SELECT conname, contype::text, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype <> 'n'", [table]).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def leftovers(conn: Conn) -> list[str]:
+    rows = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'zdm\\_%%' "
+        "UNION ALL SELECT proname FROM pg_proc WHERE proname LIKE 'zdm\\_%%' "
+        "UNION ALL SELECT conname FROM pg_constraint WHERE conname LIKE '%%zdm%%' "
+        "UNION ALL SELECT relname FROM pg_class WHERE relname LIKE '%%zdm%%'"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# -- 1: CHECK, FK, comment, statistics, collation carried over ------------------------
+
+CARRY_SETUP = """
+CREATE TABLE parent (id int PRIMARY KEY);
+INSERT INTO parent SELECT generate_series(1, 5);
+CREATE TABLE child (
+    id int PRIMARY KEY,
+    name text COLLATE "C" NOT NULL CONSTRAINT child_name_len CHECK (length(name) >= 3),
+    parent_id int CONSTRAINT child_parent_fk REFERENCES parent (id) ON DELETE CASCADE,
+    nick text,
+    CONSTRAINT child_nick_differs CHECK (nick IS DISTINCT FROM name));
+COMMENT ON COLUMN child.name IS 'display name';
+COMMENT ON CONSTRAINT child_name_len ON child IS 'three letters or more';
+ALTER TABLE child ALTER COLUMN name SET STATISTICS 500;
+INSERT INTO child SELECT g, 'seed' || g, g, NULL FROM generate_series(1, 5) g;
+"""
+CARRY_OPS = """[
+    ops.RenameColumn("child", "name", "full_name"),
+    ops.ChangeColumnType("child", "parent_id", "bigint", new_name="parent",
+                         up="parent_id", down="parent::int"),
+]"""
+
+
+def carry_clients(conn: Conn, phase: Phase) -> None:
+    k = next(KEYS)
+    if phase < Phase.CONTRACT:  # old version
+        conn.execute("INSERT INTO child (id, name, parent_id) VALUES (%s, %s, 1)", [k, f"old{k}"])
+        assert one(conn, "SELECT full_name FROM child WHERE id = %s", [k]) == f"old{k}"
+        assert one(conn, "SELECT parent FROM child WHERE id = %s", [k]) == 1
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO child (id, name) VALUES (%s, 'ab')", [-k])
+    conn.execute("INSERT INTO child (id, full_name, parent) VALUES (%s, %s, 2)", [k + 50000, f"new{k}"])
+    if phase < Phase.CONTRACT:
+        assert one(conn, "SELECT name FROM child WHERE id = %s", [k + 50000]) == f"new{k}"
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO child (id, full_name) VALUES (%s, 'ab')", [-k - 50000])
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("INSERT INTO child (id, full_name, parent) VALUES (%s, 'abc', 999)", [-k])
+    if phase is Phase.CONTRACT:
+        cons = constraints(conn, "child")
+        assert cons == {
+            "child_pkey": ("p", "PRIMARY KEY (id)", True),
+            "child_name_len": ("c", "CHECK ((length(full_name) >= 3))", True),
+            "child_nick_differs": ("c", "CHECK ((nick IS DISTINCT FROM full_name))", True),
+            "child_parent_fk": (
+                "f", "FOREIGN KEY (parent) REFERENCES parent(id) ON DELETE CASCADE", True),
+        }
+        assert one(conn, "SELECT col_description('child'::regclass, "
+                   "(SELECT attnum FROM pg_attribute WHERE attrelid = 'child'::regclass "
+                   "AND attname = 'full_name'))") == "display name"
+        assert one(conn, "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint "
+                   "WHERE conname = 'child_name_len'") == "three letters or more"
+        assert one(conn, "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'child'::regclass "
+                   "AND attname = 'full_name'") == 500
+        assert one(conn, "SELECT collname FROM pg_attribute a JOIN pg_collation c "
+                   "ON c.oid = a.attcollation WHERE attrelid = 'child'::regclass "
+                   "AND attname = 'full_name'") == "C"
+        assert one(conn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                   "WHERE attrelid = 'child'::regclass AND attname = 'parent'") == "bigint"
+        # ON DELETE CASCADE was carried too
+        conn.execute("DELETE FROM parent WHERE id = 2")
+        assert one(conn, "SELECT count(*) FROM child WHERE parent = 2") == 0
+        assert leftovers(conn) == []
+
+
+def test_column_copy_carries_check_fk_comment_statistics_collation(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, CARRY_SETUP)
+    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
+    for phase in WORK_PHASES:
+        lc.advance(phase)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            carry_clients(conn, phase)
+
+
+def test_column_copy_carry_rolls_back_from_every_phase(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, CARRY_SETUP)
+    before = snapshot(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
+    for last in BEFORE_CONTRACT:
+        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
+            lc.advance(phase)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                carry_clients(conn, phase)
+        lc.rollback(Phase.PENDING)
+        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+
+
+@pytest.mark.parametrize(("setup_sql", "operation", "reason"), [
+    ("CREATE TABLE t (code text PRIMARY KEY)", 'ops.RenameColumn("t", "code", "c2")',
+     "primary key t_pkey"),
+    ("CREATE EXTENSION IF NOT EXISTS btree_gist; "
+     "CREATE TABLE t (id int PRIMARY KEY, r int4range, "
+     "CONSTRAINT t_no_overlap EXCLUDE USING gist (r WITH &&))",
+     'ops.RenameColumn("t", "r", "r2")', "exclusion constraint t_no_overlap"),
+    ("CREATE TABLE t (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED)",
+     'ops.RenameColumn("t", "a", "a2")', "generated column b"),
+    ("CREATE TABLE t (id int PRIMARY KEY, a int GENERATED BY DEFAULT AS IDENTITY)",
+     'ops.RenameColumn("t", "a", "a2")', "identity"),
+    ("CREATE TABLE t (id int PRIMARY KEY, a text CHECK (a ~ '^x'))",
+     'ops.ChangeColumnType("t", "a", "int", new_name="a2", up="length(a)", down="a2::text")',
+     "t_a_check"),
+])
+def test_column_copy_refuses_what_it_cannot_carry_before_expand(
+    tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operation: str, reason: str
+) -> None:
+    setup(dsn, setup_sql)
+    before = snapshot(dsn)
+    with pytest.raises(OperationInvalid) as info:
+        Lifecycle(tmp_path / "m", db_url, f"[{operation}]").advance(Phase.EXPAND)
+    assert info.value.exit_code == 2
+    assert reason in "\n".join(info.value.problems)
+    assert snapshot(dsn) == before
+
+
+# -- 2: a column another table's foreign key references ------------------------------
+
+INBOUND_SETUP = """
+CREATE TABLE parent (id int PRIMARY KEY, code text NOT NULL CONSTRAINT parent_code_key UNIQUE);
+CREATE TABLE child (id int PRIMARY KEY,
+                    parent_code text CONSTRAINT child_parent_code_fkey REFERENCES parent (code));
+INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 5) g;
+INSERT INTO child SELECT g, 'p' || g FROM generate_series(1, 5) g;
+"""
+INBOUND_OPS = '[ops.RenameColumn("parent", "code", "parent_code")]'
+
+
+def inbound_clients(conn: Conn, phase: Phase) -> None:
+    k = next(KEYS)
+    if phase < Phase.CONTRACT:
+        conn.execute("INSERT INTO parent (id, code) VALUES (%s, %s)", [k, f"o{k}"])
+        conn.execute("INSERT INTO child VALUES (%s, %s)", [k, f"o{k}"])
+    conn.execute("INSERT INTO parent (id, parent_code) VALUES (%s, %s)", [-k, f"n{k}"])
+    conn.execute("INSERT INTO child VALUES (%s, %s)", [-k, f"n{k}"])
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("INSERT INTO child VALUES (%s, 'nobody')", [k + 50000])
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO parent (id, parent_code) VALUES (%s, 'p1')", [k + 50000])
+    if phase is Phase.CONTRACT:
+        assert constraints(conn, "child")["child_parent_code_fkey"] == (
+            "f", "FOREIGN KEY (parent_code) REFERENCES parent(parent_code)", True)
+        assert constraints(conn, "parent")["parent_code_key"] == (
+            "u", "UNIQUE (parent_code)", True)
+        assert leftovers(conn) == []
+
+
+def test_rename_referenced_column_repoints_inbound_foreign_keys(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, INBOUND_SETUP)
+    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
+    for phase in WORK_PHASES:
+        lc.advance(phase)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            inbound_clients(conn, phase)
+
+
+def test_rename_referenced_column_rolls_back_from_every_phase(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, INBOUND_SETUP)
+    before = snapshot(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
+    for last in BEFORE_CONTRACT:
+        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
+            lc.advance(phase)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                inbound_clients(conn, phase)
+        lc.rollback(Phase.PENDING)
+        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+
+
+def test_contract_refuses_with_nothing_changed_when_a_view_uses_the_old_column(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL);"
+               "INSERT INTO t VALUES (1, 'a');")
+    lc = Lifecycle(tmp_path / "migrations", db_url, '[ops.RenameColumn("t", "name", "title")]')
+    lc.advance(Phase.SWITCH_READ)
+    setup(dsn, "CREATE VIEW v AS SELECT id, name FROM t")
+    before = snapshot(dsn)
+    with pytest.raises(BadInput) as info:
+        lc.advance(Phase.CONTRACT)
+    assert info.value.exit_code == 2
+    assert "view public.v" in str(info.value) + "\n".join(info.value.problems)
+    assert snapshot(dsn) == before
+    with psycopg.connect(dsn, autocommit=True) as conn:  # old version still writes
+        conn.execute("INSERT INTO t (id, name) VALUES (2, 'b')")
+        assert one(conn, "SELECT title FROM t WHERE id = 2") == "b"
+    setup(dsn, "CREATE OR REPLACE VIEW v AS SELECT id, title AS name FROM t")
+    lc.advance(Phase.CONTRACT)
+
+
+# -- 7: a data problem is exit 2, with the rows counted and a sample -------------------
+
+
+def test_validate_finding_violating_rows_is_a_data_problem_with_a_sample(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE users (id int PRIMARY KEY); INSERT INTO users VALUES (1);"
+               "CREATE TABLE products (id int PRIMARY KEY, price int, user_id int);"
+               "INSERT INTO products SELECT g, 10 - g, 1 FROM generate_series(1, 20) g;")
+    lc = Lifecycle(tmp_path / "m", db_url,
+                   '[ops.AddCheck("products", "products_price_positive", "price > 0")]')
+    lc.advance(Phase.BACKFILL)
+    with pytest.raises(BadInput) as info:
+        lc.advance(Phase.SWITCH_READ)
+    assert info.value.exit_code == 2
+    text = str(info.value)
+    assert "11 row(s) of public.products violate it" in text
+    assert '"price": 0' in text or '"price": -1' in text
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "SELECT convalidated FROM pg_constraint "
+                         "WHERE conname = 'products_price_positive'") is False
