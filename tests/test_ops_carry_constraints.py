@@ -268,3 +268,53 @@ def test_validate_finding_violating_rows_is_a_data_problem_with_a_sample(
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert one(conn, "SELECT convalidated FROM pg_constraint "
                          "WHERE conname = 'products_price_positive'") is False
+
+
+# -- 8: AddForeignKey checks for dangling rows before expand ---------------------------
+
+
+def test_add_foreign_key_reports_dangling_rows_before_expand(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE users (id int PRIMARY KEY); INSERT INTO users VALUES (1);"
+               "CREATE TABLE orders (id int PRIMARY KEY, user_id int);"
+               "INSERT INTO orders VALUES (1, 1), (2, NULL), (3, 7), (4, 8);")
+    before = snapshot(dsn)
+    with pytest.raises(OperationInvalid) as info:
+        Lifecycle(tmp_path / "m", db_url,
+                  '[ops.AddForeignKey("orders", ["user_id"], "users", ["id"])]').advance(Phase.EXPAND)
+    problems = "\n".join(info.value.problems)
+    assert "table public.orders has rows whose (user_id) match no row of public.users" in problems
+    assert "2 row(s), e.g. (7), (8)" in problems or "2 row(s), e.g. (8), (7)" in problems
+    assert snapshot(dsn) == before
+
+
+def test_add_foreign_key_missing_column_is_not_called_dangling(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE users (id int PRIMARY KEY); CREATE TABLE orders (id int PRIMARY KEY)")
+    with pytest.raises(OperationInvalid) as info:
+        Lifecycle(tmp_path / "m", db_url,
+                  '[ops.AddForeignKey("orders", ["user_id"], "users", ["id"])]').advance(Phase.EXPAND)
+    assert info.value.problems == [
+        "add foreign key orders_user_id_fkey on public.orders: "
+        "column 'user_id' does not exist in table public.orders"]
+
+
+# -- 5: CreateTable keeps table and column comments ------------------------------------
+
+
+def test_create_table_sets_table_and_column_comments(tmp_path: Path, db_url: str, dsn: str) -> None:
+    lc = Lifecycle(tmp_path / "m", db_url, """[ops.CreateTable(
+        "carts", sa.Column("id", sa.Integer, primary_key=True, comment="the cart's id"),
+        sa.Column("note", sa.Text, comment="it's free text"), comment="shopping carts")]""")
+    lc.advance(Phase.EXPAND)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "SELECT obj_description('carts'::regclass, 'pg_class')") == "shopping carts"
+        notes = dict(conn.execute(
+            "SELECT attname, col_description(attrelid, attnum) FROM pg_attribute "
+            "WHERE attrelid = 'carts'::regclass AND attnum > 0").fetchall())
+        assert notes == {"id": "the cart's id", "note": "it's free text"}
+    lc.rollback(Phase.PENDING)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "SELECT to_regclass('carts')") is None
