@@ -26,7 +26,6 @@ def expand(ctx):
         CREATE INDEX orders_total_idx ON shop."Orders" (total);
         CREATE INDEX orders_user_total_idx ON shop."Orders" (user_id, total DESC NULLS LAST)
             INCLUDE (id);
-        CREATE INDEX orders_positive_idx ON shop."Orders" (total) WHERE total > 0;
         CREATE INDEX orders_user_idx ON shop."Orders" (user_id);
     """)
 '''
@@ -77,7 +76,7 @@ def test_indexes_are_copied_at_switch_read_and_renamed_at_contract(
     engine.advance(settings, "0002_orders_total_bigint", to="switch-read")
     during = _indexes(dsn)
     copies = {name: d for name, d in during.items() if name not in before}
-    assert len(copies) == 3  # the key, the plain index and the composite one; not the partial
+    assert len(copies) == 3  # the key, the plain index and the composite one
     defs = sorted(d[0].split(" USING ")[1] for d in copies.values())
     assert defs == ["btree (total_big)", "btree (total_big)",
                     "btree (user_id, total_big DESC NULLS LAST) INCLUDE (id)"]
@@ -112,13 +111,19 @@ def test_contract_rerun_after_a_kill_finishes_the_renames(settings: Settings, ds
     engine.advance(settings, "0002_orders_total_bigint", to="switch-read")
     (migration,) = [m for m in load_migrations(settings.migrations) if m.id.startswith("0002")]
     steps = migration.render(Phase.CONTRACT)
-    *before_finish, finish = steps
+    at = next(i for i, s in enumerate(steps) if isinstance(s, GeneratedSQLStep)
+              and s.description.startswith("give the copied indexes"))
+    before_finish, finish = steps[:at], steps[at]
     assert isinstance(finish, GeneratedSQLStep)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # contract as a run that was killed half-way through the renames would leave it
         for index, step in enumerate(before_finish):
-            assert isinstance(step, SQLStep)
-            conn.execute(step.sql.encode())
+            if isinstance(step, GeneratedSQLStep):
+                for statement in db.generated_statements(conn, step):
+                    conn.execute(statement.sql.encode())
+            else:
+                assert isinstance(step, SQLStep)
+                conn.execute(step.sql.encode())
             conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
                          [migration.id, index, step.key])
         statements = db.generated_statements(conn, finish)

@@ -44,10 +44,20 @@ class Operation:
 
     #: Stable snake_case name, used by the registry and in docs.
     name: ClassVar[str] = ""
-    #: Where the operation was written in its migration file (set by the loader).
+    #: Where the operation was written in its migration file: the line that
+    #: constructed it (the nearest caller outside zdmigrate). Every step it
+    #: produces points there, so `plan`, errors and the linter (with its
+    #: ``# zdmigrate: ignore[rule] reason`` comments) name that line.
     source: Source | None = None
 
     registry: ClassVar[dict[str, type[Operation]]] = {}
+
+    def __new__(cls, *args: object, **kwargs: object) -> Operation:
+        self = super().__new__(cls)
+        from zdmigrate.context import caller_source  # at construction only: keeps import light
+
+        self.source = caller_source()
+        return self
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
