@@ -354,3 +354,44 @@ def test_operations_point_at_their_line_and_honour_suppressions(tmp_path: Path) 
     steps = migration.render(Phase.EXPAND)
     assert [(s.source.path, s.source.line) if s.source else None for s in steps] == [
         (str(path), 8), (str(path), 10), (str(path), 11)]
+
+
+# -- 6: contract needs fleet proof when it removes what old versions rely on -----------
+
+
+@pytest.mark.parametrize(("operation", "needs_proof"), [
+    ('ops.AddCheck("t", "t_x_positive", "x > 0", fix={"x": "1"})', True),
+    ('ops.AddCheck("t", "t_x_positive", "x > 0")', False),
+    ('ops.AddColumn("t", "y", "int", nullable=False, default=0)', False),
+    ('ops.AddColumn("t", "y", "int", nullable=False, up="x * 2")', True),
+    ('ops.SetNotNull("t", "x", fill="0")', True),
+])
+def test_contract_needs_fleet_proof_exactly_when_old_versions_lose_something(
+    tmp_path: Path, operation: str, needs_proof: bool
+) -> None:
+    from zdmigrate.fleet import destructive_contract_statements
+    from zdmigrate.migration import load_file
+
+    path = tmp_path / "0001_m.py"
+    path.write_text(
+        f'from zdmigrate import ops\nrevision = "0001_m"\ndown_revision = None\n'
+        f"operations = [\n    # zdmigrate: ignore[drop-constraint,set-not-null] cannot hide it\n"
+        f"    {operation},\n]\n")
+    assert bool(destructive_contract_statements(load_file(path))) is needs_proof
+
+
+def test_add_check_with_fix_contract_is_held_without_compat(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    from zdmigrate import engine
+    from zdmigrate.errors import PhaseRefused
+
+    setup(dsn, "CREATE TABLE t (id int PRIMARY KEY, x int)")
+    lc = Lifecycle(tmp_path / "m", db_url,
+                   '[ops.AddCheck("t", "t_x_positive", "x > 0", fix={"x": "1"})]')
+    lc.advance(Phase.SWITCH_READ)
+    with pytest.raises(PhaseRefused, match=r"not proven"):
+        engine.advance(lc.settings, "0001_op_under_test", to=Phase.CONTRACT)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the fix trigger still repairs old writes
+        conn.execute("INSERT INTO t VALUES (1, -5)")
+        assert one(conn, "SELECT x FROM t WHERE id = 1") == 1

@@ -28,7 +28,7 @@ import math
 import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from zdmigrate.compat import AppCompat, parse_version
 from zdmigrate.config import Settings, parse_duration
 from zdmigrate.errors import Blocker, ConfigError
 from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep, Step
 
 if TYPE_CHECKING:
     from zdmigrate.migration import Migration
@@ -643,13 +643,20 @@ def destructive_contract_statements(migration: Migration) -> list[str]:
     Judged with the linter's default rules, whatever the project's lint config
     disables: whether proof is needed does not depend on which warnings a team
     turned off.
+
+    A step marked `REMOVES_OLD_DEPENDENCY` (a sync or fix trigger dropped) counts
+    whatever its SQL; one marked `SCAFFOLDING` (zdmigrate's own helpers) never does.
+    Suppression comments in the file are not read here either.
     """
     from zdmigrate.lint import Category, get_rule, lint_steps
 
     steps = migration.render(Phase.CONTRACT)
-    violations = lint_steps(steps, Phase.EXPAND, config={})
-    return [v.statement for v in violations
-            if get_rule(v.rule).category is Category.DESTRUCTIVE]
+    removes = [s.sql for s in steps if isinstance(s, SQLStep) and s.role == REMOVES_OLD_DEPENDENCY]
+    unmarked = [replace(s, source=None) for s in steps
+                if not (isinstance(s, SQLStep) and s.role is not None)]
+    violations = lint_steps(unmarked, Phase.EXPAND, config={})
+    return removes + [v.statement for v in violations
+                      if get_rule(v.rule).category is Category.DESTRUCTIVE]
 
 
 def _undeclared_contract(migration: Migration) -> list[Blocker]:

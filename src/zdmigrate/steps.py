@@ -30,6 +30,14 @@ class Source:
         return f"{self.path}:{self.line}"
 
 
+#: `SQLStep.role`: the step removes something old app versions rely on (a sync or
+#: fix trigger): contract needs fleet proof whatever the linter thinks of the SQL.
+REMOVES_OLD_DEPENDENCY = "removes_old_dependency"
+#: `SQLStep.role`: the step only touches zdmigrate's own transition scaffolding (a
+#: helper CHECK, a memo function) or what old versions cannot reach: no fleet proof.
+SCAFFOLDING = "scaffolding"
+
+
 @dataclass(frozen=True)
 class SQLStep:
     """One SQL statement.
@@ -37,6 +45,8 @@ class SQLStep:
     `autocommit` steps (CREATE INDEX CONCURRENTLY and friends) run outside a
     transaction; all others run in a short transaction of their own with
     ``SET LOCAL lock_timeout``. Leave it as None to have it detected from the SQL.
+    `role` (None, `REMOVES_OLD_DEPENDENCY` or `SCAFFOLDING`) tells the fleet policy
+    what the step does to old app versions when the SQL alone does not say it.
     """
 
     sql: str
@@ -44,6 +54,7 @@ class SQLStep:
     source: Source | None = None
     autocommit: bool = False
     description: str | None = None
+    role: str | None = None
 
     @property
     def key(self) -> str:
