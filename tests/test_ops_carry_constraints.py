@@ -158,6 +158,10 @@ def test_column_copy_carry_rolls_back_from_every_phase(
     ("CREATE TABLE t (id int PRIMARY KEY, a text CHECK (a ~ '^x'))",
      'ops.ChangeColumnType("t", "a", "int", new_name="a2", up="length(a)", down="a2::text")',
      "t_a_check"),
+    ("CREATE TABLE p (code text PRIMARY KEY); CREATE TABLE t (id int PRIMARY KEY, "
+     "code text CONSTRAINT t_code_fkey REFERENCES p (code))",
+     'ops.ChangeColumnType("t", "code", "int", new_name="n", up="length(code)", down="n::text")',
+     "foreign key t_code_fkey: operator does not exist: integer = text"),
 ])
 def test_column_copy_refuses_what_it_cannot_carry_before_expand(
     tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operation: str, reason: str

@@ -141,6 +141,33 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
     )
 
 
+def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
+    """A DO block that fails, naming each foreign key from or to `old` whose other side
+    cannot be compared with `new_type` (the copy on the new column could not be built)."""
+    t, old_num = regclass(table), attnum(table, old)
+    other = (
+        "(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a"
+        f" WHERE a.attrelid = CASE WHEN k.conrelid = {t} AND {old_num} = ANY(k.conkey)"
+        " THEN k.confrelid ELSE k.conrelid END"
+        f" AND a.attnum = CASE WHEN k.conrelid = {t} AND {old_num} = ANY(k.conkey)"
+        f" THEN k.confkey[array_position(k.conkey, {old_num})]"
+        f" ELSE k.conkey[array_position(k.confkey, {old_num})] END)"
+    )
+    probe = f"SELECT NULL::{new_type} = NULL::"
+    return (
+        f"DO {_TAG}\nDECLARE\n  r record;\n  bad text[] := '{{}}';\nBEGIN\n"
+        f"  FOR r IN SELECT k.conname, {other} AS other FROM pg_catalog.pg_constraint k\n"
+        f"    WHERE k.contype = 'f' AND ((k.conrelid = {t} AND {old_num} = ANY(k.conkey))\n"
+        f"      OR (k.confrelid = {t} AND {old_num} = ANY(k.confkey)))\n"
+        f"  LOOP\n    BEGIN\n      EXECUTE {_literal(probe)} || r.other;\n"
+        f"    EXCEPTION WHEN OTHERS THEN\n"
+        f"      bad := bad || format('foreign key %s: %s', r.conname, SQLERRM);\n"
+        f"    END;\n  END LOOP;\n"
+        f"  IF coalesce(array_length(bad, 1), 0) > 0 THEN\n"
+        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n{_TAG}"
+    )
+
+
 def add_copies(
     table: QualifiedName, old: str, new: str, new_type: str | None, migration_id: str
 ) -> SQLStep:

@@ -1,19 +1,22 @@
 """The shared recipe of RenameColumn and ChangeColumnType: a new column kept in sync.
 
-expand adds the new column and a two-way sync trigger; backfill copies old rows
-(``new = up(old)``) where the two disagree; contract carries NOT NULL (through a
-validated CHECK) and the default (and a serial sequence's ownership) over to the
-new column, makes the old column nullable (new versions leave it out of their
-INSERTs, so once the trigger is gone it must accept NULL until it is dropped, even
-if the run stops in between), drops the trigger and then the old column.
+expand adds the new column (with the old one's collation) and a two-way sync
+trigger, and copies the column's CHECK and outgoing FOREIGN KEY constraints onto
+it NOT VALID (see `_carry_constraints`); backfill copies old rows (``new =
+up(old)``) where the two disagree; switch-read copies the old column's indexes
+(and unique constraints) CONCURRENTLY (see `_carry_indexes`), re-points foreign
+keys of other tables to the new column and validates every copy; contract first
+checks that the old column can be dropped (see `_column_dependents`), then
+carries NOT NULL (through a validated CHECK), the default (and a serial
+sequence's ownership), the comment, statistics target and options over, makes
+the old column nullable (new versions leave it out of their INSERTs, so once the
+trigger is gone it must accept NULL until it is dropped, even if the run stops in
+between), drops the trigger, the re-pointed originals and the old column, and
+gives every copy its original's name.
 
-switch-read copies the old column's indexes (and unique constraints) onto the new
-column, CONCURRENTLY, before readers move to it; contract gives the copies the
-old names (see `_carry_indexes`).
-
-Surprise: indexes with expressions or predicates, and a primary key that includes
-the old column, are not carried over: add a CreateIndex / AddPrimaryKey on the new
-column. Identity columns cannot be copied this way.
+Surprise: what cannot be carried (a primary key or exclusion constraint on the
+column, an index with an expression or predicate, a generated column computed
+from it, an identity column) is refused before expand, never dropped silently.
 """
 
 from __future__ import annotations
@@ -194,7 +197,7 @@ class ColumnCopy(Operation):
         ]
 
     def requirements(self) -> list[Requirement]:
-        return [
+        out = [
             req.table_exists(self.table),
             req.column_exists(self.table, self.old),
             req.column_absent(self.table, self.new),
@@ -202,8 +205,16 @@ class ColumnCopy(Operation):
                 uncarriable_sql(self.table, self.old),
                 f"{self.table}.{self.old}: not everything on the column can be carried over to "
                 f"{self.new}", expect="runs"),
-            *([] if self.new_type is None else [Requirement(
-                constraints.checks_fit_sql(self.table, self.old, self.new, self.new_type),
-                f"{self.table}.{self.old}: a CHECK on the column does not fit type "
-                f"{self.new_type}", expect="runs")]),
         ]
+        if self.new_type is not None:
+            out += [
+                Requirement(
+                    constraints.checks_fit_sql(self.table, self.old, self.new, self.new_type),
+                    f"{self.table}.{self.old}: a CHECK on the column does not fit type "
+                    f"{self.new_type}", expect="runs"),
+                Requirement(
+                    constraints.foreign_keys_fit_sql(self.table, self.old, self.new_type),
+                    f"{self.table}.{self.old}: a foreign key from or to the column cannot use "
+                    f"type {self.new_type}", expect="runs"),
+            ]
+        return out

@@ -5,8 +5,9 @@
 expand adds `new_name` with the old column's type and a two-way sync trigger
 (old versions write `column`, new versions `new_name`, each sees the other's
 writes); backfill copies existing rows; contract carries NOT NULL and the
-default over, then drops the trigger and the old column. See `_column_copy` for
-what is not carried over (indexes, constraints).
+default over, then drops the trigger and the old column. Every constraint, index,
+comment and setting of the column is carried over, and foreign keys to it are
+re-pointed; what cannot be is refused before expand (see `_column_copy`).
 """
 
 from __future__ import annotations
