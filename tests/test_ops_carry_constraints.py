@@ -427,3 +427,54 @@ def test_rollback_of_an_interrupted_contract_is_refused_and_records_nothing(
     (status,) = engine.status(lc.settings)
     assert status.phase is Phase.SWITCH_READ
     assert [p["phase"] for p in status.partial] == ["contract"]
+
+
+# -- crash safety: a contract killed between any two steps finishes on the rerun -------
+
+
+@pytest.mark.parametrize("cut", ["drop-inbound", "drop-column", "finish-indexes",
+                                 "half-of-finish-constraints"])
+def test_contract_killed_between_steps_finishes_on_the_rerun(
+    tmp_path: Path, db_url: str, dsn: str, cut: str
+) -> None:
+    from zdmigrate import db
+    from zdmigrate.migration import load_migrations
+    from zdmigrate.steps import GeneratedSQLStep, SQLStep
+
+    setup(dsn, INBOUND_SETUP + """
+        ALTER TABLE parent ADD CONSTRAINT parent_code_len CHECK (length(code) >= 2);""")
+    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
+    lc.advance(Phase.SWITCH_READ)
+    (migration,) = load_migrations(lc.settings.migrations)
+    steps = migration.render(Phase.CONTRACT)
+    names = [s.description if isinstance(s, GeneratedSQLStep) else s.sql for s in steps]
+    stop = {
+        "drop-inbound": next(i for i, n in enumerate(names) if n and "re-pointed" in n) + 1,
+        "drop-column": next(i for i, n in enumerate(names) if n and "DROP COLUMN" in n) + 1,
+        "finish-indexes": next(i for i, n in enumerate(names) if n and "indexes" in n) + 1,
+        "half-of-finish-constraints": len(steps) - 1,
+    }[cut]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for index, step in enumerate(steps[:stop]):
+            if isinstance(step, GeneratedSQLStep):
+                for statement in db.generated_statements(conn, step):
+                    conn.execute(statement.sql.encode())
+            else:
+                assert isinstance(step, SQLStep)
+                conn.execute(step.sql.encode())
+            conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
+                         [migration.id, index, step.key])
+        if cut == "half-of-finish-constraints":  # killed inside the last generated step
+            last = steps[-1]
+            assert isinstance(last, GeneratedSQLStep)
+            conn.execute(db.generated_statements(conn, last)[0].sql.encode())
+    lc.advance(Phase.CONTRACT)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert constraints(conn, "child")["child_parent_code_fkey"] == (
+            "f", "FOREIGN KEY (parent_code) REFERENCES parent(parent_code)", True)
+        assert constraints(conn, "parent") == {
+            "parent_pkey": ("p", "PRIMARY KEY (id)", True),
+            "parent_code_key": ("u", "UNIQUE (parent_code)", True),
+            "parent_code_len": ("c", "CHECK ((length(parent_code) >= 2))", True),
+        }
+        assert leftovers(conn) == []
