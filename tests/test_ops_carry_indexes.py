@@ -26,6 +26,7 @@ def expand(ctx):
         CREATE INDEX orders_total_idx ON shop."Orders" (total);
         CREATE INDEX orders_user_total_idx ON shop."Orders" (user_id, total DESC NULLS LAST)
             INCLUDE (id);
+        CREATE INDEX orders_positive_idx ON shop."Orders" (total) WHERE total > 0;
         CREATE INDEX orders_user_idx ON shop."Orders" (user_id);
     """)
 '''
@@ -76,14 +77,15 @@ def test_indexes_are_copied_at_switch_read_and_renamed_at_contract(
     engine.advance(settings, "0002_orders_total_bigint", to="switch-read")
     during = _indexes(dsn)
     copies = {name: d for name, d in during.items() if name not in before}
-    assert len(copies) == 3  # the key, the plain index and the composite one
+    assert len(copies) == 4  # the key, the plain, the partial and the composite index
     defs = sorted(d[0].split(" USING ")[1] for d in copies.values())
     assert defs == ["btree (total_big)", "btree (total_big)",
+                    "btree (total_big) WHERE (total_big > 0)",
                     "btree (user_id, total_big DESC NULLS LAST) INCLUDE (id)"]
     marks = sorted((json.loads(d[1] or "{}")["index"], json.loads(d[1] or "{}")["constraint"])
                    for d in copies.values())
-    assert marks == [("orders_total_idx", None), ("orders_total_key", "orders_total_key"),
-                     ("orders_user_total_idx", None)]
+    assert marks == [("orders_positive_idx", None), ("orders_total_idx", None),
+                     ("orders_total_key", "orders_total_key"), ("orders_user_total_idx", None)]
     assert {json.loads(d[1] or "{}")["zdm_carry"] for d in copies.values()} == {
         "0002_orders_total_bigint"}
 
@@ -93,7 +95,8 @@ def test_indexes_are_copied_at_switch_read_and_renamed_at_contract(
     engine.advance(settings, "0002_orders_total_bigint", to="contract")
     after = _indexes(dsn)
     assert set(after) == {"Orders_pkey", "orders_total_key", "orders_total_idx",
-                          "orders_user_total_idx", "orders_user_idx"}
+                          "orders_user_total_idx", "orders_user_idx", "orders_positive_idx"}
+    assert after["orders_positive_idx"][0].endswith("USING btree (total_big) WHERE (total_big > 0)")
     assert after["orders_total_idx"][0].endswith("USING btree (total_big)")
     assert after["orders_user_total_idx"][0].endswith(
         "USING btree (user_id, total_big DESC NULLS LAST) INCLUDE (id)")
@@ -127,7 +130,7 @@ def test_contract_rerun_after_a_kill_finishes_the_renames(settings: Settings, ds
             conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
                          [migration.id, index, step.key])
         statements = db.generated_statements(conn, finish)
-        assert len(statements) == 6  # a rename (or constraint) and an unmark, per copy
+        assert len(statements) == 8  # a rename (or constraint) and an unmark, per copy
         conn.execute(statements[0].sql.encode())
     engine.advance(settings, "0002_orders_total_bigint", to="contract")
     after = _indexes(dsn)

@@ -102,15 +102,18 @@ def test_rename_column_phases() -> None:
     assert "VALIDATE CONSTRAINT" in contract[2] and "SET NOT NULL" in contract[3]
     assert "pg_get_serial_sequence" in contract[4]
     assert "COMMENT ON COLUMN" in contract[5] and "SET STATISTICS" in contract[5]
-    assert contract[-6:] == [
+    assert contract[-7:] == [
         'DROP TRIGGER IF EXISTS "zdm_0007_test_rename_name" ON "public"."users"',
         'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_rename_name"()',
         "GENERATED drop the foreign keys to public.users.name that were re-pointed",
         'ALTER TABLE "public"."users" DROP COLUMN "name"',
         "GENERATED give the copied indexes of public.users their original names",
+        'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_name_indexes"()',
         "GENERATED give the copied constraints of public.users.name their original names",
     ]
-    assert got["switch-read"] == [
+    assert got["switch-read"][0].startswith("DO $zdm$")
+    assert "pg_get_indexdef" in got["switch-read"][0]
+    assert got["switch-read"][1:] == [
         "GENERATED copy the indexes of public.users.name onto full_name",
         "GENERATED re-point the foreign keys to public.users.name at full_name",
         "GENERATED validate the copied constraints of public.users.name",
@@ -118,6 +121,7 @@ def test_rename_column_phases() -> None:
     assert got["rollback switch-read"] == [
         "GENERATED drop the re-pointed foreign keys to public.users.name",
         "GENERATED drop the copied indexes of public.users",
+        'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_name_indexes"()',
     ]
     assert got["rollback expand"][-1] == 'ALTER TABLE "public"."users" DROP COLUMN IF EXISTS "full_name"'
 

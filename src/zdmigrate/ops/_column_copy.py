@@ -15,8 +15,8 @@ between), drops the trigger, the re-pointed originals and the old column, and
 gives every copy its original's name.
 
 Surprise: what cannot be carried (a primary key or exclusion constraint on the
-column, an index with an expression or predicate, a generated column computed
-from it, an identity column) is refused before expand, never dropped silently.
+column, a generated column computed from it, an identity column) is refused
+before expand, never dropped silently.
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class ColumnCopy(Operation):
                                  verify=self._disagree(), schema=self.table.schema)]
         if phase is Phase.SWITCH_READ:
             return [
+                carry.plan_rebuilt(self.table, self.old, self.new, self.new_type, migration_id),
                 carry.copy_indexes(self.table, self.old, self.new, migration_id),
                 constraints.repoint_inbound(self.table, self.old, self.new, migration_id),
                 constraints.validate_copies(self.table, self.old, migration_id),
@@ -180,6 +181,7 @@ class ColumnCopy(Operation):
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
                 carry.finish_copies(self.table, migration_id),
+                carry.drop_memo(self.table, self.old, migration_id),
                 constraints.finish_copies(self.table, self.old, migration_id),
             ]
         return []
@@ -187,7 +189,8 @@ class ColumnCopy(Operation):
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.SWITCH_READ:
             return [constraints.drop_inbound_copies(self.table, self.old, migration_id),
-                    carry.drop_copies(self.table, migration_id)]
+                    carry.drop_copies(self.table, migration_id),
+                    carry.drop_memo(self.table, self.old, migration_id)]
         if phase is not Phase.EXPAND:
             return []
         return [
@@ -205,6 +208,10 @@ class ColumnCopy(Operation):
                 uncarriable_sql(self.table, self.old),
                 f"{self.table}.{self.old}: not everything on the column can be carried over to "
                 f"{self.new}", expect="runs"),
+            Requirement(
+                carry.plan_rebuilt(self.table, self.old, self.new, self.new_type, "check").sql,
+                f"{self.table}.{self.old}: an index on the column cannot be rebuilt on {self.new}",
+                expect="runs"),
         ]
         if self.new_type is not None:
             out += [

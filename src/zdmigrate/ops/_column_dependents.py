@@ -5,8 +5,7 @@ is wrong, so nothing is ever dropped silently:
 
 - `uncarriable_sql`, a requirement checked before expand: a primary key or an
   exclusion constraint on the column (they cannot be rebuilt without a long
-  ACCESS EXCLUSIVE lock), an index with an expression or a predicate, a
-  generated column computed from it, extended statistics, a constraint
+  ACCESS EXCLUSIVE lock), a generated column computed from it, extended statistics, a constraint
   trigger, or the column being an identity or generated column itself;
 - `contract_guard_step`, the first step of contract, before anything is dropped:
   the above again (the schema may have changed since expand), plus every object
@@ -44,15 +43,6 @@ def _uncarriable(table: QualifiedName, old: str) -> str:
     UNION ALL
     SELECT format('constraint trigger %I', conname)
       FROM pg_catalog.pg_constraint WHERE conrelid = {t} AND contype = 't' AND {n} = ANY(conkey)
-    UNION ALL
-    SELECT format('index %I has an expression or a predicate (create it on the new column with'
-                  ' CreateIndex, drop it with DropIndex)', c.relname)
-      FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-      WHERE i.indrelid = {t} AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
-        AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
-                    AND d.objid = i.indexrelid AND d.refobjid = {t} AND d.refobjsubid = {n})
-        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid
-                        AND k.conrelid = {t} AND k.contype IN ('p', 'x'))
     UNION ALL
     SELECT format('generated column %I is computed from it', a.attname)
       FROM pg_catalog.pg_attrdef ad
