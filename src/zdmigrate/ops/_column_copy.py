@@ -199,6 +199,11 @@ class ColumnCopy(Operation):
                 self.table.ident, sql.Identifier(self.new)))),
         ]
 
+    def contract_requirements(self, migration_id: str) -> list[Requirement]:
+        guard = contract_guard_step(self.table, self.old, self.new, migration_id)
+        return [Requirement(guard.sql, f"{self.table}.{self.old} cannot be dropped yet",
+                            expect="runs")]
+
     def requirements(self) -> list[Requirement]:
         out = [
             req.table_exists(self.table),

@@ -1,9 +1,10 @@
 """The Operation interface: an operation returns the steps of each phase as data.
 
 An operation never touches a connection. The engine asks it for the steps of a
-phase (`steps`), the steps that undo a phase (`rollback_steps`), and the
+phase (`steps`), the steps that undo a phase (`rollback_steps`), the
 requirements it must meet on the live schema before any DDL runs
-(`requirements`), and executes all of them itself.
+(`requirements`) and before contract's first step (`contract_requirements`),
+and executes all of them itself.
 
     class DropDefault(Operation):
         name = "drop_default"
@@ -74,6 +75,12 @@ class Operation:
 
     def requirements(self) -> Sequence[Requirement]:
         """What must hold on the live schema before expand runs."""
+        return []
+
+    def contract_requirements(self, migration_id: str) -> Sequence[Requirement]:
+        """What must hold before contract's first step (of any operation of the migration)
+        runs, e.g. that nothing else depends on a column about to be dropped; checked
+        by the engine in a rolled-back transaction, so contract runs whole or not at all."""
         return []
 
     def describe(self) -> str:
