@@ -68,6 +68,7 @@ ALTER TABLE child ALTER COLUMN name SET STATISTICS 500;
 CREATE INDEX child_name_lower ON child (lower(name) text_pattern_ops) WITH (fillfactor = 70)
     WHERE nick IS NULL;
 COMMENT ON INDEX child_name_lower IS 'prefix search';
+CREATE INDEX child_parent_idx ON child (parent_id);
 INSERT INTO child SELECT g, 'seed' || g, g, NULL FROM generate_series(1, 5) g;
 """
 CARRY_OPS = """[
@@ -111,6 +112,8 @@ def carry_clients(conn: Conn, phase: Phase) -> None:
             "(lower(full_name) text_pattern_ops) WITH (fillfactor='70') WHERE (nick IS NULL)")
         assert one(conn, "SELECT obj_description('child_name_lower'::regclass, 'pg_class')") == (
             "prefix search")
+        assert one(conn, "SELECT pg_get_indexdef('child_parent_idx'::regclass)") == (
+            "CREATE INDEX child_parent_idx ON public.child USING btree (parent)")
         assert one(conn, "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'child'::regclass "
                    "AND attname = 'full_name'") == 500
         assert one(conn, "SELECT collname FROM pg_attribute a JOIN pg_collation c "

@@ -39,13 +39,12 @@ def _regclass(table: QualifiedName) -> str:
     return f"{_literal(render(table.ident))}::regclass"
 
 
-def _marked(migration_id: str) -> str:
-    """A condition on pg_class `c`: the index is a copy made by this migration."""
+def _marked(migration_id: str, old: str) -> str:
+    """A condition on pg_class `c`: the index is a copy made by this migration for `old`."""
     description = "obj_description(c.oid, 'pg_class')"
-    return (
-        f"CASE WHEN {description} LIKE '{{\"{_MARK}\"%' THEN ({description})::jsonb ->> "
-        f"'{_MARK}' END = {_literal(migration_id)}"
-    )
+    info = f"CASE WHEN {description} LIKE '{{\"{_MARK}\"%' THEN ({description})::jsonb END"
+    return (f"{info} ->> '{_MARK}' = {_literal(migration_id)}"
+            f" AND coalesce({info} ->> 'column', {_literal(old)}) = {_literal(old)}")
 
 
 def copy_indexes(table: QualifiedName, old: str, new: str, migration_id: str) -> GeneratedSQLStep:
@@ -89,7 +88,7 @@ SELECT statement FROM (
                CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, n.copy, i.indrelid::regclass,
                am.amname, {key_columns}, coalesce({included}, ''))),
     (2, format('COMMENT ON INDEX %I.%I IS %L', ns.nspname, n.copy,
-               json_build_object('{_MARK}', {mig}, 'index', c.relname,
+               json_build_object('{_MARK}', {mig}, 'column', {old_lit}, 'index', c.relname,
                                  'constraint', con.conname)::text))
   ) AS s(step, statement)
   WHERE i.indrelid = {regclass} AND i.indisvalid AND NOT i.indisprimary
@@ -107,8 +106,8 @@ SELECT statement FROM (
                CASE WHEN (e ->> 'unique')::boolean THEN 'UNIQUE ' ELSE '' END, n.copy, {regclass},
                e ->> 'tail')),
     (2, format('COMMENT ON INDEX %I.%I IS %L', {schema_lit}, n.copy,
-               json_build_object('{_MARK}', {mig}, 'index', e ->> 'index', 'constraint', NULL,
-                                 'comment', e ->> 'comment')::text))
+               json_build_object('{_MARK}', {mig}, 'column', {old_lit}, 'index', e ->> 'index',
+                                 'constraint', NULL, 'comment', e ->> 'comment')::text))
   ) AS s(step, statement)
 ) copies ORDER BY original, step"""
     return GeneratedSQLStep(
@@ -207,7 +206,7 @@ END
     )
 
 
-def finish_copies(table: QualifiedName, migration_id: str) -> GeneratedSQLStep:
+def finish_copies(table: QualifiedName, old: str, migration_id: str) -> GeneratedSQLStep:
     """Give each copy its original's name or constraint (run at contract, after the drop)."""
     info = "(obj_description(c.oid, 'pg_class'))::jsonb"
     query = f"""
@@ -232,7 +231,7 @@ SELECT statement FROM (
     (2, format('COMMENT ON INDEX %I.%I IS %s', ns.nspname,
                coalesce(m.constraint_name, m.original), coalesce(quote_literal(m.note), 'NULL')))
   ) AS s(step, statement)
-  WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id)})
+  WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id, old)})
 ) renames WHERE statement IS NOT NULL ORDER BY copy, step"""
     return GeneratedSQLStep(
         query.strip(), f"give the copied indexes of {table} their original names",
@@ -245,13 +244,13 @@ def drop_memo(table: QualifiedName, old: str, migration_id: str) -> SQLStep:
     return SQLStep(step.sql, role=SCAFFOLDING)
 
 
-def drop_copies(table: QualifiedName, migration_id: str) -> GeneratedSQLStep:
+def drop_copies(table: QualifiedName, old: str, migration_id: str) -> GeneratedSQLStep:
     """Drop the copies (rollback of switch-read)."""
     query = f"""
 SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', ns.nspname, c.relname)
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
 JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
-WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id)})
+WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id, old)})
 ORDER BY c.relname"""
     return GeneratedSQLStep(query.strip(), f"drop the copied indexes of {table}")

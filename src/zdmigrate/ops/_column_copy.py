@@ -180,7 +180,7 @@ class ColumnCopy(Operation):
                 constraints.drop_inbound_originals(self.table, self.old, migration_id),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
-                carry.finish_copies(self.table, migration_id),
+                carry.finish_copies(self.table, self.old, migration_id),
                 carry.drop_memo(self.table, self.old, migration_id),
                 constraints.finish_copies(self.table, self.old, migration_id),
             ]
@@ -189,7 +189,7 @@ class ColumnCopy(Operation):
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.SWITCH_READ:
             return [constraints.drop_inbound_copies(self.table, self.old, migration_id),
-                    carry.drop_copies(self.table, migration_id),
+                    carry.drop_copies(self.table, self.old, migration_id),
                     carry.drop_memo(self.table, self.old, migration_id)]
         if phase is not Phase.EXPAND:
             return []
