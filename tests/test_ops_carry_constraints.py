@@ -506,3 +506,22 @@ def test_contract_checks_every_operation_before_the_first_step_of_any(
         lc.advance(Phase.CONTRACT)
     assert "view public.v uses it" in str(info.value)
     assert snapshot(dsn) == before  # the first operation's DROP TABLE did not run either
+
+
+def test_unique_index_build_meeting_duplicates_is_a_data_problem_and_reruns_clean(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE users (id int PRIMARY KEY, email text);"
+               "INSERT INTO users VALUES (1, 'a'), (2, 'a'), (3, 'b')")
+    lc = Lifecycle(tmp_path / "m", db_url,
+                   '[ops.CreateIndex("users_email_uq", "users", ["email"], unique=True)]')
+    with pytest.raises(BadInput) as info:
+        lc.advance(Phase.EXPAND)
+    assert info.value.exit_code == 2
+    assert "Key (email)=(a) is duplicated" in str(info.value)
+    assert "INVALID index" in str(info.value)
+    setup(dsn, "UPDATE users SET email = 'c' WHERE id = 2")
+    lc.advance(Phase.EXPAND)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "SELECT indisvalid FROM pg_index "
+                         "WHERE indexrelid = 'users_email_uq'::regclass") is True

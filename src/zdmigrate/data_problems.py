@@ -30,8 +30,15 @@ SAMPLE = 5
 _COUNT_TIMEOUT = "30s"
 
 
-def diagnose(conn: psycopg.Connection[Any], exc: psycopg.Error, where: str, statement: str) -> DataProblem:
-    """A DataProblem for `exc`, with the offending rows counted and sampled where possible."""
+def diagnose(
+    conn: psycopg.Connection[Any], exc: psycopg.Error, where: str, statement: str,
+    *, concurrent: bool = False,
+) -> DataProblem:
+    """A DataProblem for `exc`, with the offending rows counted and sampled where possible.
+
+    `concurrent`: the step ran outside a transaction (CREATE INDEX CONCURRENTLY),
+    so a failed build left an INVALID index, which the next run drops first.
+    """
     message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     problems: list[str] = []
     try:
@@ -44,8 +51,10 @@ def diagnose(conn: psycopg.Connection[Any], exc: psycopg.Error, where: str, stat
     if detail and not problems:
         problems = [line for line in detail.splitlines() if line.strip()]
     short = " ".join(statement.split())
+    applied = ("the INVALID index the failed build left is dropped by the next run" if concurrent
+               else "nothing of this step was applied")
     return DataProblem(
-        f"{where}[{exc.sqlstate}] {message}; nothing of this step was applied\n"
+        f"{where}[{exc.sqlstate}] {message}; {applied}\n"
         f"  statement: {short[:300]}",
         problems,
         hint="fix the rows (or the objects) listed, then run the same command again",

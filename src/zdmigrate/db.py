@@ -120,7 +120,7 @@ def execute_step(
                 ) from None
             raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
         except DATA_ERRORS as exc:  # the data stops the step: exit 2 with the rows, not 3
-            raise diagnose(conn, exc, _where(step), step.sql) from None
+            raise diagnose(conn, exc, _where(step), step.sql, concurrent=step.autocommit) from None
         except psycopg.Error as exc:
             raise StepFailed(
                 f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
