@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from zdmigrate.phases import Phase
-from zdmigrate.steps import Params, Source, Step
+from zdmigrate.steps import Params, Source, Step, caller_source
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,6 @@ class Operation:
 
     def __new__(cls, *args: object, **kwargs: object) -> Operation:
         self = super().__new__(cls)
-        from zdmigrate.context import caller_source  # at construction only: keeps import light
-
         self.source = caller_source()
         return self
 
