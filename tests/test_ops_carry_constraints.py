@@ -416,7 +416,6 @@ def test_add_check_with_fix_contract_is_held_without_compat(
 # -- 3: an interrupted contract cannot be rolled back: refused, nothing recorded ------
 
 
-@pytest.mark.xfail(strict=True, reason="the engine fix lands after the engine/ refactor is merged")
 def test_rollback_of_an_interrupted_contract_is_refused_and_records_nothing(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
@@ -492,7 +491,6 @@ def test_contract_killed_between_steps_finishes_on_the_rerun(
         assert leftovers(conn) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the engine hook lands after the engine/ refactor is merged")
 def test_contract_checks_every_operation_before_the_first_step_of_any(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
