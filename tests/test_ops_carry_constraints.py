@@ -153,6 +153,19 @@ def test_column_copy_carry_rolls_back_from_every_phase(
         assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
 
 
+@pytest.mark.pg(">=15")
+def test_column_copy_refuses_a_foreign_key_with_an_on_delete_column_list(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE p (t int, id int, PRIMARY KEY (t, id));"
+               "CREATE TABLE c (t int, p_id int, FOREIGN KEY (t, p_id) REFERENCES p "
+               "ON DELETE SET NULL (p_id))")
+    with pytest.raises(OperationInvalid) as info:
+        Lifecycle(tmp_path / "m", db_url, '[ops.RenameColumn("c", "p_id", "parent")]').advance(
+            Phase.EXPAND)
+    assert "c_t_p_id_fkey sets only some columns ON DELETE" in "\n".join(info.value.problems)
+
+
 @pytest.mark.parametrize(("setup_sql", "operation", "reason"), [
     ("CREATE TABLE t (code text PRIMARY KEY)", 'ops.RenameColumn("t", "code", "c2")',
      "primary key t_pkey"),

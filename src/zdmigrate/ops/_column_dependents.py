@@ -44,6 +44,14 @@ def _uncarriable(table: QualifiedName, old: str) -> str:
     SELECT format('constraint trigger %I', conname)
       FROM pg_catalog.pg_constraint WHERE conrelid = {t} AND contype = 't' AND {n} = ANY(conkey)
     UNION ALL
+    SELECT format('foreign key %I sets only some columns ON DELETE (a column list,'
+                  ' which is not carried over)', k.conname)
+      FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'
+        AND ((k.conrelid = {t} AND {n} = ANY(k.conkey))
+             OR (k.confrelid = {t} AND {n} = ANY(k.confkey)))
+        AND CASE WHEN jsonb_typeof(to_jsonb(k) -> 'confdelsetcols') = 'array'
+                 THEN jsonb_array_length(to_jsonb(k) -> 'confdelsetcols') > 0 ELSE false END
+    UNION ALL
     SELECT format('generated column %I is computed from it', a.attname)
       FROM pg_catalog.pg_attrdef ad
       JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
