@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from zdmigrate.errors import DataProblem
+from zdmigrate.errors import DataProblem, first_line
 
 #: SQLSTATEs that mean "the data (or dependent objects) stop this step".
 DATA_ERRORS: tuple[type[psycopg.Error], ...] = (
@@ -39,14 +39,14 @@ def diagnose(
     `concurrent`: the step ran outside a transaction (CREATE INDEX CONCURRENTLY),
     so a failed build left an INVALID index, which the next run drops first.
     """
-    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    message = first_line(exc)
     problems: list[str] = []
     try:
         problems = _offending_rows(conn, exc)
     except psycopg.Error as count_error:
         if not conn.autocommit and not conn.closed:
             conn.rollback()
-        problems = [f"(could not count the offending rows: {str(count_error).strip()[:200]})"]
+        problems = [f"(could not count the offending rows: {first_line(count_error)[:200]})"]
     detail = exc.diag.message_detail
     if detail and not problems:
         problems = [line for line in detail.splitlines() if line.strip()]
