@@ -536,3 +536,13 @@ def test_unique_index_build_meeting_duplicates_is_a_data_problem_and_reruns_clea
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert one(conn, "SELECT indisvalid FROM pg_index "
                          "WHERE indexrelid = 'users_email_uq'::regclass") is True
+
+
+def test_view_mode_rename_is_not_refused_for_what_a_copy_could_not_carry(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, "CREATE TABLE t (code text PRIMARY KEY); INSERT INTO t VALUES ('a')")
+    lc = Lifecycle(tmp_path / "m", db_url, '[ops.RenameColumn("t", "code", "c2", mode="view")]')
+    lc.advance(Phase.EXPAND)  # the column never changes, so its primary key stays as it is
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert one(conn, "SELECT count(*) FROM zdm_0001_op_under_test.t WHERE c2 = 'a'") == 1
