@@ -71,10 +71,12 @@ class Action:
             fire = self.hits == self.nth if self.kind != "pause" else self.hits >= self.nth
         if not fire:
             return
-        if self.kind == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif self.kind == "stop":
-            os.kill(os.getpid(), signal.SIGSTOP)
+        if self.kind in ("kill", "stop"):
+            # sent to this thread, so this thread stops or dies before its next
+            # instruction; os.kill(getpid()) lets the kernel pick a thread, and a
+            # backfill worker could run on past the point (commit its batch)
+            signal.pthread_kill(
+                threading.get_ident(), signal.SIGKILL if self.kind == "kill" else signal.SIGSTOP)
         elif self.kind == "raise":
             raise FailpointTriggered(f"failpoint {name} (hit {self.hits})")
         else:
