@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
-from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed
+from zdmigrate.errors import BadInput, DatabaseUnreachable, LockRetriesExhausted, StepFailed
 from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
@@ -118,6 +118,15 @@ def execute_step(
                     hint="run the same command again; done steps are kept",
                 ) from None
             raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
+        except psycopg.ProgrammingError as exc:
+            if exc.sqlstate is None:
+                # refused by the driver before it reached the server: the step is malformed
+                raise BadInput(
+                    f"{_where(step)}{_first_line(exc)} (nothing of this step was sent)"
+                ) from None
+            raise StepFailed(
+                f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
+            ) from None
         except psycopg.Error as exc:
             raise StepFailed(
                 f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
@@ -214,6 +223,11 @@ def _where(step: SQLStep | GeneratedSQLStep) -> str:
 def _short(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, for one-line reports."""
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -124,6 +124,12 @@ class Migration:
             function(ctx) if ctx is not None else function()
         except ZdmigrateError:
             raise  # from the executing sink (lock timeouts, failed steps) or nested loads
+        except SystemExit as exc:
+            raise MigrationFileError(
+                f"{function.__name__}() called sys.exit({exc.code!r}); "
+                "a migration must not end the run",
+                path=str(self.path), line=_line_in_file(exc, self.path),
+            ) from None
         except Exception as exc:
             line = _line_in_file(exc, self.path)
             raise MigrationFileError(
@@ -157,6 +163,14 @@ def load_migrations(directory: Path | str) -> list[Migration]:
 def load_file(path: Path) -> Migration:
     """Load and validate one migration file."""
     source = path.read_bytes()
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = source[: exc.start].count(b"\n") + 1
+        raise MigrationFileError(
+            f"is not UTF-8 text (byte 0x{source[exc.start]:02x} cannot be decoded)",
+            path=str(path), line=line, hint="save the file as UTF-8",
+        ) from None
     module = _import(path)
     revision = getattr(module, "revision", None)
     if not isinstance(revision, str) or not revision:
@@ -177,6 +191,8 @@ def load_file(path: Path) -> Migration:
 
 def find(migrations: Sequence[Migration], migration_id: str) -> Migration:
     """The migration with this id (or a unique prefix of it)."""
+    if not migration_id.strip():
+        raise UnknownMigration("the migration name is empty; give its revision id or leave it out")
     for migration in migrations:
         if migration.id == migration_id:
             return migration
@@ -198,6 +214,11 @@ def _import(path: Path) -> ModuleType:
     except SyntaxError as exc:
         raise MigrationFileError(
             f"syntax error: {exc.msg}", path=str(path), line=exc.lineno
+        ) from None
+    except SystemExit as exc:
+        raise MigrationFileError(
+            f"importing it called sys.exit({exc.code!r}); a migration file must not end the run",
+            path=str(path), line=_line_in_file(exc, path),
         ) from None
     except Exception as exc:
         raise MigrationFileError(

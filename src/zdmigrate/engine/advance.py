@@ -56,7 +56,7 @@ def advance(
         raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
     migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
-                 migrations=migrations) as run:
+                 migrations=migrations, defer_state=True) as run:
         if migration_id is not None:
             migration = find(run.migrations, migration_id)
         else:
@@ -112,6 +112,7 @@ def _enter(
             run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
     if blockers:
         if not dry_run:
+            run.ensure_state()
             with run.conn.transaction():
                 state.log_start(
                     run.conn, run.schema, migration_id=migration.id, action="advance",
@@ -129,6 +130,7 @@ def _enter(
         return Transition(migration.id, "advance", before, phase, dry_run=True, steps=steps)
     if phase is Phase.EXPAND and before is Phase.PENDING:
         _check_requirements(run, migration)
+    run.ensure_state()
     with run.conn.transaction():
         log_id = state.log_start(
             run.conn, run.schema, migration_id=migration.id, action="advance",
@@ -169,7 +171,9 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     then an index on it). Skipped when expand already started: an interrupted run
     changed the schema the requirements describe.
     """
-    if state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance"):
+    if run.state_ready and state.done_steps(
+        run.conn, run.schema, migration.id, Phase.EXPAND, "advance"
+    ):
         return
     problems: list[str] = []
     with run.conn.transaction(force_rollback=True):

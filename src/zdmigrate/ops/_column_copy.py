@@ -22,14 +22,12 @@ from psycopg import sql
 
 from zdmigrate.ops import _carry_indexes as carry
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import QualifiedName, dollar_quoted, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 class ColumnCopy(Operation):
@@ -63,8 +61,9 @@ class ColumnCopy(Operation):
             f" WHERE a.attrelid = {self._regclass()} AND a.attname = {render(sql.Literal(self.old))}"
         )
         return SQLStep(
-            f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(render(add) + ' '))} || ({type_of_old});"
-            f"\nEND\n{_TAG}",
+            "DO " + dollar_quoted(
+                f"\nBEGIN\n  EXECUTE {render(sql.Literal(render(add) + ' '))} || ({type_of_old});"
+                "\nEND\n"),
             description=f"add column {self.new} with the type of {self.old}",
         )
 
@@ -82,7 +81,8 @@ class ColumnCopy(Operation):
             " OWNED BY " + render(sql.SQL("{}.{}").format(self.table.ident, sql.Identifier(self.new)))))
         old = render(sql.Literal(self.old))
         return SQLStep(
-            f"DO {_TAG}\nDECLARE\n  d text;\n  seq text;\nBEGIN\n"
+            "DO " + dollar_quoted(
+            "\nDECLARE\n  d text;\n  seq text;\nBEGIN\n"
             f"  SELECT pg_get_expr(ad.adbin, ad.adrelid) INTO d FROM pg_catalog.pg_attrdef ad\n"
             f"    JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum\n"
             f"    WHERE ad.adrelid = {self._regclass()} AND a.attname = {old};\n"
@@ -90,7 +90,7 @@ class ColumnCopy(Operation):
             f"  SELECT pg_get_serial_sequence({render(sql.Literal(render(self.table.ident)))}, {old})"
             f" INTO seq;\n"
             f"  IF seq IS NOT NULL THEN\n    EXECUTE 'ALTER SEQUENCE ' || seq || {owned_by};\n  END IF;\n"
-            f"END\n{_TAG}",
+            "END\n"),
             description=f"carry the default of {self.old} over to {self.new}",
         )
 

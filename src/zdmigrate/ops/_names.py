@@ -68,6 +68,15 @@ def generated_name(migration_id: str, *parts: str) -> str:
     return f"{head}_{digest}"
 
 
+def dollar_quoted(body: str) -> str:
+    """`body` in dollar quotes whose tag does not occur in it (a name may hold ``$zdm$``)."""
+    tag, n = "$zdm$", 0
+    while tag in body or body.endswith(tag[:-1]):
+        n += 1
+        tag = f"$zdm{n}$"
+    return f"{tag}{body}{tag}"
+
+
 def render(composed: sql.Composable) -> str:
     """SQL text of a composed statement; needs no connection."""
     return composed.as_string(None)

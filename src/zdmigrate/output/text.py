@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zdmigrate.errors import Blocker, ZdmigrateError
+from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -91,7 +92,10 @@ def plan(plans: Sequence[PhasePlan]) -> None:
             continue
         print(f"-- {p.phase}:")
         for step in p.steps:
-            where = f"  -- {step.source.path.rsplit('/', 1)[-1]}:{step.source.line}" if step.source else ""
+            where = (
+                f"  -- {comment_text(step.source.path.rsplit('/', 1)[-1])}:{step.source.line}"
+                if step.source else ""
+            )
             print(f"{step.render()};{where}")
         if p.rollback:
             print(f"-- rollback of {p.phase}:")
