@@ -127,13 +127,13 @@ class ColumnCopy(Operation):
                 *trigger.drop_steps(),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
-                carry.finish_copies(self.table, migration_id),
+                carry.finish_copies(self.table, migration_id, self.new),
             ]
         return []
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.SWITCH_READ:
-            return [carry.drop_copies(self.table, migration_id)]
+            return [carry.drop_copies(self.table, migration_id, self.new)]
         if phase is not Phase.EXPAND:
             return []
         return [

@@ -77,6 +77,20 @@ def dollar_quoted(body: str) -> str:
     return f"{tag}{body}{tag}"
 
 
+def sql_name_prefix(expr: str, max_bytes: int) -> str:
+    """SQL for the longest prefix of the name `expr` (SQL text) that fits in `max_bytes` bytes.
+
+    ``left(name, n)`` counts characters: 40 CJK characters are 120 bytes, which
+    PostgreSQL then cuts at 63, so a generated name could come out as the original.
+    """
+    return (
+        f"(SELECT coalesce(string_agg(ch, '' ORDER BY pos), '') FROM (SELECT ch, pos, "
+        f"sum(octet_length(ch)) OVER (ORDER BY pos) AS upto FROM "
+        f"regexp_split_to_table({expr}, '') WITH ORDINALITY AS chars(ch, pos)) AS p "
+        f"WHERE upto <= {int(max_bytes)})"
+    )
+
+
 def render(composed: sql.Composable) -> str:
     """SQL text of a composed statement; needs no connection."""
     return composed.as_string(None)
