@@ -10,6 +10,7 @@ locks only for their own short transaction, bounded by lock_timeout.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -165,10 +166,14 @@ def _enter(
 def _check_requirements(run: Run, migration: Migration) -> None:
     """Check every operation's requirements against the live schema; exit 2 if any is unmet.
 
-    All of it runs in one transaction that is rolled back, so nothing changes.
-    Operation i is checked after the transactional expand steps of operations
-    0..i-1 ran in that transaction, so it may use what they create (a table and
-    then an index on it). Skipped when expand already started: an interrupted run
+    Nothing changes: every check runs in a transaction that is rolled back. Each
+    operation is checked in a short transaction of its own that only reads, so the
+    checks take no lock the application waits on. A requirement unmet there may
+    depend on what an earlier operation of the migration creates (a table, then an
+    index on it): only then is it checked again after the transactional expand
+    steps of the earlier operations are replayed, and that transaction, which holds
+    their locks, is cut off at lock_timeout (what it could not check in time, the
+    real run will report). Skipped when expand already started: an interrupted run
     changed the schema the requirements describe.
     """
     if run.state_ready and state.done_steps(
@@ -176,29 +181,70 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     ):
         return
     problems: list[str] = []
-    with run.conn.transaction(force_rollback=True):
-        run.conn.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+    replay: list[SQLStep] = []
+    for op in migration.operations:
+        unmet = _unmet(run, op.requirements(), [])
+        if unmet and replay:
+            unmet = _unmet(run, [r for r, _ in unmet], replay)
+        problems.extend(f"{op.describe()}: {problem}" for _, problem in unmet)
+        replay.extend(
+            step for step in op.steps(Phase.EXPAND, migration.id)
+            if isinstance(step, SQLStep) and not step.autocommit
         )
-        for op in migration.operations:
-            for requirement in op.requirements():
-                problem = _requirement_problem(run.conn, requirement)
-                if problem is not None:
-                    problems.append(f"{op.describe()}: {problem}")
-            for step in op.steps(Phase.EXPAND, migration.id):
-                if isinstance(step, SQLStep) and not step.autocommit:
-                    try:
-                        with run.conn.transaction():  # a savepoint
-                            run.conn.execute(step.sql.encode(), step.params)
-                    except psycopg.Error:
-                        pass  # its own requirements said why, or the real run will
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
             "nothing was changed",
             problems,
         )
+
+
+def _unmet(
+    run: Run, requirements: list[Requirement], replay: list[SQLStep]
+) -> list[tuple[Requirement, str]]:
+    """The requirements that do not hold, each with what is wrong, in one rolled-back transaction.
+
+    With `replay`, those statements run first and everything after the first lock
+    they take must end within lock_timeout; what is left unchecked then counts as met.
+    """
+    if not requirements:
+        return []
+    limit = run.settings.lock_timeout
+    deadline = time.monotonic() + limit
+    unmet: list[tuple[Requirement, str]] = []
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{max(1, int(limit * 1000))}ms", "30s"],
+        )
+
+        def within_deadline() -> bool:
+            left = deadline - time.monotonic()
+            if left <= 0.001:
+                return False
+            run.conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                             [f"{int(left * 1000)}ms"])
+            return True
+
+        for step in replay:
+            if not within_deadline():
+                return []
+            try:
+                with run.conn.transaction():  # a savepoint
+                    run.conn.execute(step.sql.encode(), step.params)
+            except psycopg.errors.QueryCanceled:
+                return []
+            except psycopg.Error:
+                pass  # its own requirements said why, or the real run will
+        for requirement in requirements:
+            if replay and not within_deadline():
+                break
+            problem = _requirement_problem(run.conn, requirement)
+            if replay and time.monotonic() >= deadline:
+                break  # cancelled at the deadline: not checked
+            if problem is not None:
+                unmet.append((requirement, problem))
+    return unmet
 
 
 def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement) -> str | None:
