@@ -17,7 +17,7 @@ import psycopg
 
 from zdmigrate import db, state
 from zdmigrate.config import Settings
-from zdmigrate.errors import BadInput, MigrationChanged, RunLocked
+from zdmigrate.errors import BadInput, MigrationChanged, RunLocked, first_line
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
 
@@ -112,7 +112,7 @@ def session(
     except psycopg.errors.InsufficientPrivilege as exc:
         raise StatePrivilegeMissing(
             f"the database role may not use zdmigrate's schema {settings.state_schema!r}: "
-            f"{db.first_line(exc)}",
+            f"{first_line(exc)}",
             hint="run zdmigrate as the role that owns that schema (see docs/security.md), "
             "or grant this role what it lacks",
         ) from None
