@@ -134,25 +134,27 @@ def execute_step(
     started = time.monotonic()
     attempt = 0
     while True:
+        wait = attempt_lock_timeout(settings.lock_timeout, attempt)
         try:
             if step.autocommit:
-                _run_autocommit(conn, step, settings, record)
+                _run_autocommit(conn, step, settings, record, wait)
             else:
-                _run_in_transaction(conn, step, settings, record)
+                _run_in_transaction(conn, step, settings, record, wait)
             return
         except psycopg.errors.LockNotAvailable:
             elapsed = time.monotonic() - started
             if elapsed >= backoff.budget:
                 raise LockRetriesExhausted(
                     f"{_where(step)}gave up after {attempt + 1} tries in {elapsed:.1f}s: "
-                    f"could not get the lock within lock_timeout ({settings.lock_timeout:g}s)",
+                    f"could not get the lock within lock_timeout (up to {settings.lock_timeout:g}s)",
                     hint="a long transaction holds a lock on the table; end it and run again "
                     "(nothing of this step was applied; done steps are kept)",
                 ) from None
             delay = min(backoff.delay(attempt), max(0.0, backoff.budget - elapsed) + 0.05)
             attempt += 1
             log(
-                f"lock_timeout on {_short(step.sql)!r}: retry {attempt} in {delay:.2f}s "
+                f"lock_timeout on {_short(step.sql)!r} after waiting {wait * 1000:.0f}ms: "
+                f"retry {attempt} in {delay:.2f}s "
                 f"({elapsed:.1f}s of the {backoff.budget:g}s retry budget used)"
             )
             time.sleep(delay)
@@ -178,37 +180,52 @@ def execute_step(
             ) from None
 
 
+#: The first attempt of a step waits this long for its lock; each retry doubles it, up to
+#: lock_timeout. Application queries queue behind a waiting ACCESS EXCLUSIVE request, so
+#: a short first wait keeps their latency low when no blocker is there (the usual case)
+#: and a blocker that stays is met with longer waits, within the retry budget.
+FIRST_LOCK_TIMEOUT = 0.1
+
+
+def attempt_lock_timeout(lock_timeout: float, attempt: int) -> float:
+    """lock_timeout of try number `attempt` (0-based): 100 ms, doubling, capped at `lock_timeout`."""
+    return float(min(lock_timeout, FIRST_LOCK_TIMEOUT * 2.0 ** min(attempt, 30)))
+
+
 def _run_in_transaction(
-    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None,
+    lock_timeout: float,
 ) -> None:
     with conn.transaction():
-        _set_timeouts(conn, settings.lock_timeout, settings.statement_timeout, local=True)
+        _set_timeouts(conn, lock_timeout, settings.statement_timeout, local=True)
         conn.execute(step.sql.encode(), step.params)
         if record is not None:
             record(conn)
 
 
 def _run_autocommit(
-    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None,
+    lock_timeout: float,
 ) -> None:
-    index = _index_target(step.sql)
-    if index is not None:
-        state = _index_state(conn, *index)
-        if state == "invalid":
-            # a failed or interrupted CONCURRENTLY build leaves an INVALID index behind
-            conn.execute(
-                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                    sql.Identifier(index[0], index[1]) if index[0] else sql.Identifier(index[1])
-                )
-            )
-        elif state == "valid":
-            # built by an earlier run that died before recording it
-            if record is not None:
-                with conn.transaction():
-                    record(conn)
-            return
-    _set_timeouts(conn, settings.lock_timeout, settings.concurrent_statement_timeout, local=False)
+    _set_timeouts(conn, lock_timeout, settings.concurrent_statement_timeout, local=False)
     try:
+        index = _index_target(step.sql)
+        if index is not None:
+            state = _index_state(conn, *index)
+            if state == "invalid":
+                # a failed or interrupted CONCURRENTLY build leaves an INVALID index behind;
+                # its drop waits for locks too, so it keeps to the same lock_timeout
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                        sql.Identifier(index[0], index[1]) if index[0] else sql.Identifier(index[1])
+                    )
+                )
+            elif state == "valid":
+                # built by an earlier run that died before recording it
+                if record is not None:
+                    with conn.transaction():
+                        record(conn)
+                return
         conn.execute(step.sql.encode(), step.params)
     finally:
         if not conn.closed:
