@@ -134,7 +134,11 @@ def execute_step(
     started = time.monotonic()
     attempt = 0
     while True:
-        wait = attempt_lock_timeout(settings.lock_timeout, attempt)
+        # a CONCURRENTLY step queues no application query behind it (it takes SHARE UPDATE
+        # EXCLUSIVE), and lock_timeout also ends its waits for older snapshots, throwing the
+        # build away: it gets the whole lock_timeout from the first try
+        wait = (settings.lock_timeout if step.autocommit
+                else attempt_lock_timeout(settings.lock_timeout, attempt))
         try:
             if step.autocommit:
                 _run_autocommit(conn, step, settings, record, wait)
@@ -221,7 +225,14 @@ def _run_autocommit(
                     )
                 )
             elif state == "valid":
-                # built by an earlier run that died before recording it
+                # built by an earlier run that died before recording it, or by someone else
+                difference = _index_differs(conn, step.sql, *index)
+                if difference is not None:
+                    raise StepFailed(
+                        f"{_where(step)}index {index[1]} already exists with another "
+                        f"definition: {difference}",
+                        hint="drop or rename that index, then run again",
+                    )
                 if record is not None:
                     with conn.transaction():
                         record(conn)
@@ -260,6 +271,41 @@ def _index_target(statement: str) -> tuple[str | None, str] | None:
     if not node.concurrent or not node.idxname or node.relation is None:
         return None
     return (node.relation.schemaname, node.idxname)
+
+
+def _index_differs(
+    conn: psycopg.Connection[Any], statement: str, schema: str | None, name: str
+) -> str | None:
+    """None when the live index `name` is what `statement` builds, else the live definition."""
+    row = conn.execute(
+        "SELECT pg_get_indexdef(to_regclass(%s))",
+        [sql.Identifier(*(p for p in (schema, name) if p)).as_string(conn)],
+    ).fetchone()
+    live = str(row[0]) if row and row[0] else ""
+    return None if _index_shape(live) == _index_shape(statement) else live
+
+
+def _index_shape(statement: str) -> str | None:
+    """A CREATE INDEX statement rendered without what does not change the index itself:
+    CONCURRENTLY, IF NOT EXISTS, the schema of the table, the default access method."""
+    import pglast
+    from pglast import ast
+
+    try:
+        stmts = pglast.parse_sql(statement)
+    except pglast.parser.ParseError:
+        return None
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.IndexStmt):
+        return None
+    node = stmts[0].stmt
+    node.concurrent = False
+    node.if_not_exists = False
+    node.accessMethod = node.accessMethod or "btree"
+    if node.relation is not None:
+        node.relation.schemaname = None
+    from pglast.stream import RawStream
+
+    return str(RawStream()(node))
 
 
 def _index_state(conn: psycopg.Connection[Any], schema: str | None, name: str) -> str | None:

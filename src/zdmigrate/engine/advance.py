@@ -169,11 +169,13 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     index on it): only then is it checked again after the transactional expand
     steps of the earlier operations are replayed, and that transaction, which holds
     their locks, is cut off at lock_timeout (what it could not check in time, the
-    real run will report). Skipped when expand already started: an interrupted run
-    changed the schema the requirements describe.
+    real run will report). Skipped when a step of expand was started or done: an
+    interrupted or failed run changed the schema the requirements describe, and the
+    steps themselves recognise what it left (see `db.execute_step`).
     """
-    if run.state_ready and state.done_steps(
-        run.conn, run.schema, migration.id, Phase.EXPAND, "advance"
+    if run.state_ready and (
+        state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
+        or state.started_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
     ):
         return
     problems: list[str] = []

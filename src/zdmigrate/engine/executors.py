@@ -37,6 +37,13 @@ class StepRun:
         state.mark_step_done(conn, self.run.schema, self.migration.id, self.phase,
                              self.direction, self.index, step.key)
 
+    def mark_started(self, step: Step) -> None:
+        """Mark the step started, committed before it runs: a rerun after a kill then knows
+        that what it finds (a half-built index) is its own leftover."""
+        with self.run.conn.transaction():
+            state.mark_step_started(self.run.conn, self.run.schema, self.migration.id,
+                                    self.phase, self.direction, self.index, step.key)
+
     def record_now(self, step: Step) -> None:
         with self.run.conn.transaction():
             self.record(self.run.conn, step)
@@ -136,7 +143,9 @@ def run_steps(
                 )
             transition.steps_skipped += 1
             return
-        executor_for(step)(StepRun(run, migration, phase, direction, index), step)
+        where = StepRun(run, migration, phase, direction, index)
+        where.mark_started(step)
+        executor_for(step)(where, step)
         transition.steps_run += 1
 
     migration.emit(phase, direction, execute)
