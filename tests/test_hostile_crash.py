@@ -107,3 +107,47 @@ def test_a_run_killed_during_create_index_concurrently_can_be_run_again(
     assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
     index = _index(dsn)
     assert index is not None and index[0] is True and "(a)" in index[1]
+
+
+def test_a_killed_runs_lock_is_explained_truthfully_while_its_statement_runs(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, a int)")
+    folder = _index_migration(tmp_path, unique=False)
+    env = cli_env(db_url, folder)
+    env["ZDMIGRATE_LOCK_TIMEOUT"] = "600s"  # the orphan would wait this long for the snapshot
+    holder = psycopg.connect(dsn)
+    holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    holder.execute("SELECT count(*) FROM pg_class")
+    process = subprocess.Popen([sys.executable, "-m", "zdmigrate", "phase", "advance"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            for _ in range(600):
+                row = watcher.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE query ILIKE "
+                    "'CREATE INDEX CONCURRENTLY%%' AND state = 'active'"
+                ).fetchone()
+                if row:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the build never started")
+            orphan = row[0]
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            second = run_cli(["phase", "advance"], env)
+            assert second.returncode == 3, (second.stdout, second.stderr)
+            assert "released at once" not in second.stderr
+            assert f"pg_cancel_backend({orphan})" in second.stderr
+            assert "CREATE INDEX CONCURRENTLY" in second.stderr
+            watcher.execute("SELECT pg_cancel_backend(%s)", [orphan])
+    finally:
+        holder.close()
+    for _ in range(100):
+        rerun = run_cli(["phase", "advance"], env)
+        if rerun.returncode != 3:
+            break
+        time.sleep(0.1)
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)

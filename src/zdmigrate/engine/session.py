@@ -97,7 +97,7 @@ def session(
             if holder is not None:
                 raise RunLocked(
                     f"another zdmigrate run holds the lock on this database: {holder.describe()}",
-                    hint="wait for it to finish; a killed run releases the lock at once",
+                    hint=_lock_hint(holder),
                 )
             run.state_ready = False
             if not defer_state or state.schema_exists(conn, settings.state_schema):
@@ -118,6 +118,26 @@ def session(
         ) from None
     finally:
         conn.close()
+
+
+def _lock_hint(holder: state.LockHolder) -> str:
+    """What the holder is doing, and the truth about a killed run: PostgreSQL notices its
+    client is gone only when the running statement ends, and only then is the lock freed."""
+    if holder.pid is None:
+        return "run again in a moment"
+    if holder.backend_state == "active" and holder.statement:
+        running = (f" for {holder.statement_seconds:.0f}s" if holder.statement_seconds is not None
+                   else "")
+        flat = " ".join(holder.statement.split())
+        shown = flat if len(flat) <= 80 else flat[:77] + "..."
+        return (
+            f"its backend (pid {holder.pid}) has been running `{shown}`{running}; if that run "
+            "was killed, the lock is freed only when this statement ends (it is bounded by "
+            "lock_timeout / statement_timeout, or not at all for CONCURRENTLY builds); to end "
+            f"it now: SELECT pg_cancel_backend({holder.pid})"
+        )
+    return (f"wait for it to finish; if that run was killed, its backend (pid {holder.pid}) "
+            "frees the lock as soon as PostgreSQL notices the closed connection")
 
 
 class StatePrivilegeMissing(BadInput):
