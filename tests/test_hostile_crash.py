@@ -151,3 +151,36 @@ def test_a_killed_runs_lock_is_explained_truthfully_while_its_statement_runs(
             break
         time.sleep(0.1)
     assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+
+
+def test_the_backfill_total_does_not_grow_when_a_stopped_backfill_resumes(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    """Each resume used to estimate again from a table its own updates had bloated."""
+    import threading
+
+    from tests.helpers import settings_for
+    from zdmigrate import backfill
+    from zdmigrate.steps import BackfillStep
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, a int, b int)")
+        conn.execute("INSERT INTO t SELECT g, g, NULL FROM generate_series(1, 20000) g")
+        conn.execute("VACUUM ANALYZE t")
+    settings = settings_for(db_url, tmp_path)
+    step = BackfillStep("t", {"b": "a"}, where="b IS NULL", schema="public")
+    totals: list[int | None] = []
+    for _ in range(4):
+        stop = threading.Event()
+
+        def report(event: backfill.BackfillEvent, stop: threading.Event = stop) -> None:
+            if event.kind == "progress":
+                totals.append(event.rows_total)
+                stop.set()
+
+        backfill.run_backfill(settings, migration_id="0001_a", step=step, reporter=report,
+                              stop=stop, verify=False, batch_size=500, max_batch_size=500)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the app rewrites rows meanwhile
+            conn.execute("UPDATE t SET a = a WHERE id % 2 = 0")
+    assert totals and all(total is not None for total in totals)
+    assert max(t for t in totals if t is not None) <= 25000, totals

@@ -137,8 +137,9 @@ def open_backfill(
             "INSERT INTO {} AS b (migration_id, step_key, table_name, schema_name, status, "
             "cursor, rows_total, batch_size) VALUES (%s, %s, %s, %s, 'running', %s, %s, %s) "
             "ON CONFLICT (migration_id, step_key) DO UPDATE SET "
-            "rows_total = CASE WHEN b.status = 'done' THEN b.rows_total "
-            "ELSE excluded.rows_total END, "
+            # keep the first estimate: a resume would estimate from a table the
+            # backfill's own updates have bloated (the planner scales by its size)
+            "rows_total = coalesce(b.rows_total, excluded.rows_total), "
             # a row created by `--pause` before the first run has no cursor yet
             "cursor = CASE WHEN b.cursor ? 'mode' THEN b.cursor ELSE excluded.cursor END"
         ).format(table(schema, "backfills")),
