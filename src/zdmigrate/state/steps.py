@@ -1,7 +1,7 @@
 """The ``steps`` table: the steps of an unfinished phase that are started or done (for resuming).
 
-A step is marked started (in a transaction of its own) before it runs and done
-when it finished, so a rerun after a kill tells its own leftovers from a schema
+A step that is not atomic (CONCURRENTLY) is marked started, in a transaction of
+its own, before it runs; every step is marked done when it finished, so a rerun after a kill tells its own leftovers from a schema
 it never touched.
 
 Warning: these functions run in the caller's transaction.
