@@ -31,6 +31,7 @@ from typing import Any
 from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
+from zdmigrate.ops import _version_schema as version_schema
 from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Step
@@ -54,8 +55,29 @@ class Migration:
     compat: dict[str, AppCompat] = field(default_factory=dict)
 
     @property
+    def message(self) -> str:
+        """The first line of the file's docstring (what Alembic shows as the message)."""
+        doc = (self.module.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    @property
     def down_revision(self) -> str | None:
         return self.down_revisions[0] if len(self.down_revisions) == 1 else None
+
+    @property
+    def uses_version_schema(self) -> bool:
+        """Does an operation of this migration rename through a version schema?"""
+        return any(getattr(op, "uses_version_schema", False) for op in self.operations)
+
+    def reads_new_names_from(self) -> dict[str, str]:
+        """Per app, the first version that uses the new names (compat's read_new_from,
+        else old_unused_from): the versions that need the version schema."""
+        out = {}
+        for app, declared in self.compat.items():
+            first = declared.read_new_from or declared.old_unused_from
+            if first is not None:
+                out[app] = str(first)
+        return out
 
     def defines(self, phase: Phase) -> bool:
         """Does this migration do any work in `phase`?"""
@@ -95,6 +117,8 @@ class Migration:
                 for step in produced:
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
+            if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:
+                sink(version_schema.comment_step(self.id, self.reads_new_names_from()))
             return
         if self.kind == "alembic":
             if phase is not Phase.EXPAND:
@@ -138,9 +162,21 @@ class Migration:
             ) from exc
 
 
+def migrations_folder(directory: Path | str) -> Path:
+    """Where the revision files are: `directory`, or its ``versions/`` in an Alembic script folder.
+
+    An Alembic (or Flask-Migrate) ``migrations/`` holds env.py and versions/; the
+    revisions are in versions/, and env.py is not one of them.
+    """
+    folder = Path(directory)
+    if (folder / "env.py").is_file() and (folder / "versions").is_dir():
+        return folder / "versions"
+    return folder
+
+
 def load_migrations(directory: Path | str) -> list[Migration]:
     """Load every migration in `directory`, oldest first (Alembic's revision order)."""
-    folder = Path(directory)
+    folder = migrations_folder(directory)
     if not folder.is_dir():
         raise MigrationFileError(
             f"migrations directory {folder} does not exist",
@@ -172,6 +208,12 @@ def load_file(path: Path) -> Migration:
             path=str(path), line=line, hint="save the file as UTF-8",
         ) from None
     module = _import(path)
+    return migration_from_module(module, path)
+
+
+def migration_from_module(module: ModuleType, path: Path) -> Migration:
+    """Validate a migration module that is already imported (by us or by Alembic)."""
+    source = path.read_bytes() if path.is_file() else b""
     revision = getattr(module, "revision", None)
     if not isinstance(revision, str) or not revision:
         raise MigrationFileError(
