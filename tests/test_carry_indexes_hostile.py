@@ -94,21 +94,3 @@ def test_a_unique_index_with_a_63_byte_name_survives_a_rename(
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO t VALUES (2, 1)")
 
-
-def test_a_generated_copy_name_taken_by_another_relation_is_refused_not_reused(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    import hashlib
-
-    copy = "t_a_idx_zdm" + hashlib.md5(b"0001_at_a_idx").hexdigest()[:8]
-    settings = _setup(
-        tmp_path, db_url, dsn,
-        f'CREATE TABLE t (id int PRIMARY KEY, a int); CREATE INDEX t_a_idx ON t (a);'
-        f'CREATE TABLE other (x int); CREATE INDEX "{copy}" ON other (x)',
-        '[ops.RenameColumn("t", "a", "a2")]',
-    )
-    with pytest.raises(Exception, match="is taken by another relation"):
-        engine.advance(settings, "0001_a", to="switch-read")
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", [copy]).fetchone()
-    assert row == (None,)  # the other table's index was not marked as a copy

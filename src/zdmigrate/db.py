@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
+from zdmigrate.data_problems import DATA_ERRORS, diagnose
 from zdmigrate.errors import (
     BadInput,
     DatabaseUnreachable,
@@ -178,6 +179,8 @@ def execute_step(
             raise StepFailed(
                 f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
             ) from None
+        except DATA_ERRORS as exc:  # the data stops the step: exit 2 with the rows, not 3
+            raise diagnose(conn, exc, _where(step), step.sql, concurrent=step.autocommit) from None
         except psycopg.Error as exc:
             raise StepFailed(
                 f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"

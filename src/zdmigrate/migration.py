@@ -32,9 +32,10 @@ from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
 from zdmigrate.ops import _version_schema as version_schema
+from zdmigrate.ops._names import retagged
 from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import Step
+from zdmigrate.steps import SQLStep, Step
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -115,6 +116,8 @@ class Migration:
                     else op.rollback_steps(phase, self.id)
                 )
                 for step in produced:
+                    if isinstance(step, SQLStep) and "$zdm$" in step.sql:
+                        step = replace(step, sql=retagged(step.sql))
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
             if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:

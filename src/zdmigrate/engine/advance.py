@@ -26,6 +26,7 @@ from zdmigrate.engine.selection import default_migration
 from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
 from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
 from zdmigrate.migration import Migration, find
+from zdmigrate.ops._names import retagged
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.steps import SQLStep
@@ -132,6 +133,8 @@ def _enter(
         return Transition(migration.id, "advance", before, phase, dry_run=True, steps=steps)
     if phase is Phase.EXPAND and before is Phase.PENDING:
         _check_requirements(run, migration)
+    if phase is Phase.CONTRACT:
+        _check_contract_requirements(run, migration)
     run.ensure_state()
     with run.conn.transaction():
         log_id = state.log_start(
@@ -236,7 +239,7 @@ def _unmet(
                 return []
             try:
                 with run.conn.transaction():  # a savepoint
-                    run.conn.execute(step.sql.encode(), step.params)
+                    run.conn.execute(retagged(step.sql).encode(), step.params)
             except psycopg.errors.QueryCanceled:
                 return []
             except psycopg.Error:
@@ -252,11 +255,40 @@ def _unmet(
     return unmet
 
 
+def _check_contract_requirements(run: Run, migration: Migration) -> None:
+    """Before contract's first step, check what every operation needs (exit 2 if unmet).
+
+    E.g. that nothing else uses a column about to be dropped: so contract runs
+    whole or not at all, instead of stopping half-way with old versions broken.
+    Run in a transaction that is rolled back. Skipped once contract started (its
+    done steps changed what the requirements describe; each operation's own
+    first step checks again).
+    """
+    if state.done_steps(run.conn, run.schema, migration.id, Phase.CONTRACT, "advance"):
+        return
+    problems: list[str] = []
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+        )
+        for op in migration.operations:
+            for requirement in op.contract_requirements(migration.id):
+                problem = _requirement_problem(run.conn, requirement)
+                if problem is not None:
+                    problems.append(f"{op.describe()}: {problem}")
+    if problems:
+        raise OperationInvalid(
+            f"{migration.path}: contract of {migration.id} cannot run yet; nothing was changed",
+            problems, hint="fix what is listed (old app versions keep working), then run it again",
+        )
+
+
 def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement) -> str | None:
     """None when the requirement holds, else what is wrong (run in a savepoint)."""
     try:
         with conn.transaction():
-            cursor = conn.execute(requirement.sql.encode(), requirement.params)
+            cursor = conn.execute(retagged(requirement.sql).encode(), requirement.params)
             if requirement.expect == "true":
                 row = cursor.fetchone()
                 if not row or row[0] is not True:

@@ -77,6 +77,22 @@ def dollar_quoted(body: str) -> str:
     return f"{tag}{body}{tag}"
 
 
+def retagged(statement: str, tag: str = "$zdm$") -> str:
+    """`statement`, written with the fixed dollar-quote `tag` after ``DO`` or ``AS``, with
+    that tag replaced by one absent from the body when a name in the body holds `tag`
+    (a column named ``a$zdm$b`` would end the quote early)."""
+    import re
+
+    opening = re.search(r"\b(?:DO|AS) (" + re.escape(tag) + ")", statement)
+    if opening is None:
+        return statement
+    start, end = opening.start(1), statement.rfind(tag)
+    body = statement[start + len(tag):end]
+    if end <= start or tag not in body:
+        return statement
+    return statement[:start] + dollar_quoted(body) + statement[end + len(tag):]
+
+
 def sql_name_prefix(expr: str, max_bytes: int) -> str:
     """SQL for the longest prefix of the name `expr` (SQL text) that fits in `max_bytes` bytes.
 

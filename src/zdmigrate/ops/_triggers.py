@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from zdmigrate.ops._expressions import on_record
-from zdmigrate.ops._names import QualifiedName, dollar_quoted, render
-from zdmigrate.steps import SQLStep
+from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep
+
+_TAG = "$zdm$"
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,9 @@ class SyncTrigger:
     def create_steps(self) -> list[SQLStep]:
         function = render(
             sql.SQL(
-                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {quoted}"
-            ).format(self.function, quoted=sql.SQL(
-                dollar_quoted(f"\nBEGIN\n{self.body}\n  RETURN NEW;\nEND\n")))
+                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n"
+                "BEGIN\n{body}\n  RETURN NEW;\nEND\n{tag}"
+            ).format(self.function, body=sql.SQL(self.body), tag=sql.SQL(_TAG))
         )
         trigger = render(
             sql.SQL(
@@ -58,9 +60,11 @@ class SyncTrigger:
         ]
 
     def drop_steps(self) -> list[SQLStep]:
+        """Drop trigger and function. At contract this takes away what old app versions
+        rely on (their writes synced, filled or fixed), so the step says so."""
         return [
             SQLStep(render(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                sql.Identifier(self.name), self.table.ident))),
+                sql.Identifier(self.name), self.table.ident)), role=REMOVES_OLD_DEPENDENCY),
             SQLStep(render(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(self.function))),
         ]
 
