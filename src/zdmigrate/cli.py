@@ -365,12 +365,14 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 @cli.command()
 @click.option("--app", required=True, help="The app about to be deployed.")
 @click.option("--version", "version", required=True, help="The version about to go out.")
+@click.option("--new-app", is_flag=True,
+              help="APP is new: no migration or fleet row knows it yet (else: not proven).")
 @global_options
-def gate(app: str, version: str, **kwargs: Any) -> int:
+def gate(app: str, version: str, new_app: bool, **kwargs: Any) -> int:
     """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
-    answer = gate_module.run_gate(settings, app=app, version=version)
+    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app)
     print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 

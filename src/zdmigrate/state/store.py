@@ -186,6 +186,9 @@ class Instances(_Table):
     def live_rows(self) -> list[dict[str, Any]]:
         return instances.live_rows(self._conn, self._schema)
 
+    def apps(self) -> list[str]:
+        return instances.apps(self._conn, self._schema)
+
     def remember_sessions(self, sessions: Sequence[Mapping[str, Any]]) -> None:
         instances.remember_sessions(self._conn, self._schema, sessions)
 
