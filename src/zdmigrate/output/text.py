@@ -7,11 +7,12 @@ output stays machine-readable.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import Blocker, ZdmigrateError
+from zdmigrate.errors import Blocker, PhaseRefused, ZdmigrateError
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -26,6 +27,9 @@ def log_line(message: str) -> None:
 
 
 def error(exc: ZdmigrateError) -> None:
+    if isinstance(exc, PhaseRefused) and exc.done:  # what moved before the refusal, first
+        transitions(exc.done)
+        sys.stdout.flush()
     sys.stderr.write(f"error: {exc}\n")
 
 
@@ -111,7 +115,7 @@ def transitions(transitions: Sequence[Transition]) -> None:
         if t.dry_run:
             print(f"{t.migration_id}: would {t.action} {t.from_phase} -> {t.to_phase}")
             for step in t.steps:
-                print(f"    {step.render()};")
+                print(textwrap.indent(f"{step.render()};", "    "))
         else:
             print(f"{t.migration_id}: {t.from_phase} -> {t.to_phase} "
                   f"({t.steps_run} step(s) run, {t.steps_skipped} already done)")
