@@ -62,3 +62,17 @@ def test_dry_run_indents_every_line_of_a_statement(cli: Cli) -> None:
     assert any("CREATE TABLE audit" in line for line in sql_lines)
     assert any("note text" in line for line in sql_lines)
     assert sql_lines and all(line.startswith("    ") for line in sql_lines if line.strip())
+
+
+def test_a_phase_equals_its_name_and_keeps_its_order() -> None:
+    from zdmigrate.phases import Phase
+
+    assert Phase.EXPAND == "expand" and Phase.DUAL_WRITE == "dual-write"
+    assert Phase.CONTRACT != "expand"
+    assert Phase.CONTRACT > Phase.EXPAND and Phase.CONTRACT > "expand"  # not the alphabet
+    assert sorted([Phase.CONTRACT, Phase.PENDING, Phase.BACKFILL]) == [
+        Phase.PENDING, Phase.BACKFILL, Phase.CONTRACT]
+    assert {Phase.EXPAND: 1}["expand"] == 1
+    assert f"{Phase.SWITCH_READ}" == str(Phase.SWITCH_READ) == "switch-read"
+    with pytest.raises(TypeError):
+        assert Phase.EXPAND < 3
