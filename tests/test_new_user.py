@@ -76,3 +76,24 @@ def test_a_phase_equals_its_name_and_keeps_its_order() -> None:
     assert f"{Phase.SWITCH_READ}" == str(Phase.SWITCH_READ) == "switch-read"
     with pytest.raises(TypeError):
         assert Phase.EXPAND < 3
+
+
+def test_an_ambiguous_id_prefix_lists_the_candidates(cli: Cli) -> None:
+    code, _, err = cli("plan", "000")
+    assert code == 2
+    assert "ambiguous" in err and "0001_users, 0002_rename" in err
+    assert "unknown migration" not in err
+
+
+def test_lint_with_a_database_url_that_points_nowhere_lints_offline_with_a_note(
+    cli: Cli, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    missing = make_conninfo(**{**conninfo_to_dict(db_url), "dbname": "zdm_no_such_database"})
+    monkeypatch.setenv("ZDMIGRATE_DATABASE_URL", missing)
+    cli.url = None  # the environment's URL only, as a user's shell would have it
+    code, out, err = cli("lint")
+    assert code == 0, err
+    assert "linting offline" in err and "--pg-version" in err
+    assert "error" not in err.lower().split("note:")[0]

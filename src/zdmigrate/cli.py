@@ -404,6 +404,8 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
         print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
         return EXIT_OK
     result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
+    for note in result.notes:
+        output.log_line(note)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     print(reporters.render(result.violations, fmt, files_checked=result.files_checked, color=color))
     return EXIT_CHECK_FAILED if result.failed(strict) else EXIT_OK

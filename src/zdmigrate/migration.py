@@ -183,6 +183,12 @@ def find(migrations: Sequence[Migration], migration_id: str) -> Migration:
     matches = [m for m in migrations if m.id.startswith(migration_id)]
     if len(matches) == 1:
         return matches[0]
+    if matches:
+        raise UnknownMigration(
+            f"migration {migration_id!r} is ambiguous: {len(matches)} ids start with it: "
+            + ", ".join(m.id for m in matches),
+            hint="give more of the id",
+        )
     known = ", ".join(m.id for m in migrations) or "none"
     raise UnknownMigration(f"unknown migration {migration_id!r}; known: {known}")
 
