@@ -128,7 +128,8 @@ def test_without_a_database_it_lints_and_says_what_it_could_not_check(
     ("args", "message"),
     [
         (["gate", "--app", "shop", "--version", "latest"], "not a PEP 440 version"),
-        (["gate", "--app", "shop", "--version", "2.0", "--format", "sarif"], "--format sarif"),
+        (["gate", "--app", "shop", "--version", "2.0", "--format", "sarif"],
+         "'sarif' is not one of 'text', 'json', 'github'"),
         (["gate", "--version", "2.0"], "Missing option '--app'"),
     ],
 )

@@ -93,7 +93,88 @@ def test_lint_with_a_database_url_that_points_nowhere_lints_offline_with_a_note(
     missing = make_conninfo(**{**conninfo_to_dict(db_url), "dbname": "zdm_no_such_database"})
     monkeypatch.setenv("ZDMIGRATE_DATABASE_URL", missing)
     cli.url = None  # the environment's URL only, as a user's shell would have it
-    code, out, err = cli("lint")
+    code, _, err = cli("lint")
     assert code == 0, err
     assert "linting offline" in err and "--pg-version" in err
     assert "error" not in err.lower().split("note:")[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "shown", "not_shown"),
+    [
+        (["status"], ["--database-url", "[text|json]"], ["--lock-timeout", "--actor", "sarif"]),
+        (["plan"], ["--migrations"], ["--database-url", "--retry-budget"]),
+        (["gate"], ["--new-app", "[text|json|github]"], ["sarif", "--lock-timeout"]),
+        (["lint"], ["[text|json|github|sarif]"], ["--state-schema", "--actor"]),
+        (["demo"], ["--database-url"], ["--migrations", "--state-schema"]),
+        (["phase", "advance"], ["--lock-timeout", "--actor"], ["github"]),
+    ],
+)
+def test_help_shows_only_the_options_and_formats_a_command_takes(
+    command: list[str], shown: list[str], not_shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zdmigrate.cli import run
+
+    assert run([*command, "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in shown:
+        assert option in text, (command, option)
+    for option in not_shown:
+        assert option not in text, (command, option)
+
+
+def test_a_format_or_option_a_command_does_not_take_is_refused_in_one_error_style(
+    cli: Cli,
+) -> None:
+    code, _, err = cli("status", "--format", "sarif")
+    assert code == 2
+    assert err.startswith("error: Invalid value for '--format': 'sarif' is not one of 'text'")
+    assert "hint: see `zdmigrate status --help`" in err
+    from zdmigrate.cli import run
+
+    cli.capsys.readouterr()
+    assert run(["--lock-timeout", "2s", "plan"]) == 2
+    err = cli.capsys.readouterr().err
+    assert err.startswith("error: --lock-timeout does not apply to `zdmigrate plan`")
+    assert run(["--format", "sarif", "status"]) == 2
+    err = cli.capsys.readouterr().err
+    assert err.startswith("error: --format sarif does not apply to `zdmigrate status`; it takes "
+                          "text, json")
+
+
+def test_plan_shows_file_and_line_for_operations_migrations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zdmigrate.cli import run
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "0001_ops.py").write_text(
+        'from zdmigrate import ops\n\nrevision = "0001_ops"\ndown_revision = None\n\n'
+        "operations = [\n"
+        '    ops.AddColumn("things", "title", "text"),\n'
+        '    ops.AddColumn("things", "note", "text"),\n'
+        "]\n"
+    )
+    assert run(["plan", "--migrations", str(folder)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    title = next(line for line in out.splitlines() if "ADD COLUMN \"title\"" in line)
+    note = next(line for line in out.splitlines() if "ADD COLUMN \"note\"" in line)
+    assert title.endswith("-- 0001_ops.py:7") and note.endswith("-- 0001_ops.py:8")
+
+
+def test_shell_completion_offers_migration_ids_phases_and_rule_names(migrations_dir: Path) -> None:
+    from click.shell_completion import BashComplete
+
+    from zdmigrate.cli import cli as group
+
+    def complete(args: list[str], incomplete: str) -> list[str]:
+        shell = BashComplete(group, {}, "zdmigrate", "_ZDMIGRATE_COMPLETE")
+        return [item.value for item in shell.get_completions(args, incomplete)]
+
+    folder = ["--migrations", str(migrations_dir)]
+    assert complete(["phase", "advance", *folder], "000") == ["0001_users", "0002_rename"]
+    assert complete(["plan", *folder], "0002") == ["0002_rename"]
+    assert complete(["phase", "rollback", "--to"], "") == [
+        "pending", "expand", "dual-write", "backfill", "switch-read", "contract"]
+    assert "drop-column" in complete(["lint", "--explain"], "drop-")

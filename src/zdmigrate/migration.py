@@ -33,7 +33,7 @@ from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
 from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import Step
+from zdmigrate.steps import Source, Step
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -269,6 +269,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
                 "`operations` must be a list of zdmigrate.ops operations",
                 path=str(path), line=_assignment_line(path, "operations"),
             )
+        for operation, line in zip(operations, _operation_lines(path, len(operations))):
+            if operation.source is None:  # plan and lint show where each step was written
+                operation.source = Source(str(path), line)
         return "operations", list(operations)
     if has_phases and has_alembic:
         raise MigrationFileError(
@@ -323,6 +326,25 @@ def _ordered(loaded: dict[str, Migration]) -> list[Migration]:
     except RevisionError as exc:
         raise MigrationFileError(f"revision graph: {exc}") from None
     return [loaded[r.revision] for r in reversed(ordered)]
+
+
+def _operation_lines(path: Path, count: int) -> list[int]:
+    """The line of each operation in a literal ``operations = [...]`` (else the assignment's)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
+            value = node.value
+            if isinstance(value, (ast.List, ast.Tuple)) and len(value.elts) == count:
+                return [element.lineno for element in value.elts]
+            return [node.lineno] * count
+    return []
 
 
 def _assignment_line(path: Path, name: str) -> int | None:
