@@ -178,3 +178,16 @@ def test_shell_completion_offers_migration_ids_phases_and_rule_names(migrations_
     assert complete(["phase", "rollback", "--to"], "") == [
         "pending", "expand", "dual-write", "backfill", "switch-read", "contract"]
     assert "drop-column" in complete(["lint", "--explain"], "drop-")
+
+
+def test_the_demos_refusal_counts_instances_as_its_table_does() -> None:
+    from zdmigrate.demo.pipeline import refusal_reason
+    from zdmigrate.errors import Blocker
+
+    def blocker(version: str, source: str) -> Blocker:
+        return Blocker("fleet-old-version", "...", {"version": version, "source": source})
+
+    # 4 instances send heartbeats (the table's count); their connections form 1 session group
+    blockers = [blocker("1.4", "heartbeat") for _ in range(4)] + [blocker("1.4", "session")]
+    assert refusal_reason(blockers) == "shop 1.4 live: 4 instance(s) and 1 session group(s)"
+    assert refusal_reason([]) == "not proven"

@@ -337,10 +337,13 @@ def _operation_lines(path: Path, count: int) -> list[int]:
     except (OSError, SyntaxError):
         return []
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
         if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
-            value = node.value
             if isinstance(value, (ast.List, ast.Tuple)) and len(value.elts) == count:
                 return [element.lineno for element in value.elts]
             return [node.lineno] * count
