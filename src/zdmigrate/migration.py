@@ -269,7 +269,7 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
                 "`operations` must be a list of zdmigrate.ops operations",
                 path=str(path), line=_assignment_line(path, "operations"),
             )
-        for operation, line in zip(operations, _operation_lines(path, len(operations))):
+        for operation, line in zip(operations, _operation_lines(path, len(operations)), strict=False):
             if operation.source is None:  # plan and lint show where each step was written
                 operation.source = Source(str(path), line)
         return "operations", list(operations)
