@@ -337,6 +337,7 @@ def _operation_lines(path: Path, count: int) -> list[int]:
     except (OSError, SyntaxError):
         return []
     for node in tree.body:
+        value: ast.expr | None
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign):
