@@ -57,6 +57,12 @@ class Settings:
     #: Apps the gate lets through although no migration and no fleet row knows them yet
     #: (``new_apps = ["billing"]``; env ZDMIGRATE_NEW_APPS is comma-separated).
     new_apps: tuple[str, ...] = ()
+    #: The app's SQLAlchemy models for `zdmigrate new --autogenerate`: "module:attribute",
+    #: e.g. "shop.models:Base.metadata".
+    target_metadata: str | None = None
+    #: The app's name, as its instances report it (``app@version``): what generated
+    #: migrations put in their `compat` block.
+    app: str | None = None
     #: ``[tool.zdmigrate.lint]`` and other nested tables, passed through as-is.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Where the pyproject.toml came from, if one was read.
