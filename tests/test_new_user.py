@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,68 @@ def test_the_demos_refusal_counts_instances_as_its_table_does() -> None:
     blockers = [blocker("1.4", "heartbeat") for _ in range(4)] + [blocker("1.4", "session")]
     assert refusal_reason(blockers) == "shop 1.4 live: 4 instance(s) and 1 session group(s)"
     assert refusal_reason([]) == "not proven"
+
+
+def test_status_fits_80_columns_groups_instances_and_keeps_commands_whole(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_id = "0003_orders_total_numeric_with_a_long_name"
+    (cli.migrations / f"{long_id}.py").write_text(
+        f'revision = "{long_id}"\ndown_revision = "0002_rename"\n\n\n'
+        "def expand(ctx):\n    ctx.execute(\"CREATE TABLE audit (id bigint PRIMARY KEY)\")\n"
+    )
+    assert cli("phase", "advance", "0001_users", "--to", "contract")[0] == 0
+    assert cli("phase", "advance", RENAME, "--to", "switch-read")[0] == 0
+    for n in range(3):
+        assert cli("fleet", "heartbeat", "--app", "shop", "--version", "1.4",
+                   "--instance", f"web-{n}")[0] == 0
+    assert cli("fleet", "declare", "--app", "shop", "--version", "1.4", "--instances", "3")[0] == 0
+    code, out, _ = cli("status")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, out
+    assert any(long_id in line for line in lines)  # never cut
+    assert any("switch-read" in line for line in lines)
+    # 6 instances of one version: two lines (one per source), not six paragraphs
+    assert out.count("[fleet-old-version]") == 2
+    assert "3 live instances (heartbeat: web-0, web-1, web-2)" in " ".join(out.split())
+    # the command to copy stands alone on its line
+    assert "      zdmigrate fleet retire --app shop --version 1.4" in lines
+    code, wide, _ = cli("status", "--wide")
+    assert code == 0 and wide.count("[fleet-old-version]") == 6
+
+
+def test_status_tells_a_live_backfill_from_an_interrupted_one(cli: Cli, dsn: str) -> None:
+    import psycopg
+
+    from zdmigrate import state
+
+    assert cli("phase", "advance", "0001_users", "--to", "contract")[0] == 0
+    assert cli("phase", "advance", RENAME, "--to", "dual-write")[0] == 0
+    worker = psycopg.connect(dsn, autocommit=True)  # plays a backfill worker's session
+    with worker:
+        state.backfills.open_backfill(worker, "zdmigrate", RENAME, "s0", table_name="users",
+                                      schema_name="public", cursor={}, rows_total=None,
+                                      batch_size=100)
+        state.backfills.add_range(worker, "zdmigrate", RENAME, "s0", lower=None, upper=None,
+                                  owner="worker-1")
+        code, data = cli.json("status")
+        [progress] = data["migrations"][1]["backfill"]
+        assert (progress["status"], progress["live_workers"]) == ("running", 1)
+        pid = worker.info.backend_pid
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a backend ends just after its client
+        for _ in range(200):
+            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                            [pid]).fetchone() == (0,):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker's backend did not end")
+    # the worker's process is gone (killed -9: its session ends, its row still says running)
+    code, data = cli.json("status")
+    [progress] = data["migrations"][1]["backfill"]
+    assert (progress["status"], progress["live_workers"]) == ("interrupted", 0)
+    code, out, _ = cli("status")
+    assert code == 0 and "interrupted" in out
+    assert f"      zdmigrate backfill {RENAME}" in out.splitlines()

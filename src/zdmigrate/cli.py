@@ -220,12 +220,14 @@ def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) 
 
 
 @cli.command()
+@click.option("--wide", is_flag=True,
+              help="Every blocker of every instance, in lines as long as they need.")
 @global_options(READS)
-def status(**kwargs: Any) -> None:
+def status(wide: bool, **kwargs: Any) -> None:
     """Each migration: phase, next phase, what blocks it, backfill progress."""
     settings, fmt = settings_from(kwargs)
     statuses = engine.status(settings)
-    output.status(statuses, formats(fmt))
+    output.status(statuses, formats(fmt), wide=wide)
 
 
 @cli.command()

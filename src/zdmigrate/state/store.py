@@ -105,6 +105,9 @@ class Backfills(_Table):
     def progress(self, migration_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return backfills.backfill_progress(self._conn, self._schema, migration_ids)
 
+    def live_workers(self) -> dict[tuple[str, str], int]:
+        return backfills.live_workers(self._conn, self._schema)
+
     def pause(
         self, migration_id: str, step_key: str, table_name: str, schema_name: str | None
     ) -> int:
