@@ -257,3 +257,75 @@ def test_status_tells_a_live_backfill_from_an_interrupted_one(cli: Cli, dsn: str
     code, out, _ = cli("status")
     assert code == 0 and "interrupted" in out
     assert f"      zdmigrate backfill {RENAME}" in out.splitlines()
+
+
+def _items(dsn: str, rows: int, *, analyze: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # no autovacuum: the test decides whether the table has statistics
+        conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, old int NOT NULL, new int) "
+                     "WITH (autovacuum_enabled = false)")
+        conn.execute("INSERT INTO items (id, old) SELECT g, g FROM generate_series(1, %s) g",
+                      [rows])
+        if analyze:
+            conn.execute("ANALYZE items")
+
+
+def test_backfill_of_a_never_analyzed_table_reports_the_true_total(
+    dsn: str, db_url: str
+) -> None:
+    from zdmigrate.backfill import BackfillEvent, run_backfill
+    from zdmigrate.config import Settings
+    from zdmigrate.steps import BackfillStep
+
+    _items(dsn, 3000, analyze=False)
+    events: list[BackfillEvent] = []
+    result = run_backfill(Settings(database_url=db_url), migration_id="m1",
+                          step=BackfillStep("items", {"new": "old"}, where="new IS NULL"),
+                          reporter=events.append, batch_size=200, max_replication_lag=0)
+    assert result.done
+    progress = [e for e in events if e.kind == "progress"]
+    assert progress and all(e.rows_total == 3000 and not e.total_is_estimate for e in progress)
+    # never 100% with rows to go
+    assert all(e.percent is not None and (e.percent < 100 or e.rows_done == 3000)
+               for e in progress)
+
+
+def test_row_total_counts_when_statistics_are_missing_or_stale_and_says_estimate_else(
+    dsn: str,
+) -> None:
+    import psycopg
+
+    from zdmigrate.backfill.keys import TableRef, row_total
+
+    _items(dsn, 2000, analyze=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        oid = conn.execute("SELECT 'items'::regclass::oid").fetchone()
+        assert oid is not None
+        table = TableRef("public", "items", int(oid[0]))
+        assert row_total(conn, table) == (2000, False)  # never ANALYZEd: counted
+        conn.execute("ANALYZE items")
+        total, estimate = row_total(conn, table)
+        assert estimate and total is not None and 1500 <= total <= 2500
+        with psycopg.connect(dsn, autocommit=True) as writer:  # its stats are sent as it ends
+            writer.execute("INSERT INTO items (id, old) "
+                           "SELECT g, g FROM generate_series(2001, 6000) g")
+        for _ in range(100):  # the statistics arrive a moment later
+            if row_total(conn, table) == (6000, False):
+                break
+            time.sleep(0.05)
+        assert row_total(conn, table) == (6000, False)  # stale: counted
+
+
+def test_a_paused_run_has_no_eta_and_says_how_to_resume() -> None:
+    from zdmigrate.backfill.progress import BackfillEvent, ProgressMeter, describe
+
+    events: list[BackfillEvent] = []
+    meter = ProgressMeter(events.append, migration_id="m1", table="public.items", workers=1,
+                          rows_done=0, rows_updated=0, rows_total=1000, total_is_estimate=True)
+    meter.batch(100, 100, 1000, 100)
+    meter.batch(200, 200, 1000, 100)
+    meter.note("paused", "paused by an operator", state="operator")
+    assert events[-1].eta_seconds is None and "ETA" not in describe(events[-1])
+    assert "/~1,000 rows" in describe(events[1])
