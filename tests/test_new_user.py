@@ -329,3 +329,37 @@ def test_a_paused_run_has_no_eta_and_says_how_to_resume() -> None:
     meter.note("paused", "paused by an operator", state="operator")
     assert events[-1].eta_seconds is None and "ETA" not in describe(events[-1])
     assert "/~1,000 rows" in describe(events[1])
+
+
+def test_the_demos_live_view_fits_80_by_24_with_the_pipeline_shown() -> None:
+    from rich.console import Console
+
+    from zdmigrate.demo.progress import DemoProgress
+    from zdmigrate.demo.traffic import TrafficStats
+    from zdmigrate.demo.view import _LiveRenderer
+    from zdmigrate.phases import Phase
+
+    ids = [f"{n:04d}_migration_number_{n}" for n in range(1, 21)]
+    progress = DemoProgress(strategy="rolling", database="embedded PostgreSQL 18",
+                            migrations=ids, phases=dict.fromkeys(ids, Phase.EXPAND),
+                            backfills=[{"migration_id": ids[2], "table_name": "users",
+                                        "rows_done": 11_234, "rows_total": 20_000,
+                                        "status": "running"}],
+                            running={"1.4": 3, "1.5": 3, "3.4": 1}, seen={"1.4": 3, "1.5": 3},
+                            shares={"1.4": 0.5, "1.5": 0.4, "3.4": 0.1})
+    stats = TrafficStats()
+    for version in ("1.4", "1.5", "3.4"):
+        for _ in range(1234):
+            stats.record(version, 0.002)
+    for n in range(12):
+        progress.emit("phase", f"`zdmigrate phase advance {ids[n]}`: done, step {n}")
+    console = Console(width=80, height=24, record=True, force_terminal=True)
+    renderer = _LiveRenderer(progress, stats, console)
+    console.print(renderer.render())
+    text = console.export_text()
+    lines = text.rstrip("\n").splitlines()
+    assert len(lines) <= 24, text
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text, text  # no header or number cut
+    assert "pipeline" in text and "step 11" in text  # the newest step is shown
+    assert "3,702" in text  # all requests, whole

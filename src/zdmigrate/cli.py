@@ -301,7 +301,7 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
               default="rolling", show_default=True,
               help="How the new app versions are deployed.")
 @click.option("--rows", type=click.IntRange(min=1),
-              help="Users (each with an order) before the changes [default 20000].")
+              help="Users (each with an order) before the changes [default 20,000].")
 @click.option("--duration", type=click.FloatRange(min=0),
               help="Seconds of traffic held over the deploy steps [default 30].")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
