@@ -209,15 +209,19 @@ def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = Fals
     phases: dict[str, Phase] | None = None
     note: str | None = None
     fleet_apps: list[str] | None = None
+    instances: list[fleet.Instance] = []
     if settings.database_url:
         with db.connect(settings, application_name="zdmigrate gate") as conn:
             schema = settings.state_schema
             exists = state.schema_exists(conn, schema)
             rows = state.load_migrations(conn, schema) if exists else {}
-            fleet_apps = [i.app for i in fleet.live_instances(
-                conn, schema, fleet.FleetSettings.from_settings(settings), remember_sessions=False)]
+            live = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(settings),
+                                        remember_sessions=False)
+            fleet_apps = [i.app for i in live]
             if exists:
                 fleet_apps += state.Store(conn, schema).instances.apps()
+            if any(m.uses_version_schema for m in migrations):
+                instances = [i for i in live if i.app == app]
         phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
     else:
         note = "no database URL given"
@@ -232,8 +236,15 @@ def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = Fals
         for m in migrations
     ]
     findings = lint_pending(migrations, phases, settings)
-    return decide(app, version, gate_migrations, lint_findings=findings, database_note=note,
-                  fleet_apps=fleet_apps, new_app=new_app or app in settings.new_apps)
+    answer = decide(app, version, gate_migrations, lint_findings=findings, database_note=note,
+                    fleet_apps=fleet_apps, new_app=new_app or app in settings.new_apps)
+    if phases is not None:  # renames through views: do live instances have the search_path?
+        from zdmigrate.engine.search_paths import gate_blockers
+
+        known = phases
+        answer.blockers.extend(gate_blockers(
+            migrations, lambda m: known.get(m, Phase.PENDING), app, version, instances))
+    return answer
 
 
 def lint_pending(
