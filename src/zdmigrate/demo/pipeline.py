@@ -139,7 +139,7 @@ class Pipeline:
 
     def run(self, seed: Callable[[int], None]) -> None:
         first = self.migrations[0]
-        self.stage(f"the shop today: {first.id}, {self.rows} users with an order each")
+        self.stage(f"the shop today: {first.id}, {self.rows:,} users with an order each")
         self.advance(first, Phase.CONTRACT)
         seed(self.rows)
         self.deploy(initial_step(self.strategy, shop.OLD))
