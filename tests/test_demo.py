@@ -103,8 +103,7 @@ def test_demo_plain_output_tells_the_story(
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "blue (1.5) idle but connected" in out
-    assert re.search(r"--to contract`: refused, \d+ live instance\(s\) of an older version "
-                     r"\(shop 1\.5\)", out)
+    assert re.search(r"--to contract`: refused, shop 1\.5 live: \d+ instance\(s\)", out)
     assert "`zdmigrate fleet retire --app shop --version 1.5`" in out
     assert "0002_rename_users_name: contract done" in out
     assert "zero downtime: yes, not one request failed" in out

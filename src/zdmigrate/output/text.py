@@ -70,10 +70,6 @@ def status(statuses: Sequence[MigrationStatus], *, wide: bool = False) -> None:
     table.add_column("backfill")
     for s in statuses:
         progress = "\n".join(_backfill_text(b) for b in s.backfills) or "-"
-        if s.shadow_reads:
-            shadow = (f"shadow reads: {_n(s.shadow_reads['compared'])} compared, "
-                      f"{_n(s.shadow_reads['mismatched'])} mismatched")
-            progress = shadow if progress == "-" else f"{progress}\n{shadow}"
         name = f"{s.id}\n[dim]{escape(s.message)}[/dim]" if s.message and s.message not in s.id \
             else s.id
         blocked = len(_blocker_groups(s.blocked_by, wide)) + len(s.partial)
@@ -90,6 +86,9 @@ def status(statuses: Sequence[MigrationStatus], *, wide: bool = False) -> None:
             f"connected; this resumes it: `zdmigrate backfill {s.id}`"
             for b in s.backfills if b["status"] == "interrupted"
         ]
+        if s.shadow_reads:
+            lines.append(f"shadow reads: {_n(s.shadow_reads['compared'])} compared, "
+                         f"{_n(s.shadow_reads['mismatched'])} mismatched")
         lines += [_group_text(group) for group in _blocker_groups(s.blocked_by, wide)]
         if not lines:
             continue
