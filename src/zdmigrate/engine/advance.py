@@ -49,7 +49,7 @@ def advance(
     thus goes from pending to complete in one call.
 
     Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
-    refusal stay entered. With `dry_run`, shows the steps and checks the gates of
+    refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
     each phase without changing anything.
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
@@ -65,21 +65,25 @@ def advance(
         else:
             chosen = default_migration(run.migrations, run.phase_of, "advance")
             if chosen is None:
-                log("every migration is complete; nothing to do")
+                log("every migration is complete")
                 return []
             migration = chosen
         current = run.phase_of(migration.id)
         goal = target_phase or next_with_work(migration, current)
         if goal is None or goal <= current:
-            log(f"{migration.id} is already at {current}; nothing to do")
+            log(f"{migration.id} is already at {current}")
             return []
         check_unchanged(run, migration, accept_changed)
-        transitions = []
+        transitions: list[Transition] = []
         for phase in phases_between(current, goal):
-            transitions.append(
-                _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
-                       override_reason=override_reason)
-            )
+            try:
+                transitions.append(
+                    _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
+                           override_reason=override_reason)
+                )
+            except PhaseRefused as refused:
+                refused.done = list(transitions)  # what moved before the refusal: report it too
+                raise
         return transitions
 
 
