@@ -9,6 +9,8 @@ from packaging.specifiers import SpecifierSet
 
 from tests.fix_db import Server, fresh_database, get_server
 
+pytest_plugins = ["tests.fix_replica"]
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     server = get_server()
