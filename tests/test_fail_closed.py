@@ -213,8 +213,10 @@ def test_unreadable_fleet_data_refuses_contract(tmp_path: Path, runner: Runner, 
         conn.execute(sql.SQL("REVOKE ALL ON zdmigrate.instances FROM {}").format(
             sql.Identifier(runner.name)))
     code, data, out = advance(env, RENAME, "--to", "contract")
-    assert code != 0, out
-    assert "instances" in out, out
+    assert code == 1, out
+    assert blocker_checks(data) == ["fleet-unreadable"], out
+    assert "permission denied" in out and "instances" in out, out
+    assert refusals(dsn, RENAME) == ["contract"]
     assert phase_of(dsn, RENAME) == "switch-read"
     assert has_column(dsn, "users", "name")  # contract's DROP COLUMN did not run
 
@@ -235,8 +237,8 @@ def test_unreadable_state_refuses_advance(
             conn.execute(sql.SQL("REVOKE SELECT ON zdmigrate.migrations FROM {}").format(
                 sql.Identifier(runner.name)))
     code, _, out = advance(env, RENAME, "--to", "switch-read")
-    assert code != 0, out
-    assert "zdmigrate" in out and "permission denied" in out.lower(), out
+    assert code == 3, out
+    assert "permission denied" in out and "zdmigrate" in out, out
     assert phase_of(dsn, RENAME) == "backfill"
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_constraint "
