@@ -54,6 +54,9 @@ class Settings:
     state_schema: str = "zdmigrate"
     #: Who is acting, recorded in the phase log (default: OS user@host).
     actor: str | None = None
+    #: Apps the gate lets through although no migration and no fleet row knows them yet
+    #: (``new_apps = ["billing"]``; env ZDMIGRATE_NEW_APPS is comma-separated).
+    new_apps: tuple[str, ...] = ()
     #: The app's SQLAlchemy models for `zdmigrate new --autogenerate`: "module:attribute",
     #: e.g. "shop.models:Base.metadata".
     target_metadata: str | None = None
@@ -113,6 +116,8 @@ class Settings:
                 out[name] = parse_duration(value, name)
             elif name == "migrations":
                 out[name] = Path(value)
+            elif name == "new_apps":
+                out[name] = _name_list(value, name)
             elif name == "state_schema":
                 if not isinstance(value, str) or not _IDENT.match(value):
                     raise ConfigError(
@@ -153,6 +158,15 @@ _DURATIONS = {
 _FIELD_NAMES = {f.name for f in fields(Settings)} - {"extra", "config_file"}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "min": 60.0, "m": 60.0, "h": 3600.0}
+
+
+def _name_list(value: Any, name: str) -> tuple[str, ...]:
+    """A list of names from the file (a list) or the environment (comma-separated)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{name}: {value!r} is not a list of names",
+                          hint=f'write e.g. {name} = ["billing"]')
+    return tuple(i.strip() for i in items if i.strip())
 
 
 def parse_duration(value: Any, name: str = "duration") -> float:

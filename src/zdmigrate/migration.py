@@ -34,7 +34,7 @@ from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateErro
 from zdmigrate.ops import _version_schema as version_schema
 from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import Step
+from zdmigrate.steps import Source, Step
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -224,6 +224,12 @@ def find(migrations: Sequence[Migration], migration_id: str) -> Migration:
     matches = [m for m in migrations if m.id.startswith(migration_id)]
     if len(matches) == 1:
         return matches[0]
+    if matches:
+        raise UnknownMigration(
+            f"migration {migration_id!r} is ambiguous: {len(matches)} ids start with it: "
+            + ", ".join(m.id for m in matches),
+            hint="give more of the id",
+        )
     known = ", ".join(m.id for m in migrations) or "none"
     raise UnknownMigration(f"unknown migration {migration_id!r}; known: {known}")
 
@@ -304,6 +310,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
                 "`operations` must be a list of zdmigrate.ops operations",
                 path=str(path), line=_assignment_line(path, "operations"),
             )
+        for operation, line in zip(operations, _operation_lines(path, len(operations)), strict=False):
+            if operation.source is None:  # plan and lint show where each step was written
+                operation.source = Source(str(path), line)
         return "operations", list(operations)
     if has_phases and has_alembic:
         raise MigrationFileError(
@@ -358,6 +367,29 @@ def _ordered(loaded: dict[str, Migration]) -> list[Migration]:
     except RevisionError as exc:
         raise MigrationFileError(f"revision graph: {exc}") from None
     return [loaded[r.revision] for r in reversed(ordered)]
+
+
+def _operation_lines(path: Path, count: int) -> list[int]:
+    """The line of each operation in a literal ``operations = [...]`` (else the assignment's)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
+            if isinstance(value, (ast.List, ast.Tuple)) and len(value.elts) == count:
+                return [element.lineno for element in value.elts]
+            return [node.lineno] * count
+    return []
 
 
 def _assignment_line(path: Path, name: str) -> int | None:

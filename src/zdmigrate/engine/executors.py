@@ -74,7 +74,7 @@ def execute_backfill(where: StepRun, step: BackfillStep) -> None:
                 f"backfill of {step.qualified_table} {result.status} before the end",
                 hint=f"resume it with `zdmigrate backfill {where.migration.id}`",
             )
-        run.log(f"  backfilled {result.rows_done} row(s) of {step.qualified_table}")
+        run.log(f"  backfilled {result.rows_done:,} row(s) of {step.qualified_table}")
     where.record_now(step)
 
 

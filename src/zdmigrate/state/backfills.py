@@ -69,6 +69,30 @@ def backfill_progress(
         return list(cur.fetchall())
 
 
+def live_workers(conn: psycopg.Connection[Any], schema: str) -> dict[tuple[str, str], int]:
+    """Per (migration_id, step_key): claimed ranges whose owner's session is still connected.
+
+    A backfill marked running with none is not being worked on: its process was
+    killed (or lost its connection) and a rerun resumes it. Sessions are matched
+    on pid and backend start, so a reused pid does not count.
+    """
+    found = conn.execute(
+        "SELECT to_regclass(format('%%I.backfill_ranges', %s::text)) IS NOT NULL", [schema]
+    ).fetchone()
+    if not found or not found[0]:
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT r.migration_id, r.step_key, count(*) FILTER (WHERE EXISTS ("
+            "  SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid"
+            "  AND (a.backend_start IS NULL OR r.owner_started IS NULL"
+            "       OR a.backend_start = r.owner_started))) "
+            "FROM {} r WHERE r.status = 'claimed' GROUP BY 1, 2"
+        ).format(table(schema, "backfill_ranges"))
+    ).fetchall()
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
 # -- the operator's switches ----------------------------------------------------------
 
 
