@@ -100,10 +100,14 @@ class PhaseContext:
 
 
 class _StatementBuffer:
-    """The output buffer of an offline Alembic context: each write is one statement."""
+    """The output buffer of an offline Alembic context: each write is one statement.
+
+    When linting (`zdmigrate._lint_render`), a bare COMMIT/BEGIN (what
+    ``autocommit_block()`` writes) is a transaction boundary, not a statement.
+    """
 
     def __init__(self, sink: StepSink) -> None:
-        self._sink = sink
+        self.sink = sink
 
     def write(self, text: str) -> None:
         statement = text.strip()
@@ -112,22 +116,50 @@ class _StatementBuffer:
         if not statement:
             return
         source = caller_source()
+        from zdmigrate import _lint_render
+
+        if _lint_render.active() is not None:
+            word = _lint_render.transaction_word(statement)
+            if word is not None:
+                self.sink(_lint_render.TransactionBoundary(word, source))  # type: ignore[arg-type]
+                return
         for part, line_offset in split_sql(statement):
             where = Source(source.path, source.line + line_offset) if source else None
-            self._sink(SQLStep(part, None, where, needs_autocommit(part)))
+            self.sink(SQLStep(part, None, where, needs_autocommit(part)))
 
     def flush(self) -> None:
         pass
 
 
 def offline_migration_context(sink: StepSink) -> MigrationContext:
-    """An Alembic MigrationContext that renders PostgreSQL SQL into `sink`."""
+    """An Alembic MigrationContext that renders PostgreSQL SQL into `sink`.
+
+    When linting with ``--env``, this is the context the project's env.py
+    configured (offline), now writing into `sink`.
+    """
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    if mode is not None and mode.env_context is not None:
+        context = mode.env_context
+        buffer = context.output_buffer
+        if isinstance(buffer, _StatementBuffer):
+            buffer.sink = sink
+        return context
+    context = MigrationContext.configure(
         dialect_name="postgresql",
         opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
     )
+    if mode is not None:
+        _lint_render.install(context, sink, caller_source)  # type: ignore[arg-type]
+    return context
+
+
+def statement_buffer(sink: StepSink) -> Any:
+    """The output buffer that turns what an offline Alembic context writes into steps for `sink`."""
+    return _StatementBuffer(sink)
 
 
 def caller_source() -> Source | None:
@@ -156,7 +188,13 @@ _LIBRARY_FOLDERS: list[str] = []
 
 
 def _library_folders() -> list[str]:
-    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded."""
+    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded.
+
+    When linting, also installed packages and preloaded plugins (so a plugin op
+    is reported at the revision line that called it).
+    """
+    from zdmigrate import _lint_render
+
     if not _LIBRARY_FOLDERS:
         _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
     for name in ("alembic", "sqlalchemy", "contextlib"):
@@ -168,4 +206,7 @@ def _library_folders() -> list[str]:
                 folder = os.path.abspath(path)
             if folder not in _LIBRARY_FOLDERS:
                 _LIBRARY_FOLDERS.append(folder)
+    mode = _lint_render.active()
+    if mode is not None and mode.library_folders:
+        return _LIBRARY_FOLDERS + [f for f in mode.library_folders if f not in _LIBRARY_FOLDERS]
     return _LIBRARY_FOLDERS
