@@ -75,6 +75,8 @@ class LintRendering:
 
     library_folders: tuple[str, ...] = ()
     env_context: MigrationContext | None = None
+    #: the revision file being rendered: a step is reported at its line that led to it
+    revision: str | None = None
 
 
 _MODE: contextvars.ContextVar[LintRendering | None] = contextvars.ContextVar(

@@ -166,16 +166,27 @@ def caller_source() -> Source | None:
     """The file and line of the nearest caller outside zdmigrate, alembic and sqlalchemy.
 
     That is the line in the migration file (or the user's helper) that asked
-    for the step: what `plan`, the linter and error messages point at.
+    for the step: what `plan`, the linter and error messages point at. When
+    linting a revision, it is the revision's own line that led to the step
+    (through helpers and plugins), where a suppression comment can reach it.
     """
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    revision = mode.revision if mode is not None else None
     frame = sys._getframe(1)
+    nearest: Source | None = None
     while frame is not None:
         raw = frame.f_code.co_filename
         filename = raw if raw.startswith("<") else os.path.abspath(raw)
-        if not _is_library_file(filename):
+        if revision is not None and filename == revision:
             return Source(filename, frame.f_lineno)
+        if nearest is None and not _is_library_file(filename):
+            if revision is None:
+                return Source(filename, frame.f_lineno)
+            nearest = Source(filename, frame.f_lineno)
         frame = frame.f_back  # type: ignore[assignment]
-    return None
+    return nearest
 
 
 def _is_library_file(filename: str) -> bool:

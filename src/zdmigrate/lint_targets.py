@@ -420,7 +420,9 @@ def lint_collected(
                 found.extend(lint_migration(
                     migration, [phase] if phase else None, pg_version=pg_version, config=config,
                     keep_going=True, known_types=known_types, catalog_types=catalog_types))
-    return found
+    from zdmigrate.lint._violation import sort_key
+
+    return sorted(found, key=sort_key)
 
 
 CATALOG_TYPES_SQL = """

@@ -33,7 +33,13 @@ def what_to_do(cause: str) -> str:
             "in the file")
 
 
-def not_linted_message(cause: str) -> str:
+def not_linted_message(cause: str, *, env_py: bool = False) -> str:
+    cause = cause.rstrip(". ")
+    if env_py:
+        return (f"env.py could not run offline: {cause}. The revisions were linted without it "
+                "(plugins it imports are missing). What to do: make env.py's offline branch "
+                "work without the running app, or lint without --env and list plugin modules "
+                f"in [tool.zdmigrate.lint] preload; or disable {REVISION_NOT_LINTED} for this run.")
     return (f"this revision was not linted: {cause}. Nothing in it was checked. "
             f"What to do: {what_to_do(cause)}.")
 

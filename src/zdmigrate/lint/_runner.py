@@ -363,8 +363,11 @@ def lint_migration(
     path = str(migration.path) if getattr(migration, "path", None) else None
     if path and path.endswith(".py"):
         python[path] = _read_python_suppressions(path)
-    mode = _lint_render.active()
-    with _lint_render.lint_rendering(mode or _lint_render.LintRendering()):
+    from dataclasses import replace
+
+    mode = replace(_lint_render.active() or _lint_render.LintRendering(),
+                   revision=path if path and path.endswith(".py") else None)
+    with _lint_render.lint_rendering(mode):
         for phase in WORK_PHASES:
             if phase > max(wanted, default=Phase.EXPAND):
                 break
@@ -407,7 +410,8 @@ def not_linted(run: _Run, exc: Exception, path: str | None,
             suppressions = python[str(where_path)]
         if _suppressed(REVISION_NOT_LINTED, suppressions):
             return
-    run.diagnose(REVISION_NOT_LINTED, not_linted_message(cause), path=where_path,
+    env_py = bool(where_path) and Path(str(where_path)).name == "env.py"
+    run.diagnose(REVISION_NOT_LINTED, not_linted_message(cause, env_py=env_py), path=where_path,
                  line=line or 1, phase=None)
 
 
