@@ -24,7 +24,7 @@ import re
 import sysconfig
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zdmigrate.steps import Source
@@ -77,6 +77,8 @@ class LintRendering:
     env_context: MigrationContext | None = None
     #: the revision file being rendered: a step is reported at its line that led to it
     revision: str | None = None
+    #: what renders of one run share (the offline context), kept across `replace`
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 _MODE: contextvars.ContextVar[LintRendering | None] = contextvars.ContextVar(

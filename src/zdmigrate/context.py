@@ -123,6 +123,10 @@ class _StatementBuffer:
             if word is not None:
                 self.sink(_lint_render.TransactionBoundary(word, source))  # type: ignore[arg-type]
                 return
+            if ";" not in statement:
+                # one statement: the linter parses it and decides autocommit itself
+                self.sink(SQLStep(statement, None, source, False))
+                return
         for part, line_offset in split_sql(statement):
             where = Source(source.path, source.line + line_offset) if source else None
             self.sink(SQLStep(part, None, where, needs_autocommit(part)))
@@ -142,18 +146,23 @@ def offline_migration_context(sink: StepSink) -> MigrationContext:
     from zdmigrate import _lint_render
 
     mode = _lint_render.active()
-    if mode is not None and mode.env_context is not None:
-        context = mode.env_context
-        buffer = context.output_buffer
-        if isinstance(buffer, _StatementBuffer):
-            buffer.sink = sink
-        return context
-    context = MigrationContext.configure(
-        dialect_name="postgresql",
-        opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
-    )
-    if mode is not None:
-        _lint_render.install(context, sink, caller_source)  # type: ignore[arg-type]
+    if mode is None:
+        return MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
+        )
+    # linting: one context for the whole run (env.py's, or our own), writing into `sink`
+    context = mode.env_context or mode.shared.get("context")
+    if context is None:
+        buffer = _StatementBuffer(sink)
+        context = MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
+        )
+        _lint_render.install(context, lambda event: buffer.sink(event), caller_source)
+        mode.shared["context"] = context
+    if isinstance(context.output_buffer, _StatementBuffer):
+        context.output_buffer.sink = sink
     return context
 
 
@@ -174,19 +183,30 @@ def caller_source() -> Source | None:
 
     mode = _lint_render.active()
     revision = mode.revision if mode is not None else None
+    folders = tuple(_library_folders())
     frame = sys._getframe(1)
     nearest: Source | None = None
     while frame is not None:
-        raw = frame.f_code.co_filename
-        filename = raw if raw.startswith("<") else os.path.abspath(raw)
+        filename = _absolute(frame.f_code.co_filename)
         if revision is not None and filename == revision:
             return Source(filename, frame.f_lineno)
-        if nearest is None and not _is_library_file(filename):
+        if nearest is None and not filename.startswith("<") and not filename.startswith(folders):
             if revision is None:
                 return Source(filename, frame.f_lineno)
             nearest = Source(filename, frame.f_lineno)
         frame = frame.f_back  # type: ignore[assignment]
     return nearest
+
+
+_ABSOLUTE: dict[str, str] = {}
+
+
+def _absolute(raw: str) -> str:
+    """os.path.abspath of a code object's file name, remembered (it is asked per frame)."""
+    found = _ABSOLUTE.get(raw)
+    if found is None:
+        found = _ABSOLUTE[raw] = raw if raw.startswith("<") else os.path.abspath(raw)
+    return found
 
 
 def _is_library_file(filename: str) -> bool:
@@ -196,6 +216,7 @@ def _is_library_file(filename: str) -> bool:
 
 
 _LIBRARY_FOLDERS: list[str] = []
+_LIBRARIES_NOT_SEEN = ["alembic", "sqlalchemy", "contextlib"]
 
 
 def _library_folders() -> list[str]:
@@ -208,7 +229,7 @@ def _library_folders() -> list[str]:
 
     if not _LIBRARY_FOLDERS:
         _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
-    for name in ("alembic", "sqlalchemy", "contextlib"):
+    for name in _LIBRARIES_NOT_SEEN[:]:
         module = sys.modules.get(name)
         path = getattr(module, "__file__", None)
         if path:
@@ -217,6 +238,7 @@ def _library_folders() -> list[str]:
                 folder = os.path.abspath(path)
             if folder not in _LIBRARY_FOLDERS:
                 _LIBRARY_FOLDERS.append(folder)
+            _LIBRARIES_NOT_SEEN.remove(name)
     mode = _lint_render.active()
     if mode is not None and mode.library_folders:
         return _LIBRARY_FOLDERS + [f for f in mode.library_folders if f not in _LIBRARY_FOLDERS]

@@ -25,6 +25,7 @@ import ast
 import contextlib
 import glob
 import importlib
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -161,7 +162,14 @@ def read_header(path: Path) -> tuple[str, tuple[str, ...]] | None:
     None when they are not plain literals (then the file must be imported to know).
     """
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        source = path.read_bytes()
+    except OSError:
+        return None
+    quick = _quick_header(source)
+    if quick is not None:
+        return quick
+    try:
+        tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError, OSError):
         return None
     values: dict[str, Any] = {}
@@ -187,6 +195,30 @@ def read_header(path: Path) -> tuple[str, tuple[str, ...]] | None:
     if isinstance(down, (tuple, list)) and all(isinstance(d, str) for d in down):
         return revision, tuple(down)
     return None
+
+
+_HEADER = re.compile(
+    rb"^(revision|down_revision)(?:[ \t]*:[^=\n]*)?[ \t]*=[ \t]*"
+    rb"(None|'[^'\\\n]*'|\"[^\"\\\n]*\")[ \t]*(?:#[^\n]*)?$", re.M)
+
+
+def _quick_header(source: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """The common case, ``revision = "abc"`` and a string or None down_revision, by a regex.
+
+    Anything else (tuples, expressions, a name assigned twice) falls back to ast.
+    """
+    found: dict[bytes, bytes] = {}
+    for m in _HEADER.finditer(source):
+        if m.group(1) in found:
+            return None
+        found[m.group(1)] = m.group(2)
+    if set(found) != {b"revision", b"down_revision"} or found[b"revision"] == b"None":
+        return None
+    revision = found[b"revision"][1:-1].decode("utf-8", "replace")
+    down = found[b"down_revision"]
+    if not revision:
+        return None
+    return revision, () if down == b"None" else (down[1:-1].decode("utf-8", "replace"),)
 
 
 def _ordered(revisions: list[_Revision]) -> list[_Revision]:
@@ -409,13 +441,15 @@ def lint_collected(
 
     found: list[Any] = list(targets.problems)
     known_types: dict[tuple[str, str], Any] = {}
+    shared: dict[str, Any] = {}
     with _stdout_to_stderr():
         for path, text in targets.sql:
             found.extend(lint_sql(text, path=path, phase=phase or Phase.EXPAND,
                                   pg_version=pg_version, config=config))
         for migration in targets.migrations:
             mode = _lint_render.LintRendering(targets.library_folders,
-                                              targets.env_contexts.get(str(migration.path)))
+                                              targets.env_contexts.get(str(migration.path)),
+                                              shared=shared)
             with _lint_render.lint_rendering(mode):
                 found.extend(lint_migration(
                     migration, [phase] if phase else None, pg_version=pg_version, config=config,
