@@ -30,10 +30,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from zdmigrate._alembic_layout import AlembicLayout, layout_at
 from zdmigrate.errors import BadInput, MigrationFileError
+
+if TYPE_CHECKING:
+    from zdmigrate._alembic_layout import AlembicLayout
 
 _GLOB_CHARS = set("*?[")
 
@@ -143,6 +145,8 @@ def _sql_files_at(path: Path) -> list[Path]:
 def _revision_files_at(path: Path) -> list[tuple[Path, AlembicLayout | None]]:
     if path.is_file() and path.suffix == ".py":
         return [(path, None)]
+    from zdmigrate._alembic_layout import layout_at
+
     layout = layout_at(path)
     if layout is None:
         return []

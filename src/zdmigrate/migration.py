@@ -26,14 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
-from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Step
+
+if TYPE_CHECKING:
+    from zdmigrate.ops.base import Operation
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -251,6 +253,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
     has_alembic = "upgrade" in functions
     operations = getattr(module, "operations", None)
     if operations is not None:
+        # imported here: loading plain Alembic revisions (lint) need not pay for every op
+        from zdmigrate.ops.base import Operation
+
         if has_phases or has_alembic:
             raise MigrationFileError(
                 "declares both `operations` and phase functions; use one or the other",
