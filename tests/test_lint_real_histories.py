@@ -326,3 +326,45 @@ def test_drop_function_and_rename_object_agree_with_squawk(tmp_path: Path) -> No
                         if rule in ("drop-function", "rename-object")}
     assert (3, "rename-table") in ours and not any(line == 9 for line, _ in ours)
     assert len(theirs) == 9  # squawk flags every line
+
+
+def test_data_read_warning_is_suppressed_on_the_read_and_diagnostics_can_be_disabled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    write(tmp_path / "v" / "d1_data.py", '''
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = "d1"
+        down_revision = None
+
+
+        def upgrade():
+            conn = op.get_bind()
+            # zdmigrate: ignore[data-dependent-sql] reviewed: the UPDATE is the same for any rows
+            for row in conn.execute(sa.text("SELECT id FROM plans")):
+                op.execute(sa.text("UPDATE plans SET v = 2 WHERE id = :id").bindparams(id=row.id))
+            op.execute("UPDATE plans SET v = 2")
+    ''')
+    write(tmp_path / "v" / "d2_broken.py", '''
+        import sys
+        from alembic import op
+
+        revision = "d2"
+        down_revision = "d1"
+
+
+        def upgrade():
+            op.execute("ALTER TABLE plans DROP COLUMN v")
+            sys.exit("run this with the app's own runner")
+    ''')
+    assert run(["lint", "v", "--format", "json"]) == 1
+    assert sites(capsys.readouterr().out) == [
+        ("d1_data.py", 13, "unbatched-backfill"),
+        ("d2_broken.py", 9, "drop-column"),
+        ("d2_broken.py", 10, "revision-not-linted"),
+    ]
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.zdmigrate.lint]\ndisable = ["revision-not-linted", "unbatched-backfill"]\n')
+    assert run(["lint", "v", "--format", "json"]) == 1
+    assert sites(capsys.readouterr().out) == [("d2_broken.py", 9, "drop-column")]

@@ -165,7 +165,9 @@ class _Run:
         self, suppressions: Iterable[Suppression], *, path: str | None, phase: Phase | None,
         line_of: Any,
     ) -> None:
-        known = all_rules()
+        from zdmigrate.lint._diagnostics import DIAGNOSTICS
+
+        known = {**all_rules(), **DIAGNOSTICS}
         for s in suppressions:
             line = line_of(s)
             unknown = [r for r in s.rules if r not in known]
@@ -376,10 +378,12 @@ def lint_migration(
             items: list[Any] = []
             try:
                 migration.emit(phase, "advance", items.append)
-            except MigrationFileError as exc:
+            except (MigrationFileError, SystemExit) as exc:
                 if not keep_going:
                     raise
                 _lint_phase(run, items, phase, report=phase in wanted, python=python)
+                if isinstance(exc, SystemExit):  # upgrade() called sys.exit()
+                    exc = MigrationFileError(f"rendering it called exit({exc.code})", path=path)
                 not_linted(run, exc, path, python)
                 break
             _lint_phase(run, items, phase, report=phase in wanted, python=python)
