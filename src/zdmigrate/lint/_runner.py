@@ -383,7 +383,8 @@ def lint_migration(
                     raise
                 _lint_phase(run, items, phase, report=phase in wanted, python=python)
                 if isinstance(exc, SystemExit):  # upgrade() called sys.exit()
-                    exc = MigrationFileError(f"rendering it called exit({exc.code})", path=path)
+                    exc = MigrationFileError(f"rendering it called exit({exc.code!r})", path=path,
+                                             line=_last_line_in(exc, path))
                 not_linted(run, exc, path, python)
                 break
             _lint_phase(run, items, phase, report=phase in wanted, python=python)
@@ -417,6 +418,20 @@ def not_linted(run: _Run, exc: Exception, path: str | None,
     env_py = bool(where_path) and Path(str(where_path)).name == "env.py"
     run.diagnose(REVISION_NOT_LINTED, not_linted_message(cause, env_py=env_py), path=where_path,
                  line=line or 1, phase=None)
+
+
+def _last_line_in(exc: BaseException, path: str | None) -> int | None:
+    """The last line of `path` in the traceback of `exc` (where the revision gave up)."""
+    import os
+    import traceback
+
+    if not path:
+        return None
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == os.path.abspath(path):
+            line = frame.lineno
+    return line
 
 
 def lint_unloadable(
