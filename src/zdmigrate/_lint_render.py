@@ -201,7 +201,7 @@ class OfflineBind:
                 bound = statement.bindparams(**params)
             elif isinstance(params, dict) and params and hasattr(statement, "params"):
                 bound = statement.params(params)
-            self._context.impl._exec(bound)
+            self._context.impl.execute(bound)
         return EmptyResult(lambda: self._emit(DataRead(source)))
 
     def exec_driver_sql(self, statement: str, parameters: Any = None, **kwargs: Any) -> EmptyResult:

@@ -280,7 +280,8 @@ def _load_revisions(targets: LintTargets, revisions: list[_Revision], *, since: 
             ordered = _ordered(ordered)
         ordered, found = _after(ordered, since)
     preload: tuple[str, ...] = tuple(getattr(config, "preload", ()) or ())
-    with _project_paths({r.layout for r in ordered if r.layout is not None}), _stdout_to_stderr():
+    _prepend_project_paths({r.layout for r in ordered if r.layout is not None})
+    with _stdout_to_stderr():
         for name in preload:
             _preload(name)
         contexts: dict[AlembicLayout, Any] = {}
@@ -393,8 +394,7 @@ def _run_env(layout: AlembicLayout, targets: LintTargets) -> Any:
     return context
 
 
-@contextlib.contextmanager
-def _project_paths(layouts: set[AlembicLayout]) -> Iterator[None]:
+def _prepend_project_paths(layouts: set[AlembicLayout]) -> None:
     """Alembic's ``prepend_sys_path`` entries on sys.path, as Alembic puts them there.
 
     They stay for the rest of the run: a revision may import lazily, inside upgrade().
@@ -402,7 +402,6 @@ def _project_paths(layouts: set[AlembicLayout]) -> Iterator[None]:
     extra = list(dict.fromkeys(p for layout in layouts for p in layout.sys_paths
                                if p not in sys.path))
     sys.path[:0] = extra
-    yield
 
 
 @contextlib.contextmanager
@@ -410,10 +409,6 @@ def _stdout_to_stderr() -> Iterator[None]:
     """Whatever revisions and env.py print goes to stderr: stdout holds only the report."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
-
-
-def stdout_to_stderr() -> contextlib.AbstractContextManager[None]:
-    return _stdout_to_stderr()
 
 
 def _skip_sql_until(targets: LintTargets, since: str) -> bool:

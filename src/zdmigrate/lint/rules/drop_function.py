@@ -1,4 +1,8 @@
-"""drop-function: DROP FUNCTION/PROCEDURE before contract breaks the app version that calls it."""
+"""drop-function: DROP FUNCTION/PROCEDURE before contract breaks the app version that calls it.
+
+Functions named ``zdm_...`` are zdmigrate's own (the trigger functions of its
+operations, see ops/_names.py): no app calls them, so dropping one is not reported.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ _NOUNS = {"OBJECT_FUNCTION": "FUNCTION", "OBJECT_PROCEDURE": "PROCEDURE",
           "OBJECT_ROUTINE": "ROUTINE", "OBJECT_AGGREGATE": "AGGREGATE"}
 
 
+_OWN_PREFIX = "zdm_"  # zdmigrate's generated names (ops/_names.py)
+
+
 class DropFunction(DropRule):
     id = "drop-function"
     summary = "DROP FUNCTION, PROCEDURE, ROUTINE or AGGREGATE outside the contract phase"
@@ -29,7 +36,8 @@ class DropFunction(DropRule):
     remove_types = tuple(_NOUNS)
     noun = "FUNCTION"
     bad = (Example("DROP FUNCTION order_total(bigint);"),)
-    good = (Example("DROP FUNCTION order_total(bigint);", phase=Phase.CONTRACT),)
+    good = (Example("DROP FUNCTION order_total(bigint);", phase=Phase.CONTRACT),
+            Example("DROP FUNCTION IF EXISTS zdm_0012_prices_check();"))
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         node = stmt.node
@@ -38,5 +46,8 @@ class DropFunction(DropRule):
             return
         for obj in node.get("objects") or ():
             with_args = obj.get("ObjectWithArgs") or {}
-            name = ".".join(n.strings(with_args.get("objname")))
+            names = n.strings(with_args.get("objname"))
+            if names and names[-1].startswith(_OWN_PREFIX):
+                continue
+            name = ".".join(names)
             yield Finding(f"DROP {noun} {name} outside contract")
