@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from zdmigrate import commands
+from zdmigrate import engine
 from zdmigrate.cli import run
 from zdmigrate.config import Settings
 from zdmigrate.lint import lint_sql
@@ -290,10 +290,10 @@ def test_live_catalog_types_tell_a_widening_from_a_rewrite(
             op.alter_column("members", "code", type_=sa.String(80))
             op.alter_column("members", "n", type_=sa.BigInteger())
     ''')
-    offline = commands.lint(Settings.load({}), ["v"], pg_version=15)
+    offline = engine.lint(Settings.load({}), ["v"], pg_version=15)
     assert [(v.line, v.rule) for v in offline.violations] == [
         (9, "change-column-type"), (10, "change-column-type")]
-    live = commands.lint(Settings.load({"database_url": db_url}), ["v"])
+    live = engine.lint(Settings.load({"database_url": db_url}), ["v"])
     assert [(v.line, v.rule) for v in live.violations] == [(10, "change-column-type")]
     assert "from int4" in live.violations[0].message
 
