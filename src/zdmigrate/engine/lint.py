@@ -95,4 +95,4 @@ def _server_facts(settings: Settings) -> tuple[int | None, dict[tuple[str, str],
     from zdmigrate.lint_targets import catalog_column_types
 
     with db.connect(settings, application_name="zdmigrate lint") as conn:
-        return int(conn.info.server_version) // 10000, catalog_column_types(conn)
+        return db.server_major(conn), catalog_column_types(conn)
