@@ -363,7 +363,8 @@ def _run_env(layout: AlembicLayout, targets: LintTargets) -> Any:
     from alembic.script import ScriptDirectory
 
     from zdmigrate import _lint_render
-    from zdmigrate.context import caller_source, statement_buffer
+    from zdmigrate.context import statement_buffer
+    from zdmigrate.steps import caller_source
 
     env_py = layout.env_py
     assert env_py is not None
