@@ -487,11 +487,13 @@ def gate(app: str, version: str, new_app: bool, **kwargs: Any) -> int:
 @click.option("--since", metavar="REVISION", shell_complete=_complete_migration,
               help="Skip migrations up to and including REVISION (grandfathered history).")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--env", "use_env", is_flag=True,
+              help="Run each Alembic project's env.py offline first, as `alembic upgrade --sql` does.")
 @click.option("--list-rules", is_flag=True, help="List every rule and exit.")
 @click.option("--explain", metavar="RULE", shell_complete=_complete_rule, help="Explain one rule (what, why, safe way, examples).")
 @global_options(("database_url", "migrations"), formats=LINT_FORMATS)
 def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, since: str | None,
-         strict: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
+         strict: bool, use_env: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
     """Lint migrations, .sql files, Alembic revisions/projects, globs or stdin (-); offline.
 
     Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
@@ -504,7 +506,8 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
     if list_rules or explain:
         print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
         return EXIT_OK
-    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
+    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since,
+                         env=use_env)
     for note in result.notes:
         output.log_line(note)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -26,16 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
-from zdmigrate.ops import _version_schema as version_schema
-from zdmigrate.ops._names import retagged
-from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Source, SQLStep, Step
+
+if TYPE_CHECKING:
+    from zdmigrate.ops.base import Operation
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -108,6 +108,8 @@ class Migration:
         the engine and `render` turn that into a MigrationFileError.
         """
         if self.kind == "operations":
+            from zdmigrate.ops._names import retagged  # loaded already: operations exist
+
             ops = self.operations if direction == "advance" else list(reversed(self.operations))
             for op in ops:
                 produced = (
@@ -121,6 +123,8 @@ class Migration:
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
             if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:
+                from zdmigrate.ops import _version_schema as version_schema
+
                 sink(version_schema.comment_step(self.id, self.reads_new_names_from()))
             return
         if self.kind == "alembic":
@@ -323,6 +327,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
     has_alembic = "upgrade" in functions
     operations = getattr(module, "operations", None)
     if operations is not None:
+        # imported here: loading plain Alembic revisions (lint) need not pay for every op
+        from zdmigrate.ops.base import Operation
+
         if has_phases or has_alembic:
             raise MigrationFileError(
                 "declares both `operations` and phase functions; use one or the other",
