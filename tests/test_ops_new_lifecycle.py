@@ -209,6 +209,8 @@ PEOPLE = """
 CREATE TABLE people (id int PRIMARY KEY, name varchar(20) NOT NULL, bio varchar(50),
                      balance numeric(8,2), phone text NOT NULL, ip cidr);
 COMMENT ON COLUMN people.name IS 'old comment';
+ALTER TABLE people ADD CONSTRAINT people_name_filled CHECK (length(name) > 0);
+ALTER TABLE people ADD CONSTRAINT people_bio_short CHECK (length(bio) < 1000) NOT VALID;
 CREATE INDEX people_name_idx ON people (name);
 INSERT INTO people SELECT g, 'p' || g, 'bio', g * 1.5, '0' || g, '10.0.0.0/8'
 FROM generate_series(1, 5) g;
@@ -248,6 +250,12 @@ def people_clients(conn: Conn, phase: Phase) -> None:
     assert cols["ip"][0] == "inet"
     assert cols["phone"][1] is (phase < Phase.CONTRACT)
     assert one(conn, "SELECT relreplident FROM pg_class WHERE oid = 'people'::regclass") == "f"
+    # the checks on widened columns are back, as valid as they were
+    assert dict(conn.execute("SELECT conname, convalidated FROM pg_constraint "
+                             "WHERE conrelid = 'people'::regclass AND contype = 'c'").fetchall()) == {
+        "people_name_filled": True, "people_bio_short": False}
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("INSERT INTO people (id, name, phone) VALUES (%s, '', 'p')", [-k])
     comments = dict(conn.execute(
         "SELECT objsubid, description FROM pg_description WHERE objoid = 'people'::regclass"
     ).fetchall())

@@ -13,6 +13,11 @@ a brief ACCESS EXCLUSIVE lock). The step checks the catalog when it runs and
 refuses anything else, so it never rewrites by surprise; for any other change
 use ChangeColumnType.
 
+A CHECK constraint on the column would make PostgreSQL re-check every row while
+it holds ACCESS EXCLUSIVE. So, in the same transaction as the type change, each
+such check is dropped and added again NOT VALID (it still binds every write),
+and a next step validates it again, a scan that lets reads and writes go on.
+
 Warning: rolling back expand narrows the column again, which PostgreSQL does by
 checking every row under ACCESS EXCLUSIVE (a rewrite for some types), and fails
 if a new app version wrote a wider value meanwhile.
@@ -94,10 +99,13 @@ class WidenColumnType(Operation):
                 "use ChangeColumnType")
         self.condition = condition
 
-    def _attribute(self) -> str:
-        return (f"FROM pg_catalog.pg_attribute a WHERE a.attrelid = "
-                f"{render(sql.Literal(render(self.table.ident)))}::regclass "
+    def _is_column(self) -> str:
+        """SQL boolean: pg_attribute ``a`` is this column."""
+        return (f"a.attrelid = {render(sql.Literal(render(self.table.ident)))}::regclass "
                 f"AND a.attname = {render(sql.Literal(self.column))}")
+
+    def _attribute(self) -> str:
+        return f"FROM pg_catalog.pg_attribute a WHERE {self._is_column()}"
 
     def _memo(self, migration_id: str) -> QualifiedName:
         return self.table.sibling(generated_name(migration_id, "widen", self.column, "memo"))
@@ -106,22 +114,74 @@ class WidenColumnType(Operation):
         return sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE ").format(
             self.table.ident, sql.Identifier(self.column))
 
+    def _checks(self) -> str:
+        """The CHECK constraints on the column: name, definition, validated."""
+        return (
+            "SELECT k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated "
+            "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_attribute a "
+            "ON a.attrelid = k.conrelid AND a.attnum = ANY(k.conkey) "
+            f"WHERE k.contype = 'c' AND {self._is_column()}"
+        )
+
+    def _widen(self) -> SQLStep:
+        """Guard, drop the column's checks, change the type, add the checks again NOT VALID."""
+        problem = render(sql.Literal(
+            f"{self.table}.{self.column} no longer widens to {self.new_type} in place"))
+        table = render(sql.Literal(render(self.table.ident)))
+        lines = [
+            f"DO {_TAG}",
+            "DECLARE",
+            "  c record;",
+            "  defs text[] := '{}';",
+            "BEGIN",
+            f"  IF NOT EXISTS (SELECT 1 {self._attribute()} AND {self.condition}) THEN",
+            f"    RAISE EXCEPTION {problem};",
+            "  END IF;",
+            f"  FOR c IN {self._checks()} LOOP",
+            f"    EXECUTE 'ALTER TABLE ' || {table} || ' DROP CONSTRAINT ' || quote_ident(c.conname);",
+            "    defs := defs || ('ADD CONSTRAINT ' || quote_ident(c.conname) || ' '",
+            "      || regexp_replace(c.def, ' NOT VALID$', '') || ' NOT VALID');",
+            "  END LOOP;",
+            f"  {render(self._alter())}{self.new_type};",
+            "  FOR i IN 1 .. coalesce(array_length(defs, 1), 0) LOOP",
+            f"    EXECUTE 'ALTER TABLE ' || {table} || ' ' || defs[i];",
+            "  END LOOP;",
+            "END",
+            _TAG,
+        ]
+        return SQLStep("\n".join(lines), description=(
+            f"widen {self.table}.{self.column} to {self.new_type}, no rewrite "
+            "(its checks dropped and added again NOT VALID, in the same transaction)"))
+
+    def _validate(self, memo: QualifiedName) -> SQLStep:
+        table = render(sql.Literal(render(self.table.ident)))
+        lines = [
+            f"DO {_TAG}",
+            "DECLARE",
+            "  name text;",
+            "BEGIN",
+            f"  FOR name IN SELECT jsonb_array_elements_text({_memo.function(memo)}() -> 'validate')"
+            " LOOP",
+            f"    EXECUTE 'ALTER TABLE ' || {table} || ' VALIDATE CONSTRAINT ' || quote_ident(name);",
+            "  END LOOP;",
+            "END",
+            _TAG,
+        ]
+        return SQLStep("\n".join(lines),
+                       description=f"validate the checks of {self.table}.{self.column} again")
+
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        memo = self._memo(migration_id)
         if phase is Phase.EXPAND:
-            problem = render(sql.Literal(
-                f"{self.table}.{self.column} no longer widens to {self.new_type} in place"))
-            return [
-                _memo.save_step(self._memo(migration_id), "jsonb_build_object('type', "
-                                f"(SELECT format_type(a.atttypid, a.atttypmod) {self._attribute()}))"),
-                SQLStep(
-                    f"DO {_TAG}\nBEGIN\n  IF NOT EXISTS (SELECT 1 {self._attribute()} AND "
-                    f"{self.condition}) THEN\n    RAISE EXCEPTION {problem};\n  END IF;\n"
-                    f"  {render(self._alter())}{self.new_type};\nEND\n{_TAG}",
-                    description=f"widen {self.table}.{self.column} to {self.new_type}, no rewrite",
-                ),
-            ]
+            saved = (
+                "jsonb_build_object('type', "
+                f"(SELECT format_type(a.atttypid, a.atttypmod) {self._attribute()}), "
+                f"'validate', (SELECT coalesce(jsonb_agg(c.conname), '[]') FROM ({self._checks()}) c "
+                "WHERE c.convalidated))"
+            )
+            return [_memo.save_step(memo, saved), self._widen(), self._validate(memo)]
         if phase is Phase.CONTRACT:
-            return [_memo.drop_step(self._memo(migration_id))]
+            return [_memo.drop_step(memo)]
         return []
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
