@@ -418,3 +418,57 @@ def test_fix_for_foreign_key_and_unique_lifecycle(tmp_path: Path, db_url: str, d
 def test_fix_for_foreign_key_and_unique_rollback(tmp_path: Path, db_url: str, dsn: str) -> None:
     setup(dsn, ACCOUNTS)
     rollbacks(tmp_path, db_url, dsn, FIX_OPS, FIX_OLD)
+
+
+# -- ChangeColumnType without new_name: the column keeps its name, swapped at contract --
+
+METRICS = """
+CREATE TABLE metrics (id int PRIMARY KEY, hits int NOT NULL DEFAULT 0, label text);
+CREATE INDEX metrics_hits_idx ON metrics (hits);
+INSERT INTO metrics SELECT g, g * 10, 'm' FROM generate_series(1, 20) g;
+"""
+KEEP_NAME_OPS = '[ops.ChangeColumnType("metrics", "hits", "bigint", up="hits::bigint")]'
+# both versions write `hits`, before and after the swap
+KEEP_NAME_OLD = ["INSERT INTO metrics (id, hits) VALUES (%(k)s, %(v)s)",
+                 "UPDATE metrics SET hits = hits + 1 WHERE id = 1"]
+KEEP_NAME_NEW = ["INSERT INTO metrics (id, label) VALUES (%(k)s, 'new')",
+                 "UPDATE metrics SET hits = %(v)s WHERE id = 2"]
+
+
+def keep_name_clients(conn: Conn, phase: Phase) -> None:
+    k = next(KEYS)
+    cols = columns(conn, "metrics")
+    if phase < Phase.CONTRACT:
+        assert cols["hits"] == ("integer", True, "0")
+        assert cols["zdm_new_hits"][0] == "bigint"
+        conn.execute("INSERT INTO metrics (id, hits) VALUES (%s, 7)", [k])
+        assert one(conn, "SELECT zdm_new_hits FROM metrics WHERE id = %s", [k]) == 7
+    if Phase.BACKFILL <= phase < Phase.CONTRACT:
+        assert one(conn, "SELECT count(*) FROM metrics "
+                         "WHERE zdm_new_hits IS DISTINCT FROM hits") == 0
+    if phase is Phase.CONTRACT:
+        assert set(cols) == {"id", "hits", "label"}
+        assert cols["hits"] == ("bigint", True, "(0)::bigint")
+        conn.execute("INSERT INTO metrics (id, hits) VALUES (%s, 5000000000)", [k])
+        conn.execute("INSERT INTO metrics (id) VALUES (%s)", [-k])
+        assert one(conn, "SELECT hits FROM metrics WHERE id = %s", [-k]) == 0
+        assert one(conn, "SELECT pg_get_indexdef('metrics_hits_idx'::regclass)").endswith(
+            "USING btree (hits)")
+        assert zdm_leftovers(conn) == []
+
+
+def test_change_column_type_keeping_the_name_lifecycle(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, METRICS)
+    lifecycle_under_writers(tmp_path, db_url, dsn, KEEP_NAME_OPS, KEEP_NAME_OLD, KEEP_NAME_NEW,
+                            keep_name_clients)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # no row lost its value in the swap
+        assert one(conn, "SELECT hits FROM metrics WHERE id = 20") == 200
+
+
+def test_change_column_type_keeping_the_name_rollback(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    setup(dsn, METRICS)
+    rollbacks(tmp_path, db_url, dsn, KEEP_NAME_OPS, KEEP_NAME_OLD, keep_name_clients)

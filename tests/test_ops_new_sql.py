@@ -118,6 +118,25 @@ def test_drop_not_null_with_down_keeps_not_null_until_contract() -> None:
     assert [s.split(" ")[0] for s in got["rollback expand"]] == ["DROP", "DROP"]
 
 
+def test_change_column_type_keeping_the_name_swaps_in_one_transaction() -> None:
+    got = plan(ops.ChangeColumnType("events", "hits", "bigint", up="hits::bigint"))
+    assert got["expand"][0] == 'ALTER TABLE "public"."events" ADD COLUMN "zdm_new_hits" bigint'
+    assert 'NEW."zdm_new_hits" := (CAST(new.hits AS bigint));\n  RETURN NEW;' in got["expand"][1]
+    assert got["backfill"] == [
+        "BACKFILL public.events SET {'zdm_new_hits': 'hits::bigint'} "
+        'WHERE "zdm_new_hits" IS DISTINCT FROM (hits::bigint) '
+        'VERIFY "zdm_new_hits" IS DISTINCT FROM (hits::bigint)']
+    swap = ('DROP TRIGGER IF EXISTS "zdm_0007_test_retype_hits" ON "public"."events"; '
+            'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_retype_hits"(); '
+            'ALTER TABLE "public"."events" DROP COLUMN "hits"; '
+            'ALTER TABLE "public"."events" RENAME COLUMN "zdm_new_hits" TO "hits"')
+    contract = got["contract"]
+    assert swap in contract
+    # nothing between the trigger's drop and the swap: old writes are never lost
+    assert not any(s.startswith("DROP TRIGGER") for s in contract if s != swap)
+    assert not any("DROP NOT NULL" in s for s in contract)
+
+
 def test_new_operations_are_registered_and_exported() -> None:
     for name in ("drop_constraint", "rename_constraint", "set_comment", "set_replica_identity",
                  "widen_column_type"):
@@ -139,6 +158,7 @@ def test_new_operations_are_registered_and_exported() -> None:
     (lambda: ops.CreateIndex("i", "t", ["a"], nulls_not_distinct=True), "needs unique=True"),
     (lambda: ops.AddForeignKey("t", "a", "u", "id", fix={}), "fix must map column names"),
     (lambda: ops.AddUnique("t", "a", fix={"a": "lower("}), "not a valid SQL expression"),
+    (lambda: ops.ChangeColumnType("t", "a", "int", new_name="b", up="a"), "`down` must convert"),
 ])
 def test_bad_arguments_are_rejected_with_exit_2(make: object, message: str) -> None:
     with pytest.raises(OperationInvalid, match=message) as info:
