@@ -164,3 +164,25 @@ def test_bad_arguments_are_rejected_with_exit_2(make: object, message: str) -> N
     with pytest.raises(OperationInvalid, match=message) as info:
         make()  # type: ignore[operator]
     assert info.value.exit_code == 2
+
+
+def test_plan_shows_the_new_operations_of_the_example(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import EXAMPLE
+    from zdmigrate import cli
+
+    monkeypatch.delenv("ZDMIGRATE_DATABASE_URL", raising=False)
+    code = cli.run(["--migrations", str(EXAMPLE), "plan", "0021_catalog_metadata"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "COMMENT ON TABLE \"public\".\"products\" IS 'What the shop sells';" in out
+    assert 'ALTER TABLE "public"."products" ALTER COLUMN "price" TYPE numeric(14,2);' in out
+    assert '("sku" "text_pattern_ops") WITH (fillfactor = 90);' in out
+    assert 'ALTER TABLE "public"."orders" REPLICA IDENTITY FULL;' in out
+    code = cli.run(["--migrations", str(EXAMPLE), "plan", "0022_order_items_cascade"])
+    out = capsys.readouterr().out
+    assert code == 0
+    contract = out.split("-- contract:", 1)[1]
+    assert 'DROP CONSTRAINT IF EXISTS "order_items_order_id_fkey";' in contract
+    assert 'RENAME CONSTRAINT "products_sku_key" TO "products_sku_unique";' in contract
