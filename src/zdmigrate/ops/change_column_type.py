@@ -16,7 +16,7 @@ transaction: drop the trigger, drop the old column, rename the shadow. Use it
 when every app version works with either type (int to bigint, a numeric of
 another scale); the new type shows from contract on.
 
-    ops.ChangeColumnType("events", "id", "bigint", up="id::bigint")
+    ops.ChangeColumnType("metrics", "hits", "bigint", up="hits::bigint")
 """
 
 from __future__ import annotations
