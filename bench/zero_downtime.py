@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from alembic.operations import Operations  # noqa: E402
 from alembic.runtime.migration import MigrationContext  # noqa: E402
 
-from zdmigrate import commands, engine  # noqa: E402
+from zdmigrate import engine  # noqa: E402
 from zdmigrate import gate as gate_module  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
 from zdmigrate.demo.database import demo_database  # noqa: E402
@@ -173,7 +173,7 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace,
             if name == "zdmigrate":
                 def contract() -> None:
                     fleet.wait_disconnected(OLD)
-                    commands.fleet_retire(settings, app=APP, version=OLD)
+                    engine.fleet_retire(settings, app=APP, version=OLD)
                     engine.advance(settings, RENAME, to="contract")
 
                 timed("fleet retire + phase advance --to contract", contract)

@@ -58,6 +58,6 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
 
 def declare_deployed(settings: Settings, app: str = "shop", version: str = "2.0") -> None:
     """Tell zdmigrate that `version` of `app` is what runs now, as a deploy system would."""
-    from zdmigrate import commands
+    from zdmigrate import engine
 
-    commands.fleet_declare(settings, app=app, version=version, instances=1)
+    engine.fleet_declare(settings, app=app, version=version, instances=1)

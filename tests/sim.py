@@ -517,9 +517,9 @@ class Pipeline:
         self.log: list[str] = []
 
     def gate(self, version: str) -> bool:
-        from zdmigrate import commands
+        from zdmigrate import gate
 
-        return commands.gate(self.settings, app="shop", version=version).allowed
+        return gate.run_gate(self.settings, app="shop", version=version).allowed
 
     def advance(self, to: Phase) -> None:
         from zdmigrate import engine
@@ -552,12 +552,12 @@ class Pipeline:
 
     def retire(self, version: str) -> None:
         """After the deploy tool saw the old version's last instance terminate."""
-        from zdmigrate import commands
+        from zdmigrate import engine
 
         wait_until(lambda: not scalar(
             self.dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
             [f"shop@{version}"]), what=f"shop@{version} sessions to end")
-        commands.fleet_retire(self.settings, app="shop", version=version)
+        engine.fleet_retire(self.settings, app="shop", version=version)
 
     def live_versions(self) -> set[str]:
         from zdmigrate import fleet

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from zdmigrate import cli, commands
+from zdmigrate import cli, engine
 from zdmigrate.config import Settings
 
 MIGRATION = '''
@@ -52,7 +52,7 @@ def test_backfill_command_runs_to_the_end_with_json_progress(
     project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(database_url=db_url, migrations=project)
-    commands.advance(settings, to="dual-write")
+    engine.advance(settings, to="dual-write")
     code = cli.run(
         ["backfill", *base_args(db_url, project), "--format", "json", "--workers", "2",
          "--max-replication-lag", "0"]
@@ -78,7 +78,7 @@ def test_backfill_command_runs_to_the_end_with_json_progress(
         "users", "done", 1000)
 
     # the phase advance finds the backfill done and does not redo it
-    commands.advance(settings, to="backfill")
+    engine.advance(settings, to="backfill")
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT sum(batches) FROM zdmigrate.backfill_ranges").fetchone()
     assert row is not None and 0 < row[0] <= 12
@@ -87,7 +87,7 @@ def test_backfill_command_runs_to_the_end_with_json_progress(
 def test_backfill_before_dual_write_is_refused(
     project: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    commands.advance(Settings(database_url=db_url, migrations=project), to="expand")
+    engine.advance(Settings(database_url=db_url, migrations=project), to="expand")
     code = cli.run(["backfill", "0001", *base_args(db_url, project)])
     err = capsys.readouterr().err
     assert code == 1
@@ -98,7 +98,7 @@ def test_backfill_before_dual_write_is_refused(
 def test_pause_and_resume_switch(
     project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    commands.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
+    engine.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
     assert cli.run(["backfill", "0001", "--pause", *base_args(db_url, project)]) == 0
     assert "0001_email_lower: paused 1 backfill(s)" in capsys.readouterr().out
     with psycopg.connect(dsn) as conn:
@@ -111,7 +111,7 @@ def test_pause_and_resume_switch(
 def test_bad_backfill_option_is_exit_2(
     project: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    commands.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
+    engine.advance(Settings(database_url=db_url, migrations=project), to="dual-write")
     code = cli.run(["backfill", *base_args(db_url, project), "--max-replication-lag", "soon"])
     assert code == 2
     assert "--max-replication-lag: 'soon' is not a duration" in capsys.readouterr().err
@@ -121,7 +121,7 @@ def test_switch_read_gate_refuses_while_a_row_disagrees(
     project: Path, db_url: str, dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(database_url=db_url, migrations=project)
-    commands.advance(settings, to="backfill")
+    engine.advance(settings, to="backfill")
     with psycopg.connect(dsn, autocommit=True) as conn:
         # an app version that does not dual-write changed these after the backfill
         conn.execute("UPDATE users SET email = 'NEW' || email WHERE id IN (7, 500)")

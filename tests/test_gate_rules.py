@@ -9,7 +9,8 @@ from packaging.version import Version
 
 from zdmigrate.compat import parse_compat
 from zdmigrate.errors import BadInput
-from zdmigrate.gate import GateMigration, decide, deploy_blockers, render
+from zdmigrate.gate import GateMigration, decide, deploy_blockers
+from zdmigrate.output import render_gate as render
 from zdmigrate.phases import Phase
 
 COMPAT = parse_compat(

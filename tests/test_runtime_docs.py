@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.test_runtime import wait_until
-from zdmigrate import commands
+from zdmigrate import engine
 from zdmigrate.config import Settings
 from zdmigrate.errors import PhaseRefused
 
@@ -80,23 +80,23 @@ def test_the_rename_in_three_deploys(tmp_path, db_url, dsn, monkeypatch):
         (tmp_path / name).write_text(files[name])
     settings = Settings(database_url=db_url, migrations=migrations)
     app_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    commands.init(settings)
-    commands.advance(settings, "0001_create_users", to="contract")
+    engine.init(settings)
+    engine.advance(settings, "0001_create_users", to="contract")
 
     # deploy 1: 1.4 with heartbeats
     v14 = load(tmp_path / "shop_1_4.py", app_url, monkeypatch)
     ann = request(v14.app, "POST", "/users", "name=Ann")["id"]
     assert request(v14.app, "GET", f"/users/{ann}") == {"name": "Ann"}
-    commands.advance(settings, M, to="expand")
+    engine.advance(settings, M, to="expand")
     with pytest.raises(PhaseRefused) as refused:  # 1.4 does not write both shapes
-        commands.advance(settings, M, to="backfill")
+        engine.advance(settings, M, to="backfill")
     assert "1.4" in str(refused.value)
 
     # deploy 2: 1.5 writes both shapes; 1.4 goes away
     v15 = load(tmp_path / "shop_1_5.py", app_url, monkeypatch)
     bob = request(v15.app, "POST", "/users", "name=Bob")["id"]
     undeploy(v14)
-    commands.advance(settings, M, to="switch-read")
+    engine.advance(settings, M, to="switch-read")
     assert wait_until(lambda: v15.rename.read_column("name") == "full_name", timeout=2.0)
     assert request(v15.app, "GET", f"/users/{ann}") == {"name": "Ann"}  # backfilled
     assert request(v15.app, "GET", f"/users/{bob}") == {"name": "Bob"}  # dual-written
@@ -106,9 +106,9 @@ def test_the_rename_in_three_deploys(tmp_path, db_url, dsn, monkeypatch):
     cy = request(v20.app, "POST", "/users", "name=Cy")["id"]
     assert request(v15.app, "GET", f"/users/{cy}") == {"name": "Cy"}
     with pytest.raises(PhaseRefused):  # 1.5 still live
-        commands.advance(settings, M, to="contract")
+        engine.advance(settings, M, to="contract")
     undeploy(v15)
-    commands.advance(settings, M, to="contract")
+    engine.advance(settings, M, to="contract")
     assert [request(v20.app, "GET", f"/users/{i}")["name"] for i in (ann, bob, cy)] == [
         "Ann", "Bob", "Cy"]
     with psycopg.connect(dsn) as conn:

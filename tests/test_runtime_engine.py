@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.test_runtime import runtime_factory, wait_until
-from zdmigrate import commands
+from zdmigrate import engine
 from zdmigrate.cli import run as cli_run
 from zdmigrate.config import Settings
 from zdmigrate.errors import PhaseRefused
@@ -58,24 +58,24 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 def test_phase_advance_is_seen_by_a_running_runtime_within_two_seconds(
     settings, dsn, runtime_factory
 ):
-    commands.init(settings)
-    commands.advance(settings, "0001_users", to="contract")
+    engine.init(settings)
+    engine.advance(settings, "0001_users", to="contract")
     rt = runtime_factory(version="1.5", poll_interval=3600)  # NOTIFY only
     dw = rt.dual_write(M, {"name": "full_name"})
     assert rt.phase(M) is Phase.PENDING
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO users (name) VALUES ('before')")
 
-    commands.advance(settings, M, to="expand")
+    engine.advance(settings, M, to="expand")
     assert wait_until(lambda: rt.phase(M) is Phase.EXPAND, timeout=2.0)
     with psycopg.connect(dsn) as conn:
         values = dw.write({"name": "during"})
         conn.execute("INSERT INTO users (name, full_name) VALUES (%(name)s, %(full_name)s)", values)
 
     # backfill needs a dual-writing version live: the runtime's heartbeat is that proof
-    commands.advance(settings, M, to="backfill")
+    engine.advance(settings, M, to="backfill")
     assert wait_until(lambda: rt.phase(M) is Phase.BACKFILL, timeout=2.0)
-    commands.advance(settings, M, to="switch-read")
+    engine.advance(settings, M, to="switch-read")
     assert wait_until(lambda: dw.read_column("name") == "full_name", timeout=2.0)
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT full_name FROM users ORDER BY id").fetchall()
@@ -83,9 +83,9 @@ def test_phase_advance_is_seen_by_a_running_runtime_within_two_seconds(
 
 
 def _to_backfill(settings: Settings, runtime_factory):
-    commands.advance(settings, "0001_users", to="contract")
+    engine.advance(settings, "0001_users", to="contract")
     rt = runtime_factory(version="1.5", heartbeat_interval=0.1)
-    commands.advance(settings, M, to="backfill")
+    engine.advance(settings, M, to="backfill")
     assert wait_until(lambda: rt.phase(M) is Phase.BACKFILL)
     return rt
 
@@ -99,7 +99,7 @@ def test_status_shows_the_shadow_read_counts_of_live_instances(settings, runtime
         dw.compare(row)
 
     def counts():
-        status = {s.id: s for s in commands.status(settings)}[M]
+        status = {s.id: s for s in engine.status(settings)}[M]
         return status.shadow_reads or {}
 
     assert wait_until(lambda: counts().get("compared") == 3)
@@ -115,7 +115,7 @@ def test_status_shows_the_shadow_read_counts_of_live_instances(settings, runtime
 def test_switch_read_check_is_off_by_default(settings, runtime_factory):
     _to_backfill(settings, runtime_factory)
     assert settings.shadow_read_window == 0
-    commands.advance(settings, M, to="switch-read")  # no shadow reads at all: not asked for
+    engine.advance(settings, M, to="switch-read")  # no shadow reads at all: not asked for
 
 
 def test_switch_read_check_needs_clean_shadow_reads_over_the_window(settings, runtime_factory):
@@ -125,7 +125,7 @@ def test_switch_read_check_needs_clean_shadow_reads_over_the_window(settings, ru
 
     def refusal() -> str:
         with pytest.raises(PhaseRefused) as info:
-            commands.advance(strict, M, to="switch-read")
+            engine.advance(strict, M, to="switch-read")
         assert [b.check for b in info.value.blockers] == ["shadow-reads"]
         return info.value.blockers[0].message
 
@@ -143,7 +143,7 @@ def test_switch_read_check_needs_clean_shadow_reads_over_the_window(settings, ru
     def advanced() -> bool:
         fresh_dw.compare({"name": "x", "full_name": "x"})
         try:
-            commands.advance(strict, M, to="switch-read")
+            engine.advance(strict, M, to="switch-read")
         except PhaseRefused:
             return False
         return True

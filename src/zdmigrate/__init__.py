@@ -1,8 +1,8 @@
 """zdmigrate: zero-downtime PostgreSQL schema changes by expand and contract.
 
     from zdmigrate import Phase, Settings, load_migrations
-    from zdmigrate import commands
-    commands.advance(Settings.load({"database_url": url}))
+    from zdmigrate import engine
+    engine.advance(Settings.load({"database_url": url}))
 
 Application code imports `zdmigrate.runtime` instead: it stays light.
 """

@@ -1,7 +1,7 @@
 """A module imported on first attribute access, so light commands stay light.
 
 `zdmigrate lint x.sql` must not import SQLAlchemy, Alembic or psycopg; the CLI
-and commands modules reach engine, fleet and gate through `lazy_module` (with
+reaches the engine and the gate through `lazy_module` (with
 real imports under TYPE_CHECKING, so types are still checked).
 """
 

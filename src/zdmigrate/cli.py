@@ -1,4 +1,6 @@
-"""The `zdmigrate` command line: parses arguments, calls `commands`, maps errors to exit codes.
+"""The `zdmigrate` command line: parses arguments, calls `engine`, renders with `output`.
+
+Errors map to the exit codes of the CLI contract.
 
 Global options (`--database-url`, `--migrations`, `--format`, ...) are accepted
 before the command and after it: ``zdmigrate --format json status`` and
@@ -8,7 +10,6 @@ before the command and after it: ``zdmigrate --format json status`` and
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import traceback
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from zdmigrate import _output
+from zdmigrate import output
 from zdmigrate._lazy import lazy_module
 from zdmigrate.config import Settings
 from zdmigrate.errors import (
@@ -31,12 +32,10 @@ from zdmigrate.errors import (
 )
 
 if TYPE_CHECKING:
-    from zdmigrate import commands
-    from zdmigrate import fleet as fleet_module
+    from zdmigrate import engine
     from zdmigrate import gate as gate_module
 else:  # imported on first use: `zdmigrate lint` must not load the engine's drivers
-    commands = lazy_module("zdmigrate.commands")
-    fleet_module = lazy_module("zdmigrate.fleet")
+    engine = lazy_module("zdmigrate.engine")
     gate_module = lazy_module("zdmigrate.gate")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,7 +93,21 @@ def formats(output_format: str, allowed: tuple[str, ...] = ("text", "json")) -> 
 
 
 def _log_for(output_format: str) -> Callable[[str], None]:
-    return _output.log_line
+    return output.log_line
+
+
+def override_reason(override_fleet_check: bool, reason: str | None) -> str | None:
+    """The reason for `--override-fleet-check`: both or neither must be given."""
+    if reason is not None and not override_fleet_check:
+        raise BadInput("--reason is only for --override-fleet-check")
+    if not override_fleet_check:
+        return None
+    if reason is None or not reason.strip():
+        raise BadInput(
+            "--override-fleet-check needs --reason \"...\": the phase log records why",
+            hint='e.g. --override-fleet-check --reason "shop is not deployed in this region"',
+        )
+    return reason.strip()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,17 +126,8 @@ def cli(ctx: click.Context, /, **kwargs: Any) -> None:
 def init(**kwargs: Any) -> None:
     """Create the migrations directory and zdmigrate's state schema (safe to repeat)."""
     settings, fmt = settings_from(kwargs)
-    result = commands.init(settings)
-    if formats(fmt) == "json":
-        _output.emit_json({"migrations": str(result.migrations),
-                           "created_directory": result.created_directory,
-                           "schema": result.schema, "schema_version": result.schema_version})
-        return
-    print(("created " if result.created_directory else "found ") + str(result.migrations))
-    if result.schema:
-        print(f"state schema {result.schema} is at version {result.schema_version}")
-    else:
-        print("no database URL given: the state schema will be created on first use")
+    result = engine.init(settings)
+    output.init(result, formats(fmt))
 
 
 @cli.command()
@@ -132,11 +136,8 @@ def init(**kwargs: Any) -> None:
 def new(name: str, **kwargs: Any) -> None:
     """Scaffold a migration file NAME after the current head."""
     settings, fmt = settings_from(kwargs)
-    path = commands.new(settings, name)
-    if formats(fmt) == "json":
-        _output.emit_json({"path": str(path)})
-    else:
-        print(f"created {path}")
+    path = engine.new(settings, name)
+    output.new(path, formats(fmt))
 
 
 @cli.command()
@@ -144,11 +145,8 @@ def new(name: str, **kwargs: Any) -> None:
 def status(**kwargs: Any) -> None:
     """Each migration: phase, next phase, what blocks it, backfill progress."""
     settings, fmt = settings_from(kwargs)
-    statuses = commands.status(settings)
-    if formats(fmt) == "json":
-        _output.emit_json({"migrations": [s.as_dict() for s in statuses]})
-    else:
-        _output.status_text(statuses)
+    statuses = engine.status(settings)
+    output.status(statuses, formats(fmt))
 
 
 @cli.command()
@@ -157,11 +155,8 @@ def status(**kwargs: Any) -> None:
 def plan(migration: str | None, **kwargs: Any) -> None:
     """The SQL each phase will run (and its rollback); needs no database, changes nothing."""
     settings, fmt = settings_from(kwargs)
-    plans = commands.plan(settings, migration)
-    if formats(fmt) == "json":
-        _output.plan_json(plans)
-    else:
-        _output.plan_text(plans)
+    plans = engine.plan(settings, migration)
+    output.plan(plans, formats(fmt))
 
 
 @cli.command()
@@ -172,12 +167,8 @@ def adopt(revision: str | None, **kwargs: Any) -> None:
     one in alembic_version) and all before it complete, without running them."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    adopted = commands.adopt(settings, revision, log=_output.log_line)
-    if fmt == "json":
-        _output.emit_json({"adopted": adopted})
-    else:
-        print(f"adopted {len(adopted)} migration(s) as complete" if adopted
-              else "nothing to adopt")
+    adopted = engine.adopt(settings, revision, log=output.log_line)
+    output.adopt(adopted, fmt)
 
 
 @cli.group()
@@ -200,12 +191,12 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    transitions = commands.advance(
+    transitions = engine.advance(
         settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
-        override_reason=commands.override_reason(override_fleet_check, reason),
+        override_reason=override_reason(override_fleet_check, reason),
         log=_log_for(fmt),
     )
-    _print_transitions(transitions, fmt)
+    output.transitions(transitions, fmt)
 
 
 @phase.command("rollback")
@@ -219,9 +210,9 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
     """Undo phases of MIGRATION (default: the newest started), never past contract."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    transitions = commands.rollback(settings, migration, to=to, accept_changed=accept_changed,
-                                    log=_log_for(fmt))
-    _print_transitions(transitions, fmt)
+    transitions = engine.rollback(settings, migration, to=to, accept_changed=accept_changed,
+                                  log=_log_for(fmt))
+    output.transitions(transitions, fmt)
 
 
 @cli.command()
@@ -248,22 +239,22 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
         view, stream = "plain", sys.stderr
     else:
         view, stream = ("live" if sys.stdout.isatty() else "plain"), sys.stdout
-    summary = commands.demo(settings, strategy=strategy, rows=rows, duration=duration,
-                            rate=rate, view=view, stream=stream)
+    # the demo sits on top of everything: reached only here, on first use
+    from zdmigrate import demo as demo_module
+    from zdmigrate.demo.examples import example_migrations
+
+    summary = demo_module.run_demo(
+        settings, migrations=example_migrations(), strategy=strategy,
+        rows=demo_module.DEFAULT_ROWS if rows is None else rows,
+        duration=demo_module.DEFAULT_DURATION if duration is None else duration,
+        rate=demo_module.DEFAULT_RATE if rate is None else rate,
+        view=view, stream=stream,
+    )
     if fmt == "json":
-        _output.emit_json(summary.as_dict())
+        output.emit_json(summary.as_dict())
     else:
         print(summary.render_text())
     return EXIT_OK if summary.ok else EXIT_CHECK_FAILED
-
-
-def _print_transitions(transitions: list[Any], fmt: str) -> None:
-    if fmt == "json":
-        _output.emit_json({"transitions": [t.as_dict() for t in transitions]})
-    elif transitions:
-        _output.transitions_text(transitions)
-    else:
-        print("nothing to do")
 
 
 @cli.command()
@@ -299,23 +290,12 @@ def backfill(migration: str | None, workers: int, pause: bool, resume: bool, aga
     settings, fmt = settings_from(kwargs)
     formats(fmt)
     if pause or resume:
-        run_ = commands.backfill(settings, migration, pause=pause, resume=resume)
-        if fmt == "json":
-            _output.emit_json(run_.as_dict())
-        else:
-            state = "paused" if pause else "resumed"
-            print(f"{run_.migration_id}: {state} {run_.changed} backfill(s)")
+        output.backfill(engine.backfill(settings, migration, pause=pause, resume=resume), fmt)
         return
     with choose_reporter(fmt) as reporter:
-        run_ = commands.backfill(settings, migration, workers=workers, reporter=reporter,
-                                 again=again, **options)
-    if fmt == "json":  # JSON lines: progress records, then this summary
-        print(json.dumps({"event": "result", **run_.as_dict()}, default=str), flush=True)
-    else:
-        for result in run_.results:
-            checked = ", verified: every row agrees" if result.verification else ""
-            print(f"{run_.migration_id} {result.table}: {result.status}, "
-                  f"{result.rows_done:,} rows covered, {result.rows_updated:,} updated{checked}")
+        run_ = engine.backfill(settings, migration, workers=workers, reporter=reporter,
+                               again=again, **options)
+    output.backfill(run_, fmt)
 
 
 @cli.group(invoke_without_command=True)
@@ -330,11 +310,8 @@ def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
         root.obj = {**(root.obj or {}), **{k: v for k, v in kwargs.items() if v is not None}}
         return
     settings, fmt = settings_from(kwargs)
-    instances = commands.fleet_list(settings, app)
-    if formats(fmt) == "json":
-        _output.emit_json({"instances": [i.as_dict() for i in instances]})
-    else:
-        print(fleet_module.render_table(instances))
+    instances = engine.fleet_list(settings, app)
+    output.fleet(instances, formats(fmt))
 
 
 @fleet.command("heartbeat")
@@ -351,18 +328,9 @@ def fleet_heartbeat(app: str, version: str, instance_id: str | None, ttl: str | 
     formats(fmt)
     if not stop and not version:
         raise BadInput("fleet heartbeat needs --version (or --stop)")
-    result = commands.fleet_heartbeat(settings, app=app, version=version,
-                                      instance_id=instance_id, ttl=ttl, stop=stop)
-    if isinstance(result, bool):
-        if fmt == "json":
-            _output.emit_json({"stopped": result})
-        else:
-            print("heartbeat removed" if result else "no heartbeat to remove")
-        return
-    if fmt == "json":
-        _output.emit_json({"instance": result.as_dict()})
-    else:
-        print(f"heartbeat: {result.describe()}")
+    result = engine.fleet_heartbeat(settings, app=app, version=version,
+                                    instance_id=instance_id, ttl=ttl, stop=stop)
+    output.heartbeat(result, fmt)
 
 
 @fleet.command("declare")
@@ -377,13 +345,9 @@ def fleet_declare(app: str, version: str, instances: int, ttl: str | None,
     """Declare that VERSION of APP is deployed (from a deploy system)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    declared = commands.fleet_declare(settings, app=app, version=version, instances=instances,
-                                      ttl=ttl)
-    if fmt == "json":
-        _output.emit_json({"instances": [i.as_dict() for i in declared]})
-    else:
-        print(f"declared {len(declared)} instance(s) of {app} {version}, "
-              f"live until {declared[0].expires_at:%Y-%m-%d %H:%M:%S%z} unless declared again")
+    declared = engine.fleet_declare(settings, app=app, version=version, instances=instances,
+                                    ttl=ttl)
+    output.declared(declared, fmt, app=app, version=version)
 
 
 @fleet.command("retire")
@@ -394,12 +358,8 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
     """Say that VERSION of APP no longer runs (removes its declarations)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    removed = commands.fleet_retire(settings, app=app, version=version)
-    if fmt == "json":
-        _output.emit_json({"removed": removed})
-    else:
-        print(f"retired {app} {version}: {removed} row(s) removed"
-              + ("" if removed else " (nothing was declared for it)"))
+    removed = engine.fleet_retire(settings, app=app, version=version)
+    output.retire(removed, fmt, app=app, version=version)
 
 
 @cli.command()
@@ -409,9 +369,9 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 def gate(app: str, version: str, **kwargs: Any) -> int:
     """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
     settings, fmt = settings_from(kwargs)
-    formats(fmt, gate_module.FORMATS)
-    answer = commands.gate(settings, app=app, version=version)
-    print(gate_module.render(answer, fmt))
+    formats(fmt, output.GATE_FORMATS)
+    answer = gate_module.run_gate(settings, app=app, version=version)
+    print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 
 
@@ -441,7 +401,7 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
     if list_rules or explain:
         print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
         return EXIT_OK
-    result = commands.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
+    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     print(reporters.render(result.violations, fmt, files_checked=result.files_checked, color=color))
     return EXIT_CHECK_FAILED if result.failed(strict) else EXIT_OK
@@ -467,7 +427,7 @@ def run(argv: list[str] | None = None) -> int:
         sys.stderr.write("aborted\n")
         return 130
     except ZdmigrateError as exc:
-        _output.error(exc, _current_format["value"])
+        output.error(exc, _current_format["value"])
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -18,7 +18,6 @@ not check, and says no if a migration's compat names the app (not proven).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,8 +40,6 @@ CHECK_OLD_SHAPE_DROPPED = "gate-old-shape-dropped"
 CHECK_DUAL_WRITE_NEEDED = "gate-dual-write-needed"
 CHECK_NOT_CHECKED = "gate-not-checked"
 CHECK_LINT = "lint"
-
-FORMATS = ("text", "json", "github")
 
 
 @dataclass(frozen=True)
@@ -278,65 +275,3 @@ def lint_pending(
 
 def _rules_text(rules: AppCompat) -> str:
     return ", ".join(f"{k} {v}" for k, v in rules.as_dict().items())
-
-
-# -- output ----------------------------------------------------------------------
-
-
-def render(answer: GateAnswer, output_format: str) -> str:
-    if output_format == "json":
-        return json.dumps(answer.as_dict(), indent=2, default=str)
-    if output_format == "github":
-        return render_github(answer)
-    return render_text(answer)
-
-
-def render_text(answer: GateAnswer) -> str:
-    head = f"gate: {answer.app} {answer.version} "
-    if answer.allowed:
-        lines = [head + "may go out"]
-    else:
-        n = len(answer.blockers)
-        lines = [head + f"may NOT go out ({n} reason{'s' if n != 1 else ''})"]
-        lines += [f"  - [{b.check}] {b.message}" for b in answer.blockers]
-    if answer.warnings:
-        lines.append("warnings:")
-        lines += [f"  - [{w.check}] {w.message}" for w in answer.warnings]
-    if answer.not_checked:
-        lines.append("not checked:")
-        lines += [f"  - {n}" for n in answer.not_checked]
-    if answer.checked:
-        lines.append("checked:")
-        lines += [f"  - {c}" for c in answer.checked]
-    return "\n".join(lines)
-
-
-def render_github(answer: GateAnswer) -> str:
-    """GitHub Actions workflow commands: one annotation per reason, then a summary."""
-    lines = []
-    for level, items in (("error", answer.blockers), ("warning", answer.warnings)):
-        for b in items:
-            props: dict[str, str] = {}
-            if b.details.get("path"):
-                props["file"] = str(b.details["path"])
-                if b.details.get("line") is not None:
-                    props["line"] = str(b.details["line"])
-            props["title"] = f"zdmigrate gate: {b.check}"
-            lines.append(f"::{level} {_gh_props(props)}::{_gh_escape(b.message)}")
-    for note in answer.not_checked:
-        title = _gh_props({"title": "zdmigrate gate: not checked"})
-        lines.append(f"::notice {title}::{_gh_escape(note)}")
-    n = len(answer.blockers)
-    verdict = "may go out" if answer.allowed else f"may NOT go out ({n} reason{'s' if n != 1 else ''})"
-    lines.append(f"zdmigrate gate: {answer.app} {answer.version} {verdict}")
-    return "\n".join(lines)
-
-
-def _gh_escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_props(props: Mapping[str, str]) -> str:
-    return ",".join(
-        f"{k}={_gh_escape(v).replace(':', '%3A').replace(',', '%2C')}" for k, v in props.items()
-    )

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate import commands, db, engine, fleet
+from zdmigrate import db, engine, fleet
 from zdmigrate import gate as gate_module
 from zdmigrate.config import Settings
 from zdmigrate.demo import shop
@@ -247,7 +247,7 @@ class Pipeline:
         that was not removed (it drops out when its TTL runs out)."""
         if not self.fleet.wait_disconnected(version):
             self.progress.emit("info", f"{shop.APP} {version} still has sessions open")
-        removed = commands.fleet_retire(self.settings, app=shop.APP, version=version)
+        removed = engine.fleet_retire(self.settings, app=shop.APP, version=version)
         self.progress.emit("deploy", f"`zdmigrate fleet retire --app {shop.APP} --version "
                            f"{version}`: gone from the fleet ({removed} remembered row(s) removed)")
         deadline = time.monotonic() + timeout

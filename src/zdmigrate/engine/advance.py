@@ -1,0 +1,212 @@
+"""`phase advance`: take a migration through its next phase(s) once every gate check passes.
+
+Each phase: check the gates (`checks.PHASE_CHECKS`), run its steps one by one
+(each recorded when done, so a killed run resumes where it stopped), then record
+the new phase, log it and NOTIFY listeners, all in one transaction.
+
+Warning: holds the run's advisory lock for the whole run; DDL steps take table
+locks only for their own short transaction, bounded by lock_timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from zdmigrate import fleet, state
+from zdmigrate.config import Settings
+from zdmigrate.engine.checks import CheckContext, blockers_for
+from zdmigrate.engine.executors import run_logged
+from zdmigrate.engine.results import Transition
+from zdmigrate.engine.selection import default_migration
+from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
+from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused
+from zdmigrate.migration import Migration, find
+from zdmigrate.ops.base import Requirement
+from zdmigrate.phases import Phase, phases_between
+from zdmigrate.steps import SQLStep
+
+
+def advance(
+    settings: Settings,
+    migration_id: str | None = None,
+    *,
+    to: Phase | str | None = None,
+    dry_run: bool = False,
+    accept_changed: bool = False,
+    override_reason: str | None = None,
+    log: Log = quiet,
+) -> list[Transition]:
+    """Take a migration (default: the oldest not complete) through its next phase(s).
+
+    Without `to`, it goes up to the next phase that has work to do, passing the
+    empty phases before it (their gates still apply); a plain Alembic revision
+    thus goes from pending to complete in one call.
+
+    Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
+    refusal stay entered. With `dry_run`, shows the steps and checks the gates of
+    each phase without changing anything.
+
+        advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
+    """
+    target_phase = Phase.parse(to) if isinstance(to, str) else to
+    if target_phase is Phase.PENDING:
+        raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
+    migrations = validated(settings, migration_id)
+    with session(settings, "phase advance", lock=not dry_run, log=log,
+                 migrations=migrations) as run:
+        if migration_id is not None:
+            migration = find(run.migrations, migration_id)
+        else:
+            chosen = default_migration(run.migrations, run.phase_of, "advance")
+            if chosen is None:
+                log("every migration is complete; nothing to do")
+                return []
+            migration = chosen
+        current = run.phase_of(migration.id)
+        goal = target_phase or next_with_work(migration, current)
+        if goal is None or goal <= current:
+            log(f"{migration.id} is already at {current}; nothing to do")
+            return []
+        check_unchanged(run, migration, accept_changed)
+        transitions = []
+        for phase in phases_between(current, goal):
+            transitions.append(
+                _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
+                       override_reason=override_reason)
+            )
+        return transitions
+
+
+def next_with_work(migration: Migration, current: Phase) -> Phase | None:
+    """The next phase that does work, or contract when no phase after that one does.
+
+    Empty phases on the way are passed (their gates still apply), so a plain
+    Alembic revision goes from pending to complete in one call.
+    """
+    ahead = phases_between(current, Phase.CONTRACT)
+    with_work = [p for p in ahead if migration.defines(p)]
+    if len(with_work) <= 1:
+        return Phase.CONTRACT if ahead else None
+    return with_work[0]
+
+
+def _enter(
+    run: Run, migration: Migration, phase: Phase, *, dry_run: bool, accept_changed: bool,
+    override_reason: str | None,
+) -> Transition:
+    before = run.phase_of(migration.id)
+    ctx = CheckContext(
+        run.conn, run.settings, migration, run.migrations, run.states, phase, run.actor,
+        override_reason, simulated=migration.id in run.simulated,
+    )
+    blockers = blockers_for(ctx)
+    overridden: list[Blocker] = []
+    if override_reason:
+        # --override-fleet-check lifts the fleet checks only; the log keeps what it lifted
+        overridden = [b for b in blockers if b.check in fleet.FLEET_CHECKS]
+        blockers = [b for b in blockers if b.check not in fleet.FLEET_CHECKS]
+        for b in overridden:
+            run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
+    if blockers:
+        if not dry_run:
+            with run.conn.transaction():
+                state.log_start(
+                    run.conn, run.schema, migration_id=migration.id, action="advance",
+                    from_phase=before, to_phase=phase, actor=run.actor, outcome="refused",
+                    override_reason=override_reason,
+                    message="; ".join(f"[{b.check}] {b.message}" for b in blockers),
+                )
+        raise PhaseRefused(f"{migration.id}: cannot enter {phase}", blockers)
+    if dry_run:
+        steps = migration.render(phase)
+        run.log(f"{migration.id}: would enter {phase} ({len(steps)} step(s))")
+        # later phases of this dry run see this one as entered
+        run.states[migration.id] = state.MigrationRow(migration.id, phase, migration.checksum, None)
+        run.simulated.add(migration.id)
+        return Transition(migration.id, "advance", before, phase, dry_run=True, steps=steps)
+    if phase is Phase.EXPAND and before is Phase.PENDING:
+        _check_requirements(run, migration)
+    with run.conn.transaction():
+        log_id = state.log_start(
+            run.conn, run.schema, migration_id=migration.id, action="advance",
+            from_phase=before, to_phase=phase, actor=run.actor, override_reason=override_reason,
+            message=(
+                "overridden: " + "; ".join(f"[{b.check}] {b.message}" for b in overridden)
+                if overridden else None
+            ),
+        )
+        run.conn.execute(
+            sql.SQL("INSERT INTO {} (id, phase, checksum) VALUES (%s, 'pending', %s) "
+                    "ON CONFLICT (id) DO NOTHING").format(state.table(run.schema, "migrations")),
+            [migration.id, migration.checksum],
+        )
+    run.log(f"{migration.id}: entering {phase}")
+    transition = Transition(migration.id, "advance", before, phase)
+    run_logged(run, migration, phase, "advance", transition, log_id, accept_changed)
+    with run.conn.transaction():
+        state.set_phase(run.conn, run.schema, migration.id, phase, migration.checksum)
+        state.clear_steps(run.conn, run.schema, migration.id, [phase], "advance")
+        state.log_finish(run.conn, run.schema, log_id, "done")
+        state.notify_phase(run.conn, run.schema, migration.id, phase)
+    run.reload()
+    run.log(
+        f"{migration.id}: {phase} done ({transition.steps_run} step(s) run"
+        + (f", {transition.steps_skipped} already done" if transition.steps_skipped else "")
+        + ")"
+    )
+    return transition
+
+
+def _check_requirements(run: Run, migration: Migration) -> None:
+    """Check every operation's requirements against the live schema; exit 2 if any is unmet.
+
+    All of it runs in one transaction that is rolled back, so nothing changes.
+    Operation i is checked after the transactional expand steps of operations
+    0..i-1 ran in that transaction, so it may use what they create (a table and
+    then an index on it). Skipped when expand already started: an interrupted run
+    changed the schema the requirements describe.
+    """
+    if state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance"):
+        return
+    problems: list[str] = []
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+        )
+        for op in migration.operations:
+            for requirement in op.requirements():
+                problem = _requirement_problem(run.conn, requirement)
+                if problem is not None:
+                    problems.append(f"{op.describe()}: {problem}")
+            for step in op.steps(Phase.EXPAND, migration.id):
+                if isinstance(step, SQLStep) and not step.autocommit:
+                    try:
+                        with run.conn.transaction():  # a savepoint
+                            run.conn.execute(step.sql.encode(), step.params)
+                    except psycopg.Error:
+                        pass  # its own requirements said why, or the real run will
+    if problems:
+        raise OperationInvalid(
+            f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
+            "nothing was changed",
+            problems,
+        )
+
+
+def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement) -> str | None:
+    """None when the requirement holds, else what is wrong (run in a savepoint)."""
+    try:
+        with conn.transaction():
+            cursor = conn.execute(requirement.sql.encode(), requirement.params)
+            if requirement.expect == "true":
+                row = cursor.fetchone()
+                if not row or row[0] is not True:
+                    return requirement.problem
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{requirement.problem} ({first})"
+    return None

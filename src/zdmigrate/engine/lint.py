@@ -1,0 +1,95 @@
+"""`lint`: lint migrations, .sql files, stdin, Alembic projects and globs; offline.
+
+Stays light: linting plain SQL must not import SQLAlchemy, Alembic or psycopg,
+so everything heavy is imported where it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+from zdmigrate.config import Settings
+from zdmigrate.errors import BadInput
+
+if TYPE_CHECKING:
+    from zdmigrate.lint import Violation
+
+
+@dataclass
+class LintResult:
+    violations: list[Violation]
+    files_checked: int
+    pg_version: int
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for v in self.violations if v.is_error)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.violations) - self.errors
+
+    def failed(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+
+def lint(
+    settings: Settings,
+    paths: Sequence[str] = (),
+    *,
+    phase: str | None = None,
+    pg_version: int | str | None = None,
+    since: str | None = None,
+    stdin: TextIO | None = None,
+) -> LintResult:
+    """Lint migrations, .sql files, stdin (``-``), Alembic projects and globs; offline.
+
+    Paths default to the migrations directory. `phase` limits migrations to one
+    phase and says which phase plain SQL runs in (default expand). `pg_version`
+    comes from the argument, else ``[tool.zdmigrate.lint] pg_version``, else the
+    server's (when a database URL is set), else 15. Bad paths, configs and
+    migration files raise BadInput (exit 2); a linter bug raises LintInternalError (exit 2).
+    """
+    from zdmigrate.errors import LintInternalError, ZdmigrateError
+    from zdmigrate.lint import LintConfig, lint_migration, lint_sql
+    from zdmigrate.lint._config import parse_pg_version
+    from zdmigrate.lint_targets import collect
+    from zdmigrate.phases import Phase
+
+    config = LintConfig.from_mapping(settings.lint)
+    the_phase = Phase.parse(phase) if phase else None
+    if the_phase is Phase.PENDING:
+        raise BadInput("--phase pending has no SQL; use expand ... contract")
+    version = (
+        parse_pg_version(pg_version, "--pg-version") if pg_version is not None
+        else config.pg_version or _server_major(settings) or 15
+    )
+    targets = collect(paths, default_dir=settings.migrations, stdin=stdin,
+                      since=since if since is not None else config.since)
+    found: list[Violation] = []
+    try:
+        for path, text in targets.sql:
+            found.extend(lint_sql(text, path=path, phase=the_phase or Phase.EXPAND,
+                                  pg_version=version, config=config))
+        for migration in targets.migrations:
+            found.extend(lint_migration(migration, [the_phase] if the_phase else None,
+                                        pg_version=version, config=config))
+    except ZdmigrateError:
+        raise
+    except Exception as exc:  # a linter bug must not look like a clean run or a traceback
+        raise LintInternalError(
+            f"internal error in the linter: {type(exc).__name__}: {exc}",
+            hint="this is a zdmigrate bug; please report it with the file being linted",
+        ) from exc
+    return LintResult(found, targets.files, version)
+
+
+def _server_major(settings: Settings) -> int | None:
+    if not settings.database_url:
+        return None
+    from zdmigrate import db  # psycopg: only when a database URL asks for the server's version
+
+    with db.connect(settings, application_name="zdmigrate lint") as conn:
+        return int(conn.info.server_version) // 10000

@@ -1,0 +1,117 @@
+"""`phase rollback`: undo phases of a migration, newest first, never past contract.
+
+Warning: holds the run's advisory lock for the whole run, as advance does.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from zdmigrate import state
+from zdmigrate.config import Settings
+from zdmigrate.engine.executors import run_logged
+from zdmigrate.engine.results import Transition
+from zdmigrate.engine.selection import default_migration
+from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
+from zdmigrate.errors import BadInput, Blocker, PhaseRefused
+from zdmigrate.migration import Migration, children_of, find
+from zdmigrate.phases import Phase, phases_between
+
+
+def rollback(
+    settings: Settings,
+    migration_id: str | None = None,
+    *,
+    to: Phase | str | None = None,
+    accept_changed: bool = False,
+    log: Log = quiet,
+) -> list[Transition]:
+    """Undo phases of a migration (default: the newest one started), newest phase first.
+
+    Contract is the point of no return: a complete migration is never rolled back.
+    A phase that was interrupted half-way is undone first.
+    """
+    target_phase = Phase.parse(to) if isinstance(to, str) else to
+    migrations = validated(settings, migration_id)
+    with session(settings, "phase rollback", lock=True, log=log, migrations=migrations) as run:
+        if migration_id is not None:
+            migration = find(run.migrations, migration_id)
+        else:
+            chosen = default_migration(
+                run.migrations, run.phase_of, "rollback",
+                interrupted=lambda mid: bool(state.partial_phases(run.conn, run.schema, mid)),
+            )
+            if chosen is None:
+                log("no migration has started; nothing to roll back")
+                return []
+            migration = chosen
+        current = run.phase_of(migration.id)
+        if current is Phase.CONTRACT:
+            raise PhaseRefused(
+                f"{migration.id} is complete: contract is the point of no return",
+                hint="write a new migration that brings back what you need",
+            )
+        goal = target_phase if target_phase is not None else (current.previous or Phase.PENDING)
+        if goal > current:
+            raise BadInput(f"{migration.id} is at {current}; cannot roll back to {goal}, a later phase")
+        check_unchanged(run, migration, accept_changed)
+        refusals = [
+            Blocker("later-migration",
+                    f"{child.id} is at {run.phase_of(child.id)}; roll it back to {goal} first",
+                    {"migration": child.id})
+            for child in children_of(migration, run.migrations)
+            if run.phase_of(child.id) > goal
+        ]
+        phases = [p for p in reversed(phases_between(goal, current))]
+        refusals += [
+            Blocker("no-rollback",
+                    f"{migration.path.name} defines {phase.function_name}() but no "
+                    f"rollback_{phase.function_name}(); write one to roll this phase back")
+            for phase in phases if not migration.can_roll_back(phase)
+        ]
+        partial = [
+            p for p, direction, _ in state.partial_phases(run.conn, run.schema, migration.id)
+            if direction == "advance" and p > current
+        ]
+        if refusals:
+            raise PhaseRefused(f"{migration.id}: cannot roll back to {goal}", refusals)
+        transitions = []
+        for phase in sorted(partial, reverse=True):
+            run.log(f"{migration.id}: undoing the interrupted {phase}")
+            transitions.append(_undo(run, migration, phase, accept_changed, interrupted=True))
+        for phase in phases:
+            transitions.append(_undo(run, migration, phase, accept_changed, interrupted=False))
+        if not transitions:
+            log(f"{migration.id} is at {current}; nothing to roll back")
+        return transitions
+
+
+def _undo(
+    run: Run, migration: Migration, phase: Phase, accept_changed: bool, *, interrupted: bool
+) -> Transition:
+    before = run.phase_of(migration.id)
+    after = before if interrupted else (phase.previous or Phase.PENDING)
+    with run.conn.transaction():
+        log_id = state.log_start(
+            run.conn, run.schema, migration_id=migration.id, action="rollback",
+            from_phase=phase if not interrupted else before, to_phase=after, actor=run.actor,
+            message="undoing an interrupted phase" if interrupted else None,
+        )
+    run.log(f"{migration.id}: rolling back {phase}")
+    transition = Transition(migration.id, "rollback", phase, after)
+    run_logged(run, migration, phase, "rollback", transition, log_id, accept_changed)
+    with run.conn.transaction():
+        state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
+        state.clear_steps(run.conn, run.schema, migration.id, [phase])
+        if phase is Phase.BACKFILL:
+            run.conn.execute(
+                sql.SQL("DELETE FROM {} WHERE migration_id = %s").format(
+                    state.table(run.schema, "backfills")
+                ),
+                [migration.id],
+            )
+        state.log_finish(run.conn, run.schema, log_id, "done")
+        state.notify_phase(run.conn, run.schema, migration.id, after)
+    run.reload()
+    run.log(f"{migration.id}: now at {after}")
+    return transition

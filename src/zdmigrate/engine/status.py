@@ -1,0 +1,46 @@
+"""`status`: each migration's phase, its next phase, what blocks it, and backfill progress."""
+
+from __future__ import annotations
+
+from zdmigrate import shadow_reads, state
+from zdmigrate.config import Settings
+from zdmigrate.engine.checks import CheckContext, blockers_for
+from zdmigrate.engine.results import MigrationStatus
+from zdmigrate.engine.session import Log, quiet, session
+from zdmigrate.errors import Blocker
+
+
+def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
+    """Each migration: its phase, the next one, what blocks it, backfill progress.
+
+    Reads only; a database that zdmigrate never touched shows every migration pending.
+    """
+    with session(settings, "status", lock=False, log=log) as run:
+        has_schema = state.schema_exists(run.conn, run.schema)
+        progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
+        out = []
+        for migration in run.migrations:
+            current = run.phase_of(migration.id)
+            nxt = current.next
+            row = run.states.get(migration.id)
+            changed = bool(row and row.checksum and row.checksum != migration.checksum)
+            blockers: list[Blocker] = []
+            if changed:
+                blockers.append(Blocker("file-changed", f"{migration.path.name} changed after its "
+                                        "phases started; revert it or pass --accept-changed"))
+            if nxt is not None:
+                ctx = CheckContext(run.conn, settings, migration, run.migrations, run.states, nxt,
+                                   run.actor)
+                blockers.extend(blockers_for(ctx))
+            partial = (
+                [{"phase": p.value, "direction": d, "steps_done": n}
+                 for p, d, n in state.partial_phases(run.conn, run.schema, migration.id)]
+                if has_schema else []
+            )
+            out.append(MigrationStatus(
+                migration.id, str(migration.path), migration.kind, current, nxt, blockers,
+                [b for b in progress if b["migration_id"] == migration.id], partial, changed,
+                shadow_reads.counts(run.conn, run.schema, migration.id, current)
+                if has_schema else None,
+            ))
+        return out

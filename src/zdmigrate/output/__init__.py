@@ -1,0 +1,104 @@
+"""Renderers of every command's result: text, json, github (gate); lint has lint/reporters.
+
+Commands return data; only this package (and the CLI calling it) draws text.
+
+    output.status(engine.status(settings), "json")
+    print(output.render_gate(gate.run_gate(settings, app="shop", version="2.0"), "github"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from zdmigrate.errors import ZdmigrateError
+from zdmigrate.output import github, json, text
+
+if TYPE_CHECKING:
+    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.fleet import Instance
+    from zdmigrate.gate import GateAnswer
+
+#: Formats of every command; `gate` adds github, `lint` github and sarif (lint/reporters).
+FORMATS = ("text", "json")
+GATE_FORMATS = ("text", "json", "github")
+
+emit_json = json.emit
+log_line = text.log_line
+
+
+def _renderer(output_format: str) -> ModuleType:
+    return json if output_format == "json" else text
+
+
+def error(exc: ZdmigrateError, output_format: str) -> None:
+    """A user-facing error: JSON on stdout with --format json, else one line on stderr."""
+    _renderer(output_format).error(exc)
+
+
+def init(result: InitResult, output_format: str) -> None:
+    _renderer(output_format).init(result)
+
+
+def new(path: Path, output_format: str) -> None:
+    _renderer(output_format).new(path)
+
+
+def status(statuses: Sequence[MigrationStatus], output_format: str) -> None:
+    _renderer(output_format).status(statuses)
+
+
+def plan(plans: Sequence[PhasePlan], output_format: str) -> None:
+    _renderer(output_format).plan(plans)
+
+
+def adopt(adopted: Sequence[str], output_format: str) -> None:
+    _renderer(output_format).adopt(adopted)
+
+
+def transitions(done: Sequence[Transition], output_format: str) -> None:
+    _renderer(output_format).transitions(done)
+
+
+def backfill(run: BackfillRun, output_format: str) -> None:
+    _renderer(output_format).backfill(run)
+
+
+def fleet(instances: Sequence[Instance], output_format: str) -> None:
+    _renderer(output_format).fleet(instances)
+
+
+def heartbeat(result: Instance | bool, output_format: str) -> None:
+    _renderer(output_format).heartbeat(result)
+
+
+def declared(instances: Sequence[Instance], output_format: str, *, app: str, version: str) -> None:
+    if output_format == "json":
+        json.fleet(instances)
+    else:
+        text.declared(instances, app, version)
+
+
+def retire(removed: int, output_format: str, *, app: str, version: str) -> None:
+    if output_format == "json":
+        json.retire(removed)
+    else:
+        text.retire(removed, app, version)
+
+
+def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
+    """The gate's answer in `output_format` (text, json or github)."""
+    if output_format == "json":
+        return json.gate(answer)
+    if output_format == "github":
+        return github.gate(answer)
+    return text.gate(answer)
+
+
+__all__ = [
+    "FORMATS", "GATE_FORMATS", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
+    "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status",
+    "transitions",
+]

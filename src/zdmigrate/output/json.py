@@ -1,0 +1,105 @@
+"""Every command's result as JSON on stdout (progress and logs stay on stderr)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zdmigrate.errors import CheckFailed, OperationInvalid, ZdmigrateError
+
+if TYPE_CHECKING:
+    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.fleet import Instance
+    from zdmigrate.gate import GateAnswer
+
+
+def emit(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def error(exc: ZdmigrateError) -> None:
+    payload: dict[str, Any] = {
+        "error": {
+            "type": type(exc).__name__, "message": exc.message, "exit_code": exc.exit_code,
+        }
+    }
+    if isinstance(exc, CheckFailed):
+        payload["error"]["blockers"] = [b.as_dict() for b in exc.blockers]
+    if isinstance(exc, OperationInvalid):
+        payload["error"]["problems"] = exc.problems
+    if exc.hint:
+        payload["error"]["hint"] = exc.hint
+    emit(payload)
+
+
+def init(result: InitResult) -> None:
+    emit({"migrations": str(result.migrations), "created_directory": result.created_directory,
+          "schema": result.schema, "schema_version": result.schema_version})
+
+
+def new(path: Path) -> None:
+    emit({"path": str(path)})
+
+
+def status(statuses: Sequence[MigrationStatus]) -> None:
+    emit({"migrations": [s.as_dict() for s in statuses]})
+
+
+def plan(plans: Sequence[PhasePlan]) -> None:
+    out: dict[str, dict[str, Any]] = {}
+    for p in plans:
+        entry = out.setdefault(p.migration.id, {"id": p.migration.id, "kind": p.migration.kind,
+                                                "path": str(p.migration.path), "phases": []})
+        entry["phases"].append({
+            "phase": p.phase.value,
+            "steps": [_step_dict(s) for s in p.steps],
+            "rollback": [_step_dict(s) for s in p.rollback],
+        })
+    emit({"migrations": list(out.values())})
+
+
+def _step_dict(step: Any) -> dict[str, Any]:
+    return {
+        "sql": step.render(),
+        "kind": type(step).__name__,
+        "autocommit": getattr(step, "autocommit", False),
+        "source": str(step.source) if step.source else None,
+    }
+
+
+def adopt(adopted: Sequence[str]) -> None:
+    emit({"adopted": list(adopted)})
+
+
+def transitions(transitions: Sequence[Transition]) -> None:
+    emit({"transitions": [t.as_dict() for t in transitions]})
+
+
+def backfill(run: BackfillRun) -> None:
+    if run.action != "run":  # pause or resume: one answer
+        emit(run.as_dict())
+        return
+    # JSON lines: the progress records went before, then this summary
+    print(json.dumps({"event": "result", **run.as_dict()}, default=str), flush=True)
+
+
+def fleet(instances: Sequence[Instance]) -> None:
+    emit({"instances": [i.as_dict() for i in instances]})
+
+
+def heartbeat(result: Instance | bool) -> None:
+    if isinstance(result, bool):
+        emit({"stopped": result})
+    else:
+        emit({"instance": result.as_dict()})
+
+
+def retire(removed: int) -> None:
+    emit({"removed": removed})
+
+
+def gate(answer: GateAnswer) -> str:
+    return json.dumps(answer.as_dict(), indent=2, default=str)

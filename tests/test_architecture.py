@@ -1,0 +1,110 @@
+"""The layers of docs/architecture.md hold: no module imports one of a higher layer.
+
+Read from the source (ast), so a lazy import inside a function counts too. The
+allowed exceptions are listed, each with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
+
+#: Each top-level module or package of zdmigrate and its layer, lowest first.
+#: A module may import its own layer and the layers below; ops and lint never each other.
+LAYER = {
+    "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0,
+    "ops": 1, "lint": 1,
+    "db": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2, "embedded": 2,
+    "_examples": 2,
+    "backfill": 3, "fleet": 3, "shadow_reads": 3,
+    "engine": 4, "gate": 4,
+    "output": 5,
+    "cli": 6, "__main__": 6,
+    "demo": 7,
+}
+#: runtime stands beside the layers: app code imports it, it imports almost nothing.
+RUNTIME_MAY_IMPORT = {"errors", "phases"}
+
+ALLOWED = {
+    # the facade points at a few classes lazily (PEP 562), for `from zdmigrate import X`
+    ("__init__", "context"), ("__init__", "migration"),
+    # the `demo` command is the one way into the demo, imported when it runs
+    ("cli", "demo"),
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports() -> list[tuple[str, str, str]]:
+    """(importing module, its part, imported part) for every zdmigrate import in src."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        me = _part(module)
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = ([f"zdmigrate.{a.name}" for a in node.names]
+                           if node.module == "zdmigrate" else [node.module])
+            for target in targets:
+                if target.startswith("zdmigrate.") and _part(target) != me:
+                    found.append((module, me, _part(target)))
+    return found
+
+
+def test_every_part_of_zdmigrate_has_a_layer() -> None:
+    parts = {p.stem if p.is_file() else p.name for p in SRC.iterdir()
+             if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert parts - {"__init__", "runtime"} <= set(LAYER)
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    wrong = []
+    for module, me, other in _imports():
+        if (me, other) in ALLOWED or (me == "demo" and other == "runtime"):
+            continue
+        if me == "runtime":
+            if other not in RUNTIME_MAY_IMPORT:
+                wrong.append(f"{module} -> zdmigrate.{other} (runtime stands apart)")
+            continue
+        if other == "runtime":
+            wrong.append(f"{module} -> zdmigrate.runtime (only apps and the demo use it)")
+            continue
+        if LAYER[other] > LAYER[me] or {me, other} == {"ops", "lint"}:
+            wrong.append(f"{module} (layer {LAYER[me]}) -> zdmigrate.{other} (layer {LAYER[other]})")
+    assert wrong == []
+
+
+def test_the_probe_sees_a_lazy_import_inside_a_function() -> None:
+    # the check above is meaningful: cli's lazy import of the demo is found
+    assert ("zdmigrate.cli", "cli", "demo") in _imports()
+
+
+def test_engine_names_stay_the_commands_after_their_modules_are_imported() -> None:
+    code = (
+        "import types, zdmigrate.engine as engine\n"
+        "import zdmigrate.engine.status, zdmigrate.engine.lint, zdmigrate.engine.advance\n"
+        "assert not any(isinstance(getattr(engine, n), types.ModuleType) for n in engine.__all__)\n"
+        "assert engine.status.__module__ == 'zdmigrate.engine.status'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_engine_exports_are_defined_where_the_map_says() -> None:
+    engine = importlib.import_module("zdmigrate.engine")
+    for name in engine.__all__:
+        value = getattr(engine, name)
+        assert not isinstance(value, ModuleType), name
+    assert sorted(engine._EXPORTS) == sorted(engine.__all__)
