@@ -322,7 +322,8 @@ def test_widen_refuses_a_narrowing_before_expand(tmp_path: Path, db_url: str, ds
 # -- CreateIndex: operator class, storage parameters, order, collation, NULLS NOT DISTINCT --
 
 INDEXED = """
-CREATE TABLE items (id int PRIMARY KEY, sku text, tags text[], made timestamptz, code text);
+CREATE TABLE items (id int PRIMARY KEY, sku text, tags text[], made timestamptz, code text,
+                    doc tsvector);
 INSERT INTO items SELECT g, 'sku' || g, ARRAY['a'], now(), NULL FROM generate_series(1, 5) g;
 """
 INDEX_OPS = """[
@@ -332,6 +333,8 @@ INDEX_OPS = """[
     ops.CreateIndex("items_tags_idx", "items", "tags", method="gin",
                     with_={"fastupdate": False}),
     ops.CreateIndex("items_code_key", "items", "code", unique=True, nulls_not_distinct=True),
+    ops.CreateIndex("items_doc_idx", "items", "doc", method="gist",
+                    opclass={"doc": "tsvector_ops(siglen=100)"}),
 ]"""
 INDEX_OLD = ["INSERT INTO items (id, sku, tags, made, code) "
              "VALUES (%(k)s, 'o' || %(v)s, ARRAY['x'], now(), 'o' || %(k)s)"]
@@ -348,6 +351,7 @@ def index_clients(conn: Conn, phase: Phase) -> None:
         "WITH (fillfactor='70')")
     assert definitions["items_tags_idx"].endswith("USING gin (tags) WITH (fastupdate=off)")
     assert definitions["items_code_key"].endswith("USING btree (code) NULLS NOT DISTINCT")
+    assert definitions["items_doc_idx"].endswith("USING gist (doc tsvector_ops (siglen='100'))")
     with pytest.raises(psycopg.errors.UniqueViolation):  # a second NULL code is a duplicate
         conn.execute("INSERT INTO items (id, code) VALUES (%s, NULL)", [next(KEYS)])
 

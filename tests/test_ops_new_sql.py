@@ -75,6 +75,14 @@ def test_create_index_options() -> None:
         "WITH (fillfactor = 70, deduplicate_items = off) WHERE sku <> ''"]
 
 
+def test_create_index_operator_class_parameters() -> None:
+    got = plan(ops.CreateIndex("docs_idx", "docs", "body", method="gist",
+                               opclass={"body": "public.gist_trgm_ops(siglen = 32)"}))
+    assert got["expand"] == [
+        '[autocommit] CREATE INDEX CONCURRENTLY "docs_idx" ON "public"."docs" USING gist '
+        '("body" "public"."gist_trgm_ops"(siglen = 32))']
+
+
 def test_add_foreign_key_fix_repairs_dangling_references() -> None:
     got = plan(ops.AddForeignKey("orders", ["user_id"], "users", ["id"], fix={"user_id": "NULL"}))
     fn = '"public"."zdm_0007_test_fk_orders_user_id_fkey"'
@@ -155,6 +163,9 @@ def test_new_operations_are_registered_and_exported() -> None:
     (lambda: ops.SetComment("t", 5), "comment must be text or None"),  # type: ignore[arg-type]
     (lambda: ops.CreateIndex("i", "t", ["a"], opclass={"b": "x"}), "not an indexed column"),
     (lambda: ops.CreateIndex("i", "t", ["a"], order={"a": "sideways"}), "is not ASC or DESC"),
+    (lambda: ops.CreateIndex("i", "t", ["a"], opclass={"a": "x(n=1); DROP TABLE t"}),
+     "CreateIndex i: operator class"),
+    (lambda: ops.CreateIndex("i", "t", ["a"], opclass={"a": "x(n='1')"}), "is not name=number"),
     (lambda: ops.CreateIndex("i", "t", ["a"], with_={"fill factor": 1}), "storage parameter"),
     (lambda: ops.CreateIndex("i", "t", ["a"], nulls_not_distinct=True), "needs unique=True"),
     (lambda: ops.AddForeignKey("t", "a", "u", "id", fix={}), "fix must map column names"),

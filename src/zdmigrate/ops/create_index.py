@@ -4,7 +4,8 @@
     ops.CreateIndex("users_email_pattern_idx", "users", ["email"],
                     opclass={"email": "text_pattern_ops"}, with_={"fillfactor": 70})
 
-Per column, `opclass` names an operator class, `order` a sort order
+Per column, `opclass` names an operator class (with parameters, PostgreSQL 13+:
+``"gist_trgm_ops(siglen=32)"``), `order` a sort order
 (``"DESC NULLS LAST"``) and `collate` a collation; `with_` gives storage
 parameters; `nulls_not_distinct` (PostgreSQL 15+) makes a unique index treat
 NULLs as equal.
@@ -33,6 +34,8 @@ _METHODS = {"btree", "hash", "gist", "spgist", "gin", "brin"}
 _ORDERS = {f"{d}{n}".strip() for d in ("", "ASC", "DESC")
            for n in ("", " NULLS FIRST", " NULLS LAST")} - {""}
 _PARAMETER = re.compile(r"[a-z_][a-z0-9_]*")
+_OPCLASS = re.compile(r"\s*([^()\s]+)\s*(?:\((.*)\))?\s*")
+_OPCLASS_PARAMETER = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*=\s*([0-9]+(?:\.[0-9]+)?|[a-z_]+)\s*")
 StorageValue = int | float | bool | str
 
 
@@ -42,10 +45,29 @@ def _column_sql(column: str, opclass: Mapping[str, str], order: Mapping[str, str
     if column in collate:
         parts.append(sql.SQL("COLLATE {}").format(sql.Identifier(*collate[column].split("."))))
     if column in opclass:
-        parts.append(sql.Identifier(*opclass[column].split(".")))
+        name, params = _parse_opclass(opclass[column])
+        parts.append(sql.Identifier(*name.split(".")))
+        if params:
+            parts[-1] = sql.SQL("{}({})").format(parts[-1], sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.SQL(k), sql.SQL(v)) for k, v in params))
     if column in order:
         parts.append(sql.SQL(order[column]))
     return sql.SQL(" ").join(parts)
+
+
+def _parse_opclass(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``"gist_trgm_ops(siglen=32)"`` -> ``("gist_trgm_ops", [("siglen", "32")])``."""
+    match = _OPCLASS.fullmatch(text)
+    if match is None:
+        raise OperationInvalid(f"operator class {text!r} is not 'name' or 'name(param=value, ...)'")
+    params = []
+    for item in (match.group(2) or "").split(",") if match.group(2) else []:
+        param = _OPCLASS_PARAMETER.fullmatch(item)
+        if param is None:
+            raise OperationInvalid(
+                f"operator class {text!r}: parameter {item.strip()!r} is not name=number or name=word")
+        params.append((param.group(1), param.group(2)))
+    return match.group(1), params
 
 
 def _storage_sql(with_: Mapping[str, StorageValue]) -> sql.Composable:
@@ -120,6 +142,11 @@ class CreateIndex(Operation):
         self.method = method.lower() if method else None
         self.include = columns_list(include) if include else []
         self.opclass = _per_column(name, "opclass", opclass, self.columns)
+        for value in self.opclass.values():
+            try:
+                _parse_opclass(value)
+            except OperationInvalid as exc:
+                raise OperationInvalid(f"CreateIndex {name}: {exc.message}") from None
         self.collate = _per_column(name, "collate", collate, self.columns)
         self.order = {c: o.upper() for c, o in
                       _per_column(name, "order", order, self.columns).items()}
