@@ -301,8 +301,10 @@ def test_replica_identity_index_rollback_restores_the_index(
 
 def test_widen_refuses_a_narrowing_before_expand(tmp_path: Path, db_url: str, dsn: str) -> None:
     setup(dsn, "CREATE TABLE t (id int PRIMARY KEY, name varchar(50), n numeric(8,2));"
-               "CREATE TABLE u (id int PRIMARY KEY, c varchar(5))")
+               "CREATE TABLE u (id int PRIMARY KEY, c varchar(5));"
+               "CREATE VIEW u_view AS SELECT c FROM u")
     lc = Lifecycle(tmp_path / "m", db_url, """[
+        ops.WidenColumnType("u", "c", "varchar(10)"),
         ops.WidenColumnType("t", "name", "varchar(10)"),
         ops.WidenColumnType("t", "n", "numeric(12,3)"),
         ops.SetReplicaIdentity("t", index="t_missing"),
@@ -315,7 +317,8 @@ def test_widen_refuses_a_narrowing_before_expand(tmp_path: Path, db_url: str, ds
     assert "column 'name' of table public.t does not widen to varchar(10)" in problems
     assert "column 'n' of table public.t does not widen to numeric(12,3)" in problems
     assert "index 't_missing' is not a valid, unique" in problems
-    assert len(info.value.problems) == 3
+    assert "column 'c' of table public.u is used by a view" in problems
+    assert len(info.value.problems) == 4
     assert snapshot(dsn) == before
 
 

@@ -201,6 +201,14 @@ class WidenColumnType(Operation):
             req.table_exists(self.table),
             req.column_exists(self.table, self.column),
             Requirement(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r "
+                "ON r.oid = d.objid JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid "
+                "AND a.attnum = d.refobjsubid WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass "
+                f"AND r.ev_class <> a.attrelid AND {self._is_column()})",
+                f"column {self.column!r} of table {self.table} is used by a view; PostgreSQL "
+                "cannot change its type until the view is dropped",
+            ),
+            Requirement(
                 f"SELECT EXISTS (SELECT 1 {self._attribute()} AND {self.condition})",
                 f"column {self.column!r} of table {self.table} does not widen to {self.new_type} "
                 "without a rewrite (see WidenColumnType; use ChangeColumnType)",
