@@ -1,17 +1,23 @@
-"""The layers of docs/architecture.md hold: no module imports one of a higher layer.
+"""The layers of docs/architecture.md hold, and only zdmigrate.state writes SQL against the
+state schema.
 
-Read from the source (ast), so a lazy import inside a function counts too. The
-allowed exceptions are listed, each with its reason.
+Read from the source (ast), so a lazy import inside a function counts too; an
+import under ``if TYPE_CHECKING:`` is for types only and does not. The allowed
+exceptions are listed, each with its reason.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
 
@@ -29,7 +35,9 @@ LAYER = {
     "demo": 7,
 }
 #: runtime stands beside the layers: app code imports it, it imports almost nothing.
-RUNTIME_MAY_IMPORT = {"errors", "phases"}
+#: It reads phases and writes heartbeats through state (one owner per table), which is
+#: as light as the runtime (tests/test_runtime_imports.py).
+RUNTIME_MAY_IMPORT = {"errors", "phases", "state"}
 
 ALLOWED = {
     # the facade points at a few classes lazily (PEP 562), for `from zdmigrate import X`
@@ -44,6 +52,28 @@ def _part(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """`ast.walk`, minus the bodies of ``if TYPE_CHECKING:`` blocks (their else counts)."""
+    for node in ast.iter_child_nodes(tree):
+        if _is_type_checking(node):
+            assert isinstance(node, ast.If)
+            for other in node.orelse:
+                yield other
+                yield from _walk(other)
+            continue
+        yield node
+        yield from _walk(node)
+
+
 def _imports() -> list[tuple[str, str, str]]:
     """(importing module, its part, imported part) for every zdmigrate import in src."""
     found = []
@@ -51,7 +81,7 @@ def _imports() -> list[tuple[str, str, str]]:
         rel = path.relative_to(SRC.parent).with_suffix("")
         module = ".".join(rel.parts).removesuffix(".__init__")
         me = _part(module)
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _walk(ast.parse(path.read_text())):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -92,6 +122,12 @@ def test_the_probe_sees_a_lazy_import_inside_a_function() -> None:
     assert ("zdmigrate.cli", "cli", "demo") in _imports()
 
 
+def test_the_probe_skips_type_checking_imports() -> None:
+    tree = ast.parse("if TYPE_CHECKING:\n    import a\nelse:\n    import b\nimport c\n")
+    names = [a.name for n in _walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert names == ["b", "c"]
+
+
 def test_engine_names_stay_the_commands_after_their_modules_are_imported() -> None:
     code = (
         "import types, zdmigrate.engine as engine\n"
@@ -108,3 +144,52 @@ def test_engine_exports_are_defined_where_the_map_says() -> None:
         value = getattr(engine, name)
         assert not isinstance(value, ModuleType), name
     assert sorted(engine._EXPORTS) == sorted(engine.__all__)
+
+
+# -- one owner per table: SQL against the state schema only in zdmigrate.state ---------------
+
+STATE_TABLES = {
+    "migrations", "phase_log", "steps", "backfills", "backfill_ranges", "instances",
+    "run_lock", "schema_version",
+}
+#: a state table written after a schema placeholder in SQL text: {schema}.steps, %I.instances
+STATE_SQL = re.compile(r"(\{\w*\}|%I|%%I)\.(" + "|".join(sorted(STATE_TABLES)) + r")\b")
+
+
+def _state_sql(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, text) of every place that names a state table in SQL: an identifier
+    ``sql.Identifier(schema, "migrations")``, ``state.table(schema, "backfills")``, or
+    SQL text such as ``{schema}.steps`` or ``%I.instances``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            strings = {a.value for a in node.args
+                       if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+            if (name == "Identifier" and len(node.args) >= 2 and strings & STATE_TABLES) or (
+                name == "table" and strings & STATE_TABLES
+            ):
+                yield node.lineno, ast.unparse(node)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and STATE_SQL.search(node.value)):
+            yield node.lineno, node.value.strip()[:60]
+
+
+def test_only_state_writes_sql_against_the_state_schema() -> None:
+    found = [
+        f"{path.relative_to(SRC.parent)}:{line}: {text}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] != "state"
+        for line, text in _state_sql(ast.parse(path.read_text()))
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("snippet", [
+    'sql.Identifier(schema, "migrations")',
+    'state.table(run.schema, "backfills")',
+    "\"SELECT to_regclass(format('%%I.instances', %s::text))\"",
+    '"DELETE FROM {schema}.steps WHERE migration_id = %s"',
+])
+def test_the_state_sql_probe_sees(snippet: str) -> None:
+    assert list(_state_sql(ast.parse(snippet)))

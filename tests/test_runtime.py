@@ -20,7 +20,8 @@ import pytest
 
 from zdmigrate import state
 from zdmigrate.phases import Phase
-from zdmigrate.runtime import Runtime, _state_access
+from zdmigrate.runtime import Runtime
+from zdmigrate.state import migrations as _state_access
 
 SCHEMA = "zdmigrate"
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,20 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
-from zdmigrate import db, state
-from zdmigrate.compat import AppCompat, parse_version
+from zdmigrate import compat, db, state
+from zdmigrate.compat import AppCompat, migration_needs_app_dual_writes, parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
-from zdmigrate.fleet import migration_needs_app_dual_writes
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import WORK_PHASES, Phase
 
 if TYPE_CHECKING:
     from zdmigrate.lint import Violation
 
-CHECK_READ_NEW_TOO_EARLY = "gate-read-new-too-early"
-CHECK_OLD_SHAPE_DROPPED = "gate-old-shape-dropped"
-CHECK_DUAL_WRITE_NEEDED = "gate-dual-write-needed"
+# the compat checks' ids (gate-read-new-too-early, ...) are in zdmigrate.compat
 CHECK_NOT_CHECKED = "gate-not-checked"
 CHECK_LINT = "lint"
 
@@ -94,51 +91,11 @@ def parse_deploy_version(text: str) -> Version:
 
 
 def deploy_blockers(app: str, version: Version, migration: GateMigration) -> list[Blocker]:
-    """Why `version` of `app` may not go out while `migration` is at its phase."""
-    rules = migration.compat.get(app)
-    phase = migration.phase
-    if rules is None or phase is None:
-        return []
-    mid = migration.id
-    details: dict[str, object] = {
-        "migration": mid, "app": app, "version": str(version), "phase": phase.value,
-    }
-    found: list[Blocker] = []
-    if rules.read_new_from is not None and version >= rules.read_new_from \
-            and phase < Phase.SWITCH_READ:
-        found.append(Blocker(
-            CHECK_READ_NEW_TOO_EARLY,
-            f"{mid} is at {phase}, but {app} {version} reads the new shape (read_new_from "
-            f"{rules.read_new_from}), which needs switch-read: run `zdmigrate phase advance "
-            f"{mid} --to switch-read` first, or deploy a version below {rules.read_new_from}",
-            {**details, "required": f"read_new_from {rules.read_new_from}",
-             "unblock": f"zdmigrate phase advance {mid} --to switch-read"},
-        ))
-    threshold = rules.old_shape_until
-    if phase is Phase.CONTRACT and threshold is not None and version < threshold[1]:
-        key, needed = threshold
-        found.append(Blocker(
-            CHECK_OLD_SHAPE_DROPPED,
-            f"{mid} is at contract: the old shape is gone, and {app} {version} still uses it "
-            f"({key} {needed}); it must never go out again, also not as a rollback: deploy "
-            f"{app} >= {needed}",
-            {**details, "required": f"{key} {needed}", "unblock": f"deploy {app} >= {needed}"},
-        ))
-    if (
-        rules.dual_write_from is not None
-        and migration.app_dual_writes_needed
-        and Phase.DUAL_WRITE <= phase < Phase.CONTRACT
-        and version < rules.dual_write_from
-    ):
-        found.append(Blocker(
-            CHECK_DUAL_WRITE_NEEDED,
-            f"{mid} is at {phase}, which relies on every live {app} writing both shapes, but "
-            f"{app} {version} is below dual_write_from {rules.dual_write_from}: rows it writes "
-            f"would be missing from the new shape; deploy {app} >= {rules.dual_write_from}",
-            {**details, "required": f"dual_write_from {rules.dual_write_from}",
-             "unblock": f"deploy {app} >= {rules.dual_write_from}"},
-        ))
-    return found
+    """Why `version` of `app` may not go out while `migration` is at its phase (compat checks)."""
+    return compat.deploy_blockers(
+        app, version, migration_id=migration.id, rules=migration.compat.get(app),
+        phase=migration.phase, app_dual_writes_needed=migration.app_dual_writes_needed,
+    )
 
 
 def decide(

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from zdmigrate.state import backfill_progress, ensure_schema
+from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep
 
 
@@ -25,30 +24,15 @@ def set_paused(
 
     Runs in its own transaction; a finished backfill stays ``done``.
     """
-    ensure_schema(conn, state_schema)
-    backfills = sql.Identifier(state_schema, "backfills")
+    store = Store(conn, state_schema)
+    store.ensure_schema()
     changed = 0
     with conn.transaction():
         for step in steps:
             if paused:
-                cur = conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} AS b (migration_id, step_key, table_name, schema_name, "
-                        "status) VALUES (%s, %s, %s, %s, 'paused') ON CONFLICT (migration_id, "
-                        "step_key) DO UPDATE SET status = 'paused', updated_at = now() "
-                        "WHERE b.status = 'running'"
-                    ).format(backfills),
-                    [migration_id, step.key, step.table, step.schema],
-                )
+                changed += store.backfills.pause(migration_id, step.key, step.table, step.schema)
             else:
-                cur = conn.execute(
-                    sql.SQL(
-                        "UPDATE {} SET status = 'running', updated_at = now() "
-                        "WHERE migration_id = %s AND step_key = %s AND status = 'paused'"
-                    ).format(backfills),
-                    [migration_id, step.key],
-                )
-            changed += max(cur.rowcount, 0)
+                changed += store.backfills.resume(migration_id, step.key)
     return changed
 
 
@@ -56,7 +40,7 @@ def progress(
     conn: psycopg.Connection[Any], state_schema: str, migration_ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Stored progress of backfills (for `zdmigrate status`), with a percentage."""
-    rows = backfill_progress(conn, state_schema, migration_ids)
+    rows = Store(conn, state_schema).backfills.progress(migration_ids)
     for row in rows:
         total, done = row.get("rows_total"), row.get("rows_done") or 0
         if row.get("status") == "done":
@@ -75,13 +59,7 @@ def restart_finished(
     """Forget the progress of the finished backfills of `steps`, so the next run walks
     the whole table again (only rows still matching `where` are written); returns how
     many were reset. Their claimed ranges go with them."""
-    ensure_schema(conn, state_schema)
+    store = Store(conn, state_schema)
+    store.ensure_schema()
     with conn.transaction():
-        cur = conn.execute(
-            sql.SQL(
-                "DELETE FROM {} WHERE migration_id = %s AND step_key = ANY(%s) "
-                "AND status = 'done'"
-            ).format(sql.Identifier(state_schema, "backfills")),
-            [migration_id, [step.key for step in steps]],
-        )
-    return cur.rowcount
+        return store.backfills.delete_finished(migration_id, [step.key for step in steps])

@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from zdmigrate import fleet, state
+from zdmigrate import compat, state
 from zdmigrate.config import Settings
 from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.executors import run_logged
@@ -106,8 +105,8 @@ def _enter(
     overridden: list[Blocker] = []
     if override_reason:
         # --override-fleet-check lifts the fleet checks only; the log keeps what it lifted
-        overridden = [b for b in blockers if b.check in fleet.FLEET_CHECKS]
-        blockers = [b for b in blockers if b.check not in fleet.FLEET_CHECKS]
+        overridden = [b for b in blockers if b.check in compat.FLEET_CHECKS]
+        blockers = [b for b in blockers if b.check not in compat.FLEET_CHECKS]
         for b in overridden:
             run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
     if blockers:
@@ -138,11 +137,7 @@ def _enter(
                 if overridden else None
             ),
         )
-        run.conn.execute(
-            sql.SQL("INSERT INTO {} (id, phase, checksum) VALUES (%s, 'pending', %s) "
-                    "ON CONFLICT (id) DO NOTHING").format(state.table(run.schema, "migrations")),
-            [migration.id, migration.checksum],
-        )
+        state.migrations.add_pending(run.conn, run.schema, migration.id, migration.checksum)
     run.log(f"{migration.id}: entering {phase}")
     transition = Transition(migration.id, "advance", before, phase)
     run_logged(run, migration, phase, "advance", transition, log_id, accept_changed)

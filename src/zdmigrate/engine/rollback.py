@@ -5,8 +5,6 @@ Warning: holds the run's advisory lock for the whole run, as advance does.
 
 from __future__ import annotations
 
-from psycopg import sql
-
 from zdmigrate import state
 from zdmigrate.config import Settings
 from zdmigrate.engine.executors import run_logged
@@ -104,12 +102,7 @@ def _undo(
         state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
         state.clear_steps(run.conn, run.schema, migration.id, [phase])
         if phase is Phase.BACKFILL:
-            run.conn.execute(
-                sql.SQL("DELETE FROM {} WHERE migration_id = %s").format(
-                    state.table(run.schema, "backfills")
-                ),
-                [migration.id],
-            )
+            state.backfills.delete_migration(run.conn, run.schema, migration.id)
         state.log_finish(run.conn, run.schema, log_id, "done")
         state.notify_phase(run.conn, run.schema, migration.id, after)
     run.reload()

@@ -10,6 +10,7 @@ SQLAlchemy nor Alembic.
 """
 
 from zdmigrate.lint._config import LintConfig
+from zdmigrate.lint._destructive import destructive_statements
 from zdmigrate.lint._runner import lint_migration, lint_sql, lint_steps
 from zdmigrate.lint._violation import Severity, Violation
 from zdmigrate.lint.rules import Category, Rule, all_rules, get_rule
@@ -21,6 +22,7 @@ __all__ = [
     "Severity",
     "Violation",
     "all_rules",
+    "destructive_statements",
     "get_rule",
     "lint_migration",
     "lint_sql",

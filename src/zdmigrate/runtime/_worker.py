@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from zdmigrate.runtime import _state_access as state
+from zdmigrate.state import instances, migrations
 
 if TYPE_CHECKING:
     from zdmigrate.runtime._runtime import Runtime
@@ -121,7 +121,7 @@ class Worker:
         self._stage = "connect"
         conn = self._conn = rt.connect()
         self._stage = "listen"
-        state.listen(conn, rt.schema)
+        migrations.listen(conn, rt.schema)
         self._refresh(conn)
         self._heartbeat(conn)
         rt.problems.resolved(_CONNECTION)
@@ -143,7 +143,7 @@ class Worker:
         rt = self._rt
         self._stage = "read phases"
         try:
-            phases, unknown = state.load_phases(conn, rt.schema)
+            phases, unknown = migrations.load_phases(conn, rt.schema)
         except _MISSING_STATE:
             rt.problems.report(
                 _MIGRATIONS_TABLE,
@@ -163,7 +163,7 @@ class Worker:
         self._stage = "heartbeat"
         self._beat_requested = False
         try:
-            state.upsert_heartbeat(
+            instances.write_heartbeat(
                 conn,
                 rt.schema,
                 app=rt.app,
@@ -183,7 +183,7 @@ class Worker:
 
     def _drain_notifies(self, conn: psycopg.Connection[Any]) -> None:
         for notify in conn.notifies(timeout=0):
-            parsed = state.parse_payload(notify.payload)
+            parsed = migrations.parse_payload(notify.payload)
             if parsed is None:
                 self._rt.problems.report("notify", f"ignored payload {notify.payload[:200]!r}")
                 continue
@@ -228,7 +228,7 @@ class Worker:
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             try:
-                state.delete_instance(
+                instances.delete_heartbeat(
                     conn, self._rt.schema, app=self._rt.app, instance_id=self._rt.instance_id
                 )
             except Exception as exc:

@@ -1,4 +1,4 @@
-"""A migration's `compat` declaration: which app versions fit which phase.
+"""A migration's `compat` declaration: which app versions fit which phase (parsing it).
 
     compat = {"shop": {"dual_write_from": "1.5", "read_new_from": "2.0",
                        "old_unused_from": "2.0"}}

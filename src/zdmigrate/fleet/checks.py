@@ -1,0 +1,53 @@
+"""The fleet's phase check: gathers what compat's checks need (live instances, the
+destructive statements of a contract) and asks them. The policy is `zdmigrate.compat`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from zdmigrate import compat
+from zdmigrate.config import Settings
+from zdmigrate.errors import Blocker
+from zdmigrate.fleet.settings import FleetSettings
+from zdmigrate.fleet.sources import live_instances
+from zdmigrate.phases import Phase
+
+if TYPE_CHECKING:
+    from zdmigrate.migration import Migration
+
+
+def check_migration(
+    conn: psycopg.Connection[Any], settings: Settings, migration: Migration, target: Phase
+) -> list[Blocker]:
+    """The fleet's blockers for `migration` entering `target` (engine phase check).
+
+    Only backfill and contract have fleet rules. A migration without `compat`
+    has none at backfill; at contract it is refused as "not proven" when its
+    contract is destructive (drops or renames what old app versions may use),
+    since nothing says which versions are old.
+    """
+    if target is Phase.CONTRACT and not migration.compat:
+        return compat.undeclared_contract_blockers(
+            migration.id, destructive_contract_statements(migration)
+        )
+    if target not in (Phase.BACKFILL, Phase.CONTRACT) or not migration.compat:
+        return []
+    instances = live_instances(conn, settings.state_schema, FleetSettings.from_settings(settings))
+    return compat.phase_blockers(
+        instances,
+        migration_id=migration.id,
+        compat=migration.compat,
+        target=target,
+        app_dual_writes_needed=(
+            target is not Phase.BACKFILL or compat.migration_needs_app_dual_writes(migration)
+        ),
+    )
+
+
+def destructive_contract_statements(migration: Migration) -> list[str]:
+    """The statements of `migration`'s contract that the linter calls destructive."""
+    from zdmigrate.lint import destructive_statements  # pglast: only when a contract is judged
+
+    return destructive_statements(migration.render(Phase.CONTRACT))

@@ -1,0 +1,74 @@
+"""The ``steps`` table: the steps of an unfinished phase that are already done (for resuming).
+
+Warning: these functions run in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from zdmigrate.phases import Phase
+from zdmigrate.state.schema import table
+
+
+def done_steps(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str
+) -> dict[int, str]:
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT step_index, step_key FROM {} WHERE migration_id = %s AND phase = %s "
+            "AND direction = %s"
+        ).format(table(schema, "steps")),
+        [migration_id, phase.value, direction],
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def mark_step_done(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    migration_id: str,
+    phase: Phase,
+    direction: str,
+    index: int,
+    key: str,
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (migration_id, phase, direction, step_index, step_key) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(table(schema, "steps")),
+        [migration_id, phase.value, direction, index, key],
+    )
+
+
+def clear_steps(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phases: Iterable[Phase],
+    direction: str | None = None,
+) -> None:
+    names = [p.value for p in phases]
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE migration_id = %s AND phase = ANY(%s) {}").format(
+            table(schema, "steps"),
+            sql.SQL("AND direction = %s") if direction else sql.SQL(""),
+        ),
+        [migration_id, names, direction] if direction else [migration_id, names],
+    )
+
+
+def partial_phases(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str
+) -> list[tuple[Phase, str, int]]:
+    """Phases with done steps but not completed: (phase, direction, steps done)."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT phase, direction, count(*) FROM {} WHERE migration_id = %s "
+            "GROUP BY phase, direction"
+        ).format(table(schema, "steps")),
+        [migration_id],
+    ).fetchall()
+    return [(Phase.parse(r[0]), str(r[1]), int(r[2])) for r in rows]
