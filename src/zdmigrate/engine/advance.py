@@ -16,12 +16,13 @@ import psycopg
 
 from zdmigrate import compat, state
 from zdmigrate.config import Settings
+from zdmigrate.engine.adoption import move_alembic_version
 from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.executors import run_logged
 from zdmigrate.engine.results import Transition
 from zdmigrate.engine.selection import default_migration
 from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
-from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused
+from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
 from zdmigrate.migration import Migration, find
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
@@ -146,6 +147,12 @@ def _enter(
         state.clear_steps(run.conn, run.schema, migration.id, [phase], "advance")
         state.log_finish(run.conn, run.schema, log_id, "done")
         state.notify_phase(run.conn, run.schema, migration.id, phase)
+        if phase is Phase.CONTRACT:
+            moved = move_alembic_version(
+                run.conn, run.migrations,
+                lambda mid: mid == migration.id or run.phase_of(mid) is Phase.CONTRACT)
+            if moved:
+                run.log(f"{migration.id}: alembic_version now {moved}")
     run.reload()
     run.log(
         f"{migration.id}: {phase} done ({transition.steps_run} step(s) run"
@@ -202,6 +209,5 @@ def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement
                 if not row or row[0] is not True:
                     return requirement.problem
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{requirement.problem} ({first})"
+        return f"{requirement.problem} ({first_line(exc)})"
     return None
