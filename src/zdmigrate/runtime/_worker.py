@@ -4,7 +4,7 @@ One loop, one connection, owned by the thread alone (no locking around it):
 
 - on connect: LISTEN on the phase channel, load every phase, send a heartbeat;
 - NOTIFY payloads update the phase cache at once;
-- every `poll_interval` the phases are read again (the fallback when a notify
+- every `poll_interval` the phases (and the version schemas) are read again (the fallback when a notify
   is lost, e.g. behind a transaction-mode pooler);
 - every `heartbeat_interval` the instance row is upserted with the shadow-read counts.
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from zdmigrate.runtime import _version_schemas as version_schemas
 from zdmigrate.state import instances, migrations
 
 if TYPE_CHECKING:
@@ -156,6 +157,9 @@ class Worker:
         if unknown:
             rt.problems.report("parse phases", f"unknown phase values ignored: {unknown}")
         rt.replace_phases(phases)
+        self._stage = "read version schemas"
+        rt.replace_version_schemas(version_schemas.load(conn))
+        rt.connection_search_path = version_schemas.current_search_path(conn)
         self.loaded.set()
 
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:
@@ -182,12 +186,17 @@ class Worker:
             rt.problems.resolved(_INSTANCES_TABLE)
 
     def _drain_notifies(self, conn: psycopg.Connection[Any]) -> None:
+        changed = False
         for notify in conn.notifies(timeout=0):
             parsed = migrations.parse_payload(notify.payload)
             if parsed is None:
                 self._rt.problems.report("notify", f"ignored payload {notify.payload[:200]!r}")
                 continue
             self._rt.set_phase(*parsed)
+            changed = True
+        if changed:  # expand or contract may have made or dropped a version schema
+            self._stage = "read version schemas"
+            self._rt.replace_version_schemas(version_schemas.load(conn))
         if conn.broken or conn.closed:
             raise psycopg.OperationalError("the runtime's connection was closed")
 
