@@ -6,9 +6,10 @@
 ``mode="copy"``: expand adds `new_name` with the old column's type and a two-way
 sync trigger (old versions write `column`, new versions `new_name`, each sees
 the other's writes); backfill copies existing rows; contract carries NOT NULL
-and the default over, then drops the trigger and the old column. See
-`_column_copy` for what is not carried over (indexes, constraints). Works for
-every client as it is.
+and the default over, then drops the trigger and the old column. Every
+constraint, index, comment and setting of the column is carried over, and
+foreign keys to it are re-pointed; what cannot be is refused before expand (see
+`_column_copy`). Works for every client as it is.
 
 ``mode="view"``: no row is touched. expand creates the migration's version
 schema (``zdm_<revision>``) with a view of the table that shows the column under
@@ -24,9 +25,11 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._column_copy import ColumnCopy
 from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import Step
 
@@ -74,6 +77,16 @@ class RenameColumn(ColumnCopy):
         if phase is Phase.EXPAND:
             return [versioned.rollback_step(migration_id, self.table, column=(self.old, self.new))]
         return []
+
+    def requirements(self) -> list[Requirement]:
+        if self.mode == "copy":
+            return super().requirements()
+        # the column itself never changes: everything on it stays, nothing to refuse
+        return [req.table_exists(self.table), req.column_exists(self.table, self.old),
+                req.column_absent(self.table, self.new)]
+
+    def contract_requirements(self, migration_id: str) -> list[Requirement]:
+        return super().contract_requirements(migration_id) if self.mode == "copy" else []
 
     def describe(self) -> str:
         how = " through a view" if self.mode == "view" else ""
