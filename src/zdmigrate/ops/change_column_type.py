@@ -32,7 +32,7 @@ from zdmigrate.ops._triggers import SyncTrigger
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep, Step
 
 
 class ChangeColumnType(ColumnCopy):
@@ -97,6 +97,7 @@ class ChangeColumnType(ColumnCopy):
                 "ALTER TABLE {} RENAME COLUMN {} TO {}").format(
                 t, sql.Identifier(self.new), sql.Identifier(self.old)))]),
             description=f"swap {self.new} in for {self.table}.{self.old}, in one transaction",
+            role=REMOVES_OLD_DEPENDENCY,  # the sync trigger goes: old versions need fleet proof
         )
         return [swap if isinstance(s, SQLStep) and s.sql == drop_old else s
                 for s in out if not (isinstance(s, SQLStep) and s.sql in merged - {drop_old})]

@@ -18,7 +18,7 @@ from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._names import QualifiedName, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep, Step
 
 
 class RenameConstraint(Operation):
@@ -38,8 +38,10 @@ class RenameConstraint(Operation):
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is not Phase.CONTRACT:
             return []
+        # old versions may name the constraint: contract needs fleet proof, even without compat
         return [SQLStep(render(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
-            self.table.ident, sql.Identifier(self.constraint), sql.Identifier(self.new_name))))]
+            self.table.ident, sql.Identifier(self.constraint), sql.Identifier(self.new_name))),
+            role=REMOVES_OLD_DEPENDENCY)]
 
     def requirements(self) -> list[Requirement]:
         index_name_free = Requirement(
