@@ -105,6 +105,9 @@ class Backfills(_Table):
     def progress(self, migration_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return backfills.backfill_progress(self._conn, self._schema, migration_ids)
 
+    def live_workers(self) -> dict[tuple[str, str], int]:
+        return backfills.live_workers(self._conn, self._schema)
+
     def pause(
         self, migration_id: str, step_key: str, table_name: str, schema_name: str | None
     ) -> int:
@@ -185,6 +188,9 @@ class Instances(_Table):
 
     def live_rows(self) -> list[dict[str, Any]]:
         return instances.live_rows(self._conn, self._schema)
+
+    def apps(self) -> list[str]:
+        return instances.apps(self._conn, self._schema)
 
     def remember_sessions(self, sessions: Sequence[Mapping[str, Any]]) -> None:
         instances.remember_sessions(self._conn, self._schema, sessions)
