@@ -39,7 +39,10 @@ def error(exc: ZdmigrateError) -> None:
 
 def init(result: InitResult) -> None:
     emit({"migrations": str(result.migrations), "created_directory": result.created_directory,
-          "schema": result.schema, "schema_version": result.schema_version})
+          "schema": result.schema, "schema_version": result.schema_version,
+          "alembic_project": result.alembic_project,
+          "found_by_alembic_config": result.found_by_alembic_config,
+          "adopt_revision": result.adopt_revision})
 
 
 def new(path: Path) -> None:

@@ -36,6 +36,15 @@ def error(exc: ZdmigrateError) -> None:
 
 def init(result: InitResult) -> None:
     print(("created " if result.created_directory else "found ") + str(result.migrations))
+    if result.alembic_project:
+        print("an Alembic project: its revisions are zdmigrate's migrations too, and "
+              "`alembic upgrade head` keeps working (docs/adopting.md)")
+    if result.found_by_alembic_config:
+        print(f'found through the Alembic config: set migrations = "{result.migrations}" '
+              "in [tool.zdmigrate] (or ZDMIGRATE_MIGRATIONS) for the other commands")
+    if result.adopt_revision:
+        print(f"this database is at Alembic revision {result.adopt_revision}, not adopted yet: "
+              "run `zdmigrate adopt`")
     if result.schema:
         print(f"state schema {result.schema} is at version {result.schema_version}")
     else:
