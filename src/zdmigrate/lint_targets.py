@@ -453,7 +453,8 @@ def lint_collected(
             with _lint_render.lint_rendering(mode):
                 found.extend(lint_migration(
                     migration, [phase] if phase else None, pg_version=pg_version, config=config,
-                    keep_going=True, known_types=known_types, catalog_types=catalog_types))
+                    keep_going=True, known_types=known_types, catalog_types=catalog_types,
+                    rollbacks=True))
     from zdmigrate.lint._violation import sort_key
 
     return sorted(found, key=sort_key)

@@ -12,11 +12,20 @@ from zdmigrate.lint._violation import Severity
 
 REVISION_NOT_LINTED = "revision-not-linted"
 DATA_DEPENDENT_SQL = "data-dependent-sql"
+PHASE_WITHOUT_ROLLBACK = "phase-without-rollback"
 
 DIAGNOSTICS: dict[str, Severity] = {
     REVISION_NOT_LINTED: Severity.ERROR,
     DATA_DEPENDENT_SQL: Severity.WARNING,
+    PHASE_WITHOUT_ROLLBACK: Severity.WARNING,
 }
+
+
+def no_rollback_message(function: str) -> str:
+    return (f"{function}() has no rollback_{function}(): `zdmigrate phase rollback` will "
+            f"refuse to undo this phase once it ran. Write rollback_{function}(ctx) (use IF "
+            "EXISTS: it may run after an interrupted phase), or suppress with "
+            f"`# zdmigrate: ignore[{PHASE_WITHOUT_ROLLBACK}] reason`.")
 
 
 def what_to_do(cause: str) -> str:

@@ -336,6 +336,7 @@ def lint_migration(
     keep_going: bool = False,
     known_types: dict[tuple[str, str], Any] | None = None,
     catalog_types: Mapping[tuple[str, str], str] | None = None,
+    rollbacks: bool = False,
 ) -> list[Violation]:
     """Lint a migration phase by phase, from its rendered steps (offline, no database).
 
@@ -349,7 +350,9 @@ def lint_migration(
     ``revision-not-linted`` violation (at the failing line) instead of a
     MigrationFileError. `known_types` ((table, column) -> type) carries column
     types from earlier revisions and is updated; `catalog_types` gives the live
-    database's types (SQL text) for columns no revision declared.
+    database's types (SQL text) for columns no revision declared. With
+    `rollbacks`, a phase function that `phase rollback` could not undo is a
+    ``phase-without-rollback`` warning (what `zdmigrate lint` reports).
     """
     from zdmigrate import _lint_render
     from zdmigrate.errors import MigrationFileError
@@ -387,10 +390,39 @@ def lint_migration(
                 not_linted(run, exc, path, python)
                 break
             _lint_phase(run, items, phase, report=phase in wanted, python=python)
+    if rollbacks:
+        _phases_without_rollback(run, migration, wanted, python)
     if phases is None or wanted == set(WORK_PHASES):
         for file, suppressions in python.items():
             run.report_suppressions(suppressions, path=file, phase=None, line_of=lambda s: s.line)
     return sorted(run.folded(), key=sort_key)
+
+
+def _phases_without_rollback(
+    run: _Run, migration: Any, wanted: set[Phase], python: dict[str, list[Suppression]]
+) -> None:
+    """A phase function (not backfill, not contract) that `phase rollback` could not undo."""
+    from zdmigrate.lint._diagnostics import PHASE_WITHOUT_ROLLBACK, no_rollback_message
+
+    if getattr(migration, "kind", None) != "phased":
+        return
+    path = str(migration.path)
+    for phase in sorted(wanted):
+        if phase in (Phase.BACKFILL, Phase.CONTRACT) or not migration.defines(phase):
+            continue
+        if migration.can_roll_back(phase):
+            continue
+        function = getattr(migration.module, phase.function_name)
+        line = function.__code__.co_firstlineno
+        suppressions = python.get(path, [])
+        covering = [s for s in suppressions
+                    if s.covers(PHASE_WITHOUT_ROLLBACK) and line in (s.line, s.target_line)]
+        for suppression in covering:
+            suppression.used.add(PHASE_WITHOUT_ROLLBACK)
+        if covering:
+            continue
+        run.diagnose(PHASE_WITHOUT_ROLLBACK, no_rollback_message(phase.function_name),
+                     path=path, line=line, phase=phase)
 
 
 def not_linted(run: _Run, exc: Exception, path: str | None,
