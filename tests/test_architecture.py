@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
 #: Each top-level module or package of zdmigrate and its layer, lowest first.
 #: A module may import its own layer and the layers below; ops and lint never each other.
 LAYER = {
-    "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0,
+    "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0, "dsn": 0,
     "ops": 1, "lint": 1,
     "db": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2, "embedded": 2,
     "_examples": 2,
@@ -37,7 +37,7 @@ LAYER = {
 #: runtime stands beside the layers: app code imports it, it imports almost nothing.
 #: It reads phases and writes heartbeats through state (one owner per table), which is
 #: as light as the runtime (tests/test_runtime_imports.py).
-RUNTIME_MAY_IMPORT = {"errors", "phases", "state"}
+RUNTIME_MAY_IMPORT = {"errors", "phases", "state", "dsn"}
 
 ALLOWED = {
     # the facade points at a few classes lazily (PEP 562), for `from zdmigrate import X`

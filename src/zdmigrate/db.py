@@ -21,19 +21,13 @@ import psycopg
 from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
+from zdmigrate.dsn import normalize_url as normalize_url  # re-exported: one home, in dsn
+from zdmigrate.dsn import scrub
 from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed
 from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
 Record = Callable[[psycopg.Connection[Any]], None]
-
-
-def normalize_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as libpq URLs."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
-    return url
 
 
 def connect(
@@ -49,7 +43,7 @@ def connect(
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {reason}"
+            f"cannot connect to {redact_url(url)}: {scrub(reason, url)}"
         ) from None
 
 

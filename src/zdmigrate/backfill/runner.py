@@ -51,7 +51,7 @@ from zdmigrate.backfill.throttle import (
 from zdmigrate.backfill.verify import Verification, verify_backfill
 from zdmigrate.backfill.walkers import BlockWalker, KeysetWalker, Walker, key_text
 from zdmigrate.config import Settings, redact_url
-from zdmigrate.db import normalize_url
+from zdmigrate.dsn import normalize_url, scrub
 from zdmigrate.errors import (
     BadInput,
     DatabaseUnreachable,
@@ -105,7 +105,9 @@ def connect(url: str) -> psycopg.Connection[Any]:
         )
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnreachable(f"cannot connect to {redact_url(url)}: {reason}") from None
+        raise DatabaseUnreachable(
+            f"cannot connect to {redact_url(url)}: {scrub(reason, url)}"
+        ) from None
     conn.execute("SET DateStyle = 'ISO, YMD'")
     conn.execute("SET IntervalStyle = 'postgres'")
     conn.execute("SET extra_float_digits = 3")

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import psycopg
 
 from zdmigrate.config import redact_url
-from zdmigrate.db import normalize_url
+from zdmigrate.dsn import normalize_url, scrub
 from zdmigrate.errors import DatabaseUnreachable
 
 
@@ -44,7 +44,7 @@ class _QueryLag:
         except psycopg.OperationalError as exc:
             self.close()
             raise DatabaseUnreachable(
-                f"cannot read replication lag from {redact_url(self.dsn)}: {exc}"
+                f"cannot read replication lag from {redact_url(self.dsn)}: {scrub(str(exc), self.dsn)}"
             ) from None
         return float(row[0]) if row and row[0] is not None else 0.0
 
