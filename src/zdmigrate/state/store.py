@@ -121,6 +121,9 @@ class Backfills(_Table):
     def delete_migration(self, migration_id: str) -> None:
         backfills.delete_migration(self._conn, self._schema, migration_id)
 
+    def live_workers(self, migration_id: str) -> list[dict[str, Any]]:
+        return backfills.live_workers(self._conn, self._schema, migration_id)
+
     def open(
         self, migration_id: str, step_key: str, *, table_name: str, schema_name: str,
         cursor: dict[str, Any], rows_total: int | None, batch_size: int,
