@@ -222,6 +222,10 @@ class Worker:
             rt.problems.report(
                 _INSTANCES_TABLE, f"table {rt.schema}.instances does not exist yet; not registered"
             )
+        except pg_errors.InsufficientPrivilege as exc:
+            # refused (e.g. a live row of this id runs another version): the
+            # connection is fine, keep reading phases and try again next time
+            rt.problems.report(_INSTANCES_TABLE, exc)
         else:
             rt.problems.resolved(_INSTANCES_TABLE)
 
@@ -276,7 +280,7 @@ class Worker:
         if conn is not None and not conn.closed and not conn.broken:
             try:
                 with self._answer_within(conn, min(self._rt.query_timeout, _STOP_GRACE)):
-                    instances.delete_heartbeat(
+                    instances.unregister_heartbeat(
                         conn, self._rt.schema, app=self._rt.app, instance_id=self._rt.instance_id
                     )
             except Exception as exc:

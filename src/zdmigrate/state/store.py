@@ -210,6 +210,10 @@ class Instances(_Table):
             host=host, pid=pid, ttl_seconds=ttl_seconds, info=info,
         )
 
+    def unregister_heartbeat(self, *, app: str, instance_id: str) -> bool:
+        return instances.unregister_heartbeat(self._conn, self._schema, app=app,
+                                              instance_id=instance_id)
+
     def delete_heartbeat(self, *, app: str, instance_id: str) -> bool:
         return instances.delete_heartbeat(self._conn, self._schema, app=app,
                                           instance_id=instance_id)
