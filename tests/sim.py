@@ -1,11 +1,12 @@
-"""A simulated shop fleet for the chaos and strategy tests: app instances on real connections.
+"""The shop fleet of the chaos and strategy tests: the demo's app instances, with an oracle.
 
-The shop renames ``users.name`` to ``users.full_name`` (migrations_example/0002,
-compat ``dual_write_from 1.5, read_new_from 2.0, old_unused_from 2.0``). Each
-`AppInstance` is a thread with a connection of its own whose application_name is
-``shop@VERSION`` (so the fleet check sees it as a session) and a
-`zdmigrate.runtime.Runtime` (heartbeats, phase cache). It sends requests the way
-that version of the shop would:
+The instances are the demo's (`zdmigrate.demo.instances.AppInstance`: a thread
+with a connection of its own named ``shop@VERSION``, so the fleet check sees it
+as a session, and a `zdmigrate.runtime.Runtime` for heartbeats and phases).
+What the tests add is the oracle: `ModelledShop`, the requests each version
+sends over the users.name -> full_name rename (migrations_example/0002, compat
+``dual_write_from 1.5, read_new_from 2.0, old_unused_from 2.0``), checked
+against `Model`:
 
 - 1.4 writes and reads ``name`` only;
 - 1.5 writes both columns once expand is done and reads the one the phase says
@@ -39,14 +40,13 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
+from zdmigrate.demo.instances import AppInstance
+from zdmigrate.demo.shop import DUAL_WRITING, OLD, RENAME, ShopVersion
 from zdmigrate.phases import Phase
 from zdmigrate.runtime import Runtime
 
-RENAME = "0002_rename_users_name"
-OLD = "1.4"
-DUAL = "1.5"
+DUAL = DUAL_WRITING
 NEW = "2.0"
 
 _ids = itertools.count(1)
@@ -130,11 +130,14 @@ def current_column(conn: psycopg.Connection[Any]) -> str:
     return "name" if has_column(conn, "name") else "full_name"
 
 
-# -- one app instance -------------------------------------------------------------------
+# -- what each version sends, checked against the model -------------------------------
 
 
 @dataclass
 class Stats:
+    """One instance's requests, recorded by the demo's AppInstance (a `RequestRecorder`)."""
+
+    name: str
     requests: int = 0
     #: Requests that raised (anything: a failed request).
     errors: list[str] = field(default_factory=list)
@@ -143,85 +146,28 @@ class Stats:
     #: (monotonic start, seconds) of every request.
     latencies: list[tuple[float, float]] = field(default_factory=list)
 
+    def record(self, version: str, seconds: float, error: BaseException | None = None) -> None:
+        self.requests += 1
+        self.latencies.append((time.monotonic() - seconds, seconds))
+        if error is not None:
+            self.errors.append(f"{self.name}: {type(error).__name__}: {error}".strip())
 
-class AppInstance:
-    """One shop instance: a request thread on its own connection, and a Runtime."""
 
-    def __init__(
-        self, url: str, version: str, model: Model, *, rate: float = 20.0,
-        ttl: int = 30, heartbeat_interval: float = 1.0, name: str | None = None,
-    ) -> None:
-        self.url = url
+class ModelledShop(ShopVersion):
+    """The rename's requests of one shop version; every write goes into the model."""
+
+    def __init__(self, runtime: Runtime | None, version: str, model: Model, stats: Stats) -> None:
+        super().__init__(runtime, 1)
+        assert runtime is not None
         self.version = version
         self.model = model
-        #: Requests per second; 0 keeps the instance connected and idle.
-        self.rate = rate
-        self.name = name or f"{version}-{next(_ids)}"
-        self.stats = Stats()
-        self._vanished = False
-        self._backend_pids: list[int] = []
-        self.runtime = Runtime(self._runtime_connection, app="shop", version=version,
-                               instance_id=self.name, ttl_seconds=ttl,
-                               heartbeat_interval=heartbeat_interval, poll_interval=0.2)
-        self.dual = self.runtime.dual_write(RENAME, {"name": "full_name"})
+        self.stats = stats
+        self.name = stats.name
+        self.dual = runtime.dual_write(RENAME, {"name": "full_name"})
         self._mine: list[int] = []
         self._seq = itertools.count(1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"shop-{self.name}", daemon=True)
-        self._conn: psycopg.Connection[Any] | None = None
         #: A write whose outcome is unknown: ("insert", token) or ("update", id, old, new).
         self._unsettled: tuple[Any, ...] | None = None
-        self.connected = threading.Event()
-
-    def __repr__(self) -> str:
-        return f"<shop {self.name}>"
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    def start(self) -> AppInstance:
-        self.runtime.start()
-        self._conn = self._connect()
-        self.connected.set()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop cleanly: finish the request in flight, close the pool, say goodbye."""
-        self._stop.set()
-        self._thread.join(30)
-        if self._conn is not None:
-            self._conn.close()
-        self.runtime.stop()
-
-    def vanish(self) -> None:
-        """Disappear as a host does when it dies or is cut off: no goodbye.
-
-        The connections are cut from the server side and never come back, so the
-        heartbeat row stays until its TTL runs out.
-        """
-        self._vanished = True
-        self._stop.set()
-        self._thread.join(30)
-        with psycopg.connect(self.url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE pid = ANY(%s)", [self._backend_pids])
-        if self._conn is not None:
-            self._conn.close()
-        self.runtime.stop()
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        if self._vanished:
-            raise psycopg.OperationalError(f"{self.name} is gone")
-        conninfo = make_conninfo(self.url, application_name=f"shop@{self.version}")
-        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-        self._backend_pids.append(conn.info.backend_pid)
-        return conn
-
-    def _runtime_connection(self) -> psycopg.Connection[Any]:
-        """The runtime's own connection: also named shop@VERSION, as Runtime names it."""
-        return self._connect()
-
-    # -- the version's behaviour ---------------------------------------------------
 
     def write_values(self, value: str) -> dict[str, str]:
         if self.version == OLD:
@@ -237,50 +183,18 @@ class AppInstance:
             return "full_name"
         return self.dual.read_column("name")
 
-    # -- requests ------------------------------------------------------------------
-
-    def _run(self) -> None:
-        rng = random.Random(self.name)
-        while not self._stop.is_set():
-            if self.rate <= 0:
-                self._stop.wait(0.05)
-                continue
-            self._stop.wait(1.0 / self.rate)
-            if self._stop.is_set():
-                break
-            try:
-                conn = self._ensure_connected()
-            except psycopg.OperationalError:
-                self._stop.wait(0.2)
-                continue
-            started = time.monotonic()
-            self.stats.requests += 1
-            try:
-                self._request(conn, rng)
-            except psycopg.Error as exc:
-                self.stats.errors.append(f"{self.name}: {type(exc).__name__}: {exc}".strip())
-                if conn.broken or conn.closed:
-                    self._conn = None
-            finally:
-                self.stats.latencies.append((started, time.monotonic() - started))
-
-    def _ensure_connected(self) -> psycopg.Connection[Any]:
-        if self._conn is None:
-            self._conn = self._connect()
-            if self._unsettled is not None:
-                self._settle(self._conn)
-        return self._conn
-
-    def _request(self, conn: psycopg.Connection[Any], rng: random.Random) -> None:
+    def request(self, conn: psycopg.Connection[Any], rng: random.Random) -> str:
         roll = rng.random()
         if roll < 0.35 or not self._mine:
             self._insert(conn)
-        elif roll < 0.6:
+            return "insert"
+        if roll < 0.6:
             self._update(conn, rng.choice(self._mine))
-        else:
-            pool = self._mine if rng.random() < 0.5 or not self.model.seed_ids else \
-                self.model.seed_ids
-            self._read(conn, rng.choice(pool))
+            return "update"
+        pool = self._mine if rng.random() < 0.5 or not self.model.seed_ids else \
+            self.model.seed_ids
+        self._read(conn, rng.choice(pool))
+        return "read"
 
     def _insert(self, conn: psycopg.Connection[Any]) -> None:
         token = f"{self.name}-{next(self._seq)}"
@@ -314,10 +228,11 @@ class AppInstance:
             self.stats.wrong.append(f"{self.name} read {column} of id {row_id}: {got!r}, "
                                     f"expected {expected!r}")
 
-    def _settle(self, conn: psycopg.Connection[Any]) -> None:
+    def reconnected(self, conn: psycopg.Connection[Any]) -> None:
         """After a reconnect: did the write in flight when the connection died commit?"""
+        if self._unsettled is None:
+            return
         unsettled, self._unsettled = self._unsettled, None
-        assert unsettled is not None
         column = current_column(conn)
         if unsettled[0] == "insert":
             token = unsettled[1]
@@ -355,12 +270,26 @@ class Fleet:
         self.retired: list[AppInstance] = []
 
     def start(self, version: str, count: int = 1, **options: Any) -> list[AppInstance]:
-        started = [
-            AppInstance(self.url, version, self.model, **{**self.defaults, **options}).start()
-            for _ in range(count)
-        ]
+        """`count` instances of `version`; options: rate (20/s), ttl (30 s), heartbeat_interval."""
+        started = [self._instance(version, **{**self.defaults, **options}).start()
+                   for _ in range(count)]
         self.live.extend(started)
         return started
+
+    def _instance(self, version: str, *, rate: float = 20.0, ttl: int = 30,
+                  heartbeat_interval: float = 1.0) -> AppInstance:
+        number = next(_ids)
+        stats = Stats(f"{version}-{number}")
+
+        def app(runtime: Runtime | None, _rows: int) -> ModelledShop:
+            return ModelledShop(runtime, version, self.model, stats)
+
+        return AppInstance(
+            self.url, version, stats.name, stats=stats, rate=rate, seed=number,
+            app_class=app,  # type: ignore[arg-type]
+            ttl_seconds=ttl, heartbeat_interval=heartbeat_interval, poll_interval=0.2,
+            count_connect_failures=False,
+        )
 
     def stop(self, instance: AppInstance, *, vanish: bool = False) -> None:
         instance.vanish() if vanish else instance.stop()
@@ -381,23 +310,36 @@ class Fleet:
     def everyone(self) -> list[AppInstance]:
         return self.retired + self.live
 
+    def _stats(self) -> list[Stats]:
+        return [i.stats for i in self.everyone]  # type: ignore[misc]
+
     def requests(self) -> int:
-        return sum(i.stats.requests for i in self.everyone)
+        return sum(s.requests for s in self._stats())
 
     def errors(self) -> list[str]:
-        return [e for i in self.everyone for e in i.stats.errors]
+        return [e for s in self._stats() for e in s.errors]
 
     def wrong(self) -> list[str]:
-        return [w for i in self.everyone for w in i.stats.wrong]
+        return [w for s in self._stats() for w in s.wrong]
 
     def latencies(self, since: float = 0.0) -> list[float]:
-        return [d for i in self.everyone for s, d in i.stats.latencies if s >= since]
+        return [d for s in self._stats() for start, d in s.latencies if start >= since]
 
     def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
-        """Wait until `count` more requests were sent (so each step sees real traffic)."""
-        goal = self.requests() + count
+        """Wait until `count` more requests were sent (so each step sees real traffic).
+
+        Fails the test when they do not come within `timeout`: a step that saw no
+        traffic proves nothing.
+        """
+        before = self.requests()
+        goal = before + count
         deadline = time.monotonic() + timeout
-        while self.requests() < goal and time.monotonic() < deadline:
+        while self.requests() < goal:
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"timed out after {timeout:g}s waiting for {count} more requests from "
+                    f"{self.live}: {self.requests() - before} came "
+                    f"(rates {[i.current_rate() for i in self.live]})")
             time.sleep(0.05)
 
 

@@ -416,7 +416,7 @@ def test_lost_connection_is_an_operational_error_and_the_rerun_resumes(
             threading.Event().wait(0.05)
         # the database "goes away" for the backfill's connections
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name = 'zdmigrate-backfill'")
+                      "WHERE application_name = 'zdmigrate-backfill' AND datname = current_database()")
     worker.join(60)
     assert len(errors) == 1
     assert isinstance(errors[0], DatabaseUnreachable)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fleet_helpers import Cli
+from tests.fix_cli import Cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_GATE = (ROOT / "docs" / "ci-gate.md").read_text()
@@ -35,16 +35,11 @@ def commands(block: str) -> list[tuple[list[str], int]]:
 
 
 @pytest.fixture
-def example(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str],
-            monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    for name in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    folder = tmp_path / "migrations"
-    folder.mkdir()
+def example(cli: Cli) -> Cli:
+    cli.migrations.mkdir()
     for name in ("0001_create_users.py", "0002_rename_users_name.py"):
-        shutil.copy(ROOT / "migrations_example" / name, folder / name)
-    return Cli(capsys, db_url, folder)
+        shutil.copy(ROOT / "migrations_example" / name, cli.migrations / name)
+    return cli
 
 
 def test_the_rename_runbook_runs_as_written(example: Cli) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -16,13 +15,6 @@ from zdmigrate.errors import BadInput, ConfigError
 from zdmigrate.fleet import FleetSettings
 
 SCHEMA = "zdmigrate"
-
-
-@pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        state.ensure_schema(c, SCHEMA)
-        yield c
 
 
 def age(conn: psycopg.Connection[tuple[object, ...]], seconds: int, **where: str) -> None:

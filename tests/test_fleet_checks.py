@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 
-from zdmigrate import fleet, state
+from zdmigrate import fleet
 from zdmigrate.compat import parse_compat
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep
@@ -17,13 +14,6 @@ COMPAT = parse_compat(
     {"shop": {"dual_write_from": "1.5", "read_new_from": "2.0", "old_unused_from": "2.0"}},
     "0002_rename.py",
 )
-
-
-@pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        state.ensure_schema(c, SCHEMA)
-        yield c
 
 
 def blockers(conn: psycopg.Connection, target: Phase, **kw: bool) -> list:

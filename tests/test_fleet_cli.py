@@ -7,16 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fleet_helpers import Cli
-
-
-@pytest.fixture
-def cli(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    for name in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    return Cli(capsys, db_url, tmp_path / "migrations")
+from tests.fix_cli import Cli
 
 
 def test_fleet_lists_the_three_sources_as_json_and_text(cli: Cli, dsn: str) -> None:

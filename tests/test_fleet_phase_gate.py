@@ -9,21 +9,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fleet_helpers import Cli, columns, phase_of, write_migrations
+from tests.fix_cli import Cli
+from tests.fleet_helpers import columns, phase_of, write_migrations
 from zdmigrate import state
 
 RENAME = "0002_rename"
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    for name in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS", "ZDMIGRATE_ACTOR"):
-        monkeypatch.delenv(name, raising=False)
-    cli = Cli(capsys, db_url, write_migrations(tmp_path / "migrations"))
+def migrations_dir(tmp_path: Path) -> Path:
+    return write_migrations(tmp_path / "migrations")
+
+
+@pytest.fixture(autouse=True)
+def users_complete(cli: Cli) -> None:
+    """0001_users is complete before each test starts."""
     assert cli("phase", "advance", "0001_users", "--to", "contract")[0] == 0
-    return cli
 
 
 def at_switch_read(cli: Cli) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fleet_helpers import Cli, phase_of, write_migrations
+from tests.fix_cli import Cli
+from tests.fleet_helpers import phase_of, write_migrations
 from zdmigrate import state
 from zdmigrate.phases import Phase
 
@@ -15,12 +16,8 @@ RENAME = "0002_rename"
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    for name in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    return Cli(capsys, db_url, write_migrations(tmp_path / "migrations"))
+def migrations_dir(tmp_path: Path) -> Path:
+    return write_migrations(tmp_path / "migrations")
 
 
 def answer(cli: Cli, version: str) -> tuple[int, list[str]]:

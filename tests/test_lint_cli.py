@@ -13,6 +13,7 @@ import pytest
 from zdmigrate import engine
 from zdmigrate.cli import run
 from zdmigrate.config import Settings
+from zdmigrate.db import server_major
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,7 +205,7 @@ def test_linting_an_internal_error_exits_2(tmp_path: Path, capsys: pytest.Captur
 
 def test_pg_version_defaults_to_the_server(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
-        major = conn.info.server_version // 10000
+        major = server_major(conn)
     result = engine.lint(Settings.load({"database_url": db_url}), [str(REPO / "migrations_example")])
     assert result.pg_version == major and result.violations == []
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -23,7 +22,7 @@ from psycopg import sql
 from zdmigrate.config import Settings, redact_url
 from zdmigrate.dsn import normalize_url as normalize_url  # re-exported: one home, in dsn
 from zdmigrate.dsn import scrub
-from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed
+from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed, first_line
 from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
@@ -31,38 +30,78 @@ Record = Callable[[psycopg.Connection[Any]], None]
 
 
 def connect(
-    settings: Settings, *, application_name: str = "zdmigrate", autocommit: bool = True
+    target: Settings | str,
+    *,
+    application_name: str = "zdmigrate",
+    autocommit: bool = True,
+    prepare_threshold: int | None = 5,
+    session: Mapping[str, str] | None = None,
 ) -> psycopg.Connection[Any]:
-    """A psycopg connection to the target database; exit 3 (with no password shown) if down."""
-    url = settings.require_database()
+    """A psycopg connection to the target database; exit 3 (with no password shown) if down.
+
+    The one door to the database for the CLI and the backfill. `target` is the
+    settings (their database URL) or a URL. `prepare_threshold=None` turns off
+    server-side prepared statements (for transaction poolers); `session` sets
+    session parameters right after connecting (``{"DateStyle": "ISO, YMD"}``).
+    """
+    url = target if isinstance(target, str) else target.require_database()
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             normalize_url(url), autocommit=autocommit, application_name=application_name,
-            connect_timeout=10,
+            connect_timeout=10, prepare_threshold=prepare_threshold,
         )
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {scrub(reason, url)}"
+            f"cannot connect to {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from None
+    for name, value in (session or {}).items():
+        conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+    return conn
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long and how often to retry a step that hit lock_timeout."""
+def server_major(conn: psycopg.Connection[Any]) -> int:
+    """The PostgreSQL major version of the server `conn` talks to (150004 -> 15)."""
+    return int(conn.info.server_version) // 10000
 
-    budget: float = 60.0
-    backoff: float = 0.2
-    backoff_max: float = 5.0
+
+class Backoff:
+    """Exponential backoff with full jitter, within a time budget: the one backoff.
+
+    The n-th wait is uniform in ``[0, min(cap, base * 2**n)]`` (the documented
+    ``retry_backoff``, doubling each try up to ``retry_backoff_max``, full jitter);
+    `failed()` returns None once `budget` seconds have passed since the first
+    failure of the current streak. Used by the DDL executor and the backfill.
+    """
+
+    def __init__(self, base: float, cap: float, budget: float) -> None:
+        self.base = base
+        self.cap = cap
+        self.budget = budget
+        self.tries = 0
+        self.since: float | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(settings.retry_budget, settings.retry_backoff, settings.retry_backoff_max)
+    def from_settings(cls, settings: Settings) -> Backoff:
+        return cls(settings.retry_backoff, settings.retry_backoff_max, settings.retry_budget)
 
     def delay(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
-        ceiling = min(self.backoff_max, self.backoff * (2 ** attempt))
-        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+        """A wait before retry number `attempt` + 1 (0-based), full jitter."""
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
+
+    def failed(self) -> float | None:
+        """Seconds to sleep before retrying, or None when the budget is spent."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since > self.budget:
+            return None
+        delay = self.delay(self.tries)
+        self.tries += 1
+        return delay
+
+    def succeeded(self) -> None:
+        self.tries = 0
+        self.since = None
 
 
 def execute_step(
@@ -79,7 +118,7 @@ def execute_step(
     LockRetriesExhausted (exit 3) when the retry budget runs out, with nothing of
     the step applied; StepFailed for any other database error.
     """
-    policy = RetryPolicy.from_settings(settings)
+    backoff = Backoff.from_settings(settings)
     started = time.monotonic()
     attempt = 0
     while True:
@@ -91,24 +130,24 @@ def execute_step(
             return
         except psycopg.errors.LockNotAvailable:
             elapsed = time.monotonic() - started
-            if elapsed >= policy.budget:
+            if elapsed >= backoff.budget:
                 raise LockRetriesExhausted(
                     f"{_where(step)}gave up after {attempt + 1} tries in {elapsed:.1f}s: "
                     f"could not get the lock within lock_timeout ({settings.lock_timeout:g}s)",
                     hint="a long transaction holds a lock on the table; end it and run again "
                     "(nothing of this step was applied; done steps are kept)",
                 ) from None
-            delay = min(policy.delay(attempt), max(0.0, policy.budget - elapsed) + 0.05)
+            delay = min(backoff.delay(attempt), max(0.0, backoff.budget - elapsed) + 0.05)
             attempt += 1
             log(
                 f"lock_timeout on {_short(step.sql)!r}: retry {attempt} in {delay:.2f}s "
-                f"({elapsed:.1f}s of the {policy.budget:g}s retry budget used)"
+                f"({elapsed:.1f}s of the {backoff.budget:g}s retry budget used)"
             )
             time.sleep(delay)
         except psycopg.OperationalError as exc:
             if conn.closed or conn.broken:
                 raise DatabaseUnreachable(
-                    f"{_where(step)}lost the database connection: {_first_line(exc)}",
+                    f"{_where(step)}lost the database connection: {first_line(exc)}",
                     hint="run the same command again; done steps are kept",
                 ) from None
             raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
@@ -210,14 +249,9 @@ def _short(text: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _describe(exc: psycopg.Error) -> str:
     state = f"[{exc.sqlstate}] " if exc.sqlstate else ""
-    return f"{state}{_first_line(exc)}"
+    return f"{state}{first_line(exc)}"
 
 
 def generated_statements(conn: psycopg.Connection[Any], step: GeneratedSQLStep) -> list[SQLStep]:

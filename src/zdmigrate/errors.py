@@ -169,3 +169,39 @@ class LockRetriesExhausted(OperationalError):
 
 class StepFailed(OperationalError):
     """A step of a phase failed in the database (not a lock timeout)."""
+
+
+# -- transient database errors ------------------------------------------------
+
+#: SQLSTATEs worth retrying, each with what it means to the person reading the log.
+#: The one table: code that retries or explains a transient error looks here.
+TRANSIENT_SQLSTATES: dict[str, str] = {
+    "55P03": "lock timeout (an app transaction holds a row)",  # lock_not_available
+    "57014": "statement timeout",  # query_canceled
+    "40P01": "deadlock with an app transaction",  # deadlock_detected
+    "40001": "serialization failure",  # serialization_failure
+    "08000": "connection failure",  # connection_exception
+    "08003": "connection failure (connection does not exist)",  # connection_does_not_exist
+    "08006": "connection failure",  # connection_failure
+    "57P01": "the server is shutting down (admin shutdown)",  # admin_shutdown
+    "57P02": "the server crashed (crash shutdown)",  # crash_shutdown
+    "57P03": "the server is starting up and cannot take connections yet",  # cannot_connect_now
+}
+
+#: The transient SQLSTATEs a backfill batch rolls back, shrinks and retries after a backoff.
+BATCH_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+
+
+def transient_reason(sqlstate: str | None) -> str | None:
+    """The human reason for a transient SQLSTATE, or None when it is not transient."""
+    return TRANSIENT_SQLSTATES.get(sqlstate or "")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message, or its class name when the message is empty.
+
+    Database errors carry DETAIL/HINT/CONTEXT lines after the first; a one-line
+    message for the user keeps only the first.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,7 +7,7 @@
 
 See docs/backfill.md. The modules: `keys` (which key a table is walked by),
 `walkers` (the SQL of a batch), `claims` (workers' key ranges in the state
-tables), `sizing` (adaptive batch size), `throttle` (lag, rate, backoff),
+tables), `sizing` (adaptive batch size), `throttle` (lag, rate),
 `progress` (events and reporters), `verify` (the mismatch count), `control`
 (pause/resume), `runner` (the workers).
 """

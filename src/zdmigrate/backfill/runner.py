@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import errors as pgerrors
 
+from zdmigrate import db
 from zdmigrate.backfill.claims import Claim, Claims, ClaimState, RangeLost, Totals
 from zdmigrate.backfill.keys import (
     TableKey,
@@ -41,7 +41,6 @@ from zdmigrate.backfill.options import BackfillOptions
 from zdmigrate.backfill.progress import ProgressMeter, Reporter
 from zdmigrate.backfill.sizing import BatchSizer
 from zdmigrate.backfill.throttle import (
-    Backoff,
     LagSource,
     LagThrottle,
     PrimaryLag,
@@ -50,13 +49,16 @@ from zdmigrate.backfill.throttle import (
 )
 from zdmigrate.backfill.verify import Verification, verify_backfill
 from zdmigrate.backfill.walkers import BlockWalker, KeysetWalker, Walker, key_text
-from zdmigrate.config import Settings, redact_url
-from zdmigrate.dsn import normalize_url, scrub
+from zdmigrate.config import Settings
+from zdmigrate.db import Backoff
 from zdmigrate.errors import (
+    BATCH_RETRY_SQLSTATES,
     BadInput,
     DatabaseUnreachable,
     LockRetriesExhausted,
     StepFailed,
+    first_line,
+    transient_reason,
 )
 from zdmigrate.state import ensure_schema
 from zdmigrate.steps import BackfillStep
@@ -95,23 +97,17 @@ class BackfillResult:
         }
 
 
+#: Session settings of every backfill connection: ISO dates so key text round-trips.
+_SESSION = {"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "extra_float_digits": "3"}
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     """A connection for backfill work: autocommit (explicit short transactions), no
     server-side prepared statements (poolers), ISO dates so key text round-trips."""
-    try:
-        conn = psycopg.connect(
-            normalize_url(url), autocommit=True, prepare_threshold=None,
-            application_name="zdmigrate-backfill", connect_timeout=10,
-        )
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {scrub(reason, url)}"
-        ) from None
-    conn.execute("SET DateStyle = 'ISO, YMD'")
-    conn.execute("SET IntervalStyle = 'postgres'")
-    conn.execute("SET extra_float_digits = 3")
-    return conn
+    return db.connect(
+        url, application_name="zdmigrate-backfill", autocommit=True, prepare_threshold=None,
+        session=_SESSION,
+    )
 
 
 def run_backfill(
@@ -155,8 +151,7 @@ def run_backfill(
             walker.validate(conn)
         except psycopg.Error as exc:
             raise BadInput(
-                f"{where}: the backfill of {table} does not compile: "
-                f"{str(exc).strip().splitlines()[0]}",
+                f"{where}: the backfill of {table} does not compile: {first_line(exc)}",
                 hint="check the set/where expressions against the table's columns",
             ) from None
         claims = Claims(settings.state_schema, migration_id, step.key, "setup", opts.lease_seconds)
@@ -276,8 +271,7 @@ class _Worker:
             opts.batch_size, opts.min_batch_size, opts.max_batch_size, opts.target_batch_ms / 1000
         )
         settings = shared.settings
-        self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max,
-                               settings.retry_budget)
+        self.backoff = Backoff.from_settings(settings)
 
     def run(self) -> None:
         try:
@@ -341,20 +335,17 @@ class _Worker:
             except RangeLost:
                 s.meter.note("range-lost", f"range {claim.range_no} was taken over")
                 return True
-            except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled,
-                    pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
-                self._back_off(exc, claim)
-                continue
-            except psycopg.OperationalError as exc:
-                if not (conn.closed or conn.broken):
-                    raise _batch_failed(s, claim, exc) from None
-                raise DatabaseUnreachable(
-                    f"{where_written(s.step)}: the backfill of {s.table} lost its database "
-                    f"connection: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
-                    hint="nothing of the batch in flight was applied; run the same command "
-                    "again when the database is back: it resumes from the saved cursor",
-                ) from None
             except psycopg.Error as exc:
+                if exc.sqlstate in BATCH_RETRY_SQLSTATES:
+                    self._back_off(exc, claim)
+                    continue
+                if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
+                    raise DatabaseUnreachable(
+                        f"{where_written(s.step)}: the backfill of {s.table} lost its database "
+                        f"connection: {first_line(exc)}",
+                        hint="nothing of the batch in flight was applied; run the same command "
+                        "again when the database is back: it resumes from the saved cursor",
+                    ) from None
                 raise _batch_failed(s, claim, exc) from None
             self.backoff.succeeded()
             self.sizer.observe(outcome.scanned, time.monotonic() - began)
@@ -372,13 +363,7 @@ class _Worker:
         s = self.s
         size = self.sizer.shrink()
         delay = self.backoff.failed()
-        what = "serialization failure"
-        if isinstance(exc, pgerrors.LockNotAvailable):
-            what = "lock timeout (an app transaction holds a row)"
-        elif isinstance(exc, pgerrors.QueryCanceled):
-            what = "statement timeout"
-        elif isinstance(exc, pgerrors.DeadlockDetected):
-            what = "deadlock with an app transaction"
+        what = transient_reason(exc.sqlstate) or "transient error"
         if delay is None:
             raise LockRetriesExhausted(
                 f"{where_written(s.step)}: backfill of {s.table} kept failing with {what} "
@@ -406,9 +391,8 @@ class _Worker:
 
 def _batch_failed(s: _Shared, claim: Claim, exc: psycopg.Error) -> StepFailed:
     cursor = key_text(claim.cursor) if isinstance(claim.cursor, list) else claim.cursor
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StepFailed(
         f"{where_written(s.step)}: backfill batch of {s.table} after key {cursor} "
-        f"failed: {reason}",
+        f"failed: {first_line(exc)}",
         hint="nothing of this batch was applied; fix the cause and run again",
     )

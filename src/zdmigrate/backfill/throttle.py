@@ -1,4 +1,4 @@
-"""Throttles of a backfill: replication lag, a rows-per-second cap, lock-timeout backoff.
+"""Throttles of a backfill: replication lag and a rows-per-second cap.
 
 A `LagSource` says how far behind the replicas are, in seconds:
 `PrimaryLag` reads ``pg_stat_replication`` on the primary (the largest of
@@ -11,7 +11,6 @@ one process and are thread-safe.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,8 @@ from typing import Any, Protocol
 import psycopg
 
 from zdmigrate.config import redact_url
-from zdmigrate.dsn import normalize_url, scrub
+from zdmigrate.db import connect
+from zdmigrate.dsn import scrub
 from zdmigrate.errors import DatabaseUnreachable
 
 
@@ -39,12 +39,14 @@ class _QueryLag:
     def lag_seconds(self) -> float:
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(normalize_url(self.dsn), autocommit=True)
+                self._conn = connect(self.dsn, application_name="zdmigrate-backfill")
             row = self._conn.execute(self.query).fetchone()
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, DatabaseUnreachable) as exc:
             self.close()
+            reason = exc.message if isinstance(exc, DatabaseUnreachable) else str(exc)
             raise DatabaseUnreachable(
-                f"cannot read replication lag from {redact_url(self.dsn)}: {scrub(str(exc), self.dsn)}"
+                f"cannot read replication lag from {redact_url(self.dsn)}: "
+                f"{scrub(reason, self.dsn)}"
             ) from None
         return float(row[0]) if row and row[0] is not None else 0.0
 
@@ -134,29 +136,3 @@ class RateLimiter:
             delay = self._next - now
         if delay > 0:
             stop.wait(delay)
-
-
-class Backoff:
-    """Exponential backoff with full jitter after lock timeouts, within a time budget."""
-
-    def __init__(self, base: float, cap: float, budget: float) -> None:
-        self.base = base
-        self.cap = cap
-        self.budget = budget
-        self.tries = 0
-        self.since: float | None = None
-
-    def failed(self) -> float | None:
-        """Seconds to sleep before retrying, or None when the budget is spent."""
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
-        if now - self.since > self.budget:
-            return None
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.tries))
-        self.tries += 1
-        return delay
-
-    def succeeded(self) -> None:
-        self.tries = 0
-        self.since = None

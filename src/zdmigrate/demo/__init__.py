@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-import psycopg
-
-from zdmigrate import state
+from zdmigrate import db, state
 from zdmigrate.config import Settings
 from zdmigrate.demo.database import demo_database
 from zdmigrate.demo.instances import Fleet, Router
@@ -85,8 +83,7 @@ def run_demo(
                             hold_seconds=duration / holds)
 
         def seed_rows(count: int) -> None:
-            with psycopg.connect(database.url, autocommit=True,
-                                 application_name="zdmigrate demo seed") as conn:
+            with db.connect(database.url, application_name="zdmigrate demo seed") as conn:
                 seed(conn, count)
 
         monitor = Monitor(database.url, settings.state_schema, progress).start()
@@ -101,8 +98,7 @@ def run_demo(
                     monitor.poll_once()
         finally:
             monitor.stop()
-        with psycopg.connect(database.url, autocommit=True,
-                             application_name="zdmigrate demo") as conn:
+        with db.connect(database.url, application_name="zdmigrate demo") as conn:
             backfills = state.backfill_progress(conn, settings.state_schema)
         phases = dict(pipeline.phases)
         return DemoSummary(

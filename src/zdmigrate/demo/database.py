@@ -20,7 +20,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from zdmigrate.config import redact_url
-from zdmigrate.errors import BadInput, DatabaseUnreachable
+from zdmigrate.db import connect, server_major
+from zdmigrate.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,7 @@ def demo_database(database_url: str | None) -> Iterator[DemoDatabase]:
 @contextmanager
 def _throwaway_database(admin_url: str) -> Iterator[DemoDatabase]:
     name = f"zdmigrate_demo_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=10,
-                                application_name="zdmigrate demo")
-    except psycopg.Error as exc:
-        raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(admin_url)}: {_first_line(exc)}"
-        ) from None
+    admin = connect(admin_url, application_name="zdmigrate demo")
     with admin:
         try:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -80,7 +75,7 @@ def _throwaway_database(admin_url: str) -> Iterator[DemoDatabase]:
 
 
 def _drop(admin: psycopg.Connection[object], name: str) -> None:
-    major = admin.info.server_version // 10000
+    major = server_major(admin)
     if major >= 13:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(name)))
@@ -91,10 +86,5 @@ def _drop(admin: psycopg.Connection[object], name: str) -> None:
 
 
 def _server_version(url: str) -> str:
-    with psycopg.connect(url, autocommit=True, application_name="zdmigrate demo") as conn:
+    with connect(url, application_name="zdmigrate demo") as conn:
         return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

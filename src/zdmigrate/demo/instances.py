@@ -19,14 +19,16 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from zdmigrate.demo.shop import APP, ShopVersion
 from zdmigrate.demo.shop import app_class as shop_app_class
 from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.runtime import Runtime
+from zdmigrate.runtime._source import runtime_conninfo
 
 
 class Router:
@@ -61,48 +63,104 @@ class Router:
         return self.total_rate * share / running if running else 0.0
 
 
+class RequestRecorder(Protocol):
+    """Where an instance records each request: `TrafficStats`, or a test's own recorder."""
+
+    def record(self, version: str, seconds: float, error: BaseException | None = None) -> None:
+        ...
+
+
 class AppInstance:
-    """One instance of the shop at `version`: a connection, a runtime and a request loop."""
+    """One instance of the shop at `version`: a connection, a runtime and a request loop.
+
+    Its request rate is `rate` when set (requests per second; 0 keeps it connected
+    and idle), else the share the `router` gives it. Every connection it opens,
+    the runtime's too, is named ``shop@VERSION``; `vanish` cuts them all from the
+    server side as a dying host would, with no goodbye. With
+    `count_connect_failures` off, a request that cannot even connect is not
+    counted (the instance waits and tries again), as when the database is down.
+    """
 
     def __init__(
-        self, url: str, version: str, name: str, *, stats: TrafficStats, router: Router,
-        seeded_rows: int, schema: str, seed: int,
+        self, url: str, version: str, name: str, *, stats: RequestRecorder,
+        router: Router | None = None, rate: float | None = None, seeded_rows: int = 1,
+        schema: str = "zdmigrate", seed: int = 0,
         app_class: type[ShopVersion] | None = None, with_runtime: bool = True,
+        ttl_seconds: int = 10, heartbeat_interval: float = 2.0, poll_interval: float = 0.25,
+        count_connect_failures: bool = True,
     ) -> None:
         self.url = url
         self.version = version
         self.name = name
         self.stats = stats
         self.router = router
+        #: Requests per second of this instance; None follows the router.
+        self.rate = rate
         self.seeded_rows = seeded_rows
         self.schema = schema
         self.rng = random.Random(seed)
         self.app_class = app_class or shop_app_class(version)
         self.with_runtime = with_runtime
+        self.ttl_seconds = ttl_seconds
+        self.heartbeat_interval = heartbeat_interval
+        self.poll_interval = poll_interval
+        self.count_connect_failures = count_connect_failures
         self.runtime: Runtime | None = None
+        self.app: ShopVersion | None = None
         self.conn: psycopg.Connection[Any] | None = None
+        #: Set once the instance's request connection is open.
+        self.connected = threading.Event()
+        #: Server process ids of every connection the instance opened (`vanish` ends them).
+        self.backend_pids: list[int] = []
+        self._gone = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def __repr__(self) -> str:
+        return f"<{APP} {self.name}>"
+
+    def start(self) -> AppInstance:
         if self.with_runtime:
             self.runtime = Runtime(
-                self.url, app=APP, version=self.version, instance_id=self.name,
-                schema=self.schema, heartbeat_interval=2.0, ttl_seconds=10, poll_interval=0.25,
+                self._runtime_connection, app=APP, version=self.version,
+                instance_id=self.name, schema=self.schema,
+                heartbeat_interval=self.heartbeat_interval, ttl_seconds=self.ttl_seconds,
+                poll_interval=self.poll_interval,
             ).start()
+        self.app = self.app_class(self.runtime, self.seeded_rows)
         self.conn = self._connect()
+        self.connected.set()
         self._thread = threading.Thread(target=self._loop, name=f"app {self.name}", daemon=True)
         self._thread.start()
+        return self
+
+    def current_rate(self) -> float:
+        if self.rate is not None:
+            return self.rate
+        return self.router.rate(self.version) if self.router is not None else 0.0
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True, application_name=f"{APP}@{self.version}",
-                               connect_timeout=10)
+        conn = self._open(make_conninfo(self.url, application_name=f"{APP}@{self.version}",
+                                        connect_timeout=10))
+        return conn
+
+    def _runtime_connection(self) -> psycopg.Connection[Any]:
+        # the runtime's usual connection (keepalives and all), tracked so `vanish` ends it
+        return self._open(runtime_conninfo(self.url, f"{APP}@{self.version}"))
+
+    def _open(self, conninfo: str) -> psycopg.Connection[Any]:
+        if self._gone:
+            raise psycopg.OperationalError(f"{self.name} is gone")
+        conn = psycopg.connect(conninfo, autocommit=True)
+        self.backend_pids.append(conn.info.backend_pid)
+        return conn
 
     def _loop(self) -> None:
-        app = self.app_class(self.runtime, self.seeded_rows)
+        app = self.app
+        assert app is not None
         next_at = time.monotonic()
         while not self._stop.is_set():
-            rate = self.router.rate(self.version)
+            rate = self.current_rate()
             if rate <= 0:
                 next_at = time.monotonic()
                 self._stop.wait(0.05)
@@ -114,21 +172,56 @@ class AppInstance:
             next_at = max(next_at + self.rng.expovariate(rate), time.monotonic() - 1.0)
             self._one_request(app)
 
-    def _one_request(self, app: Any) -> None:
+    def _one_request(self, app: ShopVersion) -> None:
+        if not self.count_connect_failures and not self._ensure_connected(app):
+            self._stop.wait(0.2)
+            return
         started = time.perf_counter()
         try:
-            if self.conn is None or self.conn.closed or self.conn.broken:
-                self.conn = self._connect()
+            self._ensure_connected(app, quiet=False)
+            assert self.conn is not None
             app.request(self.conn, self.rng)
         except Exception as exc:  # any error is a failed request, as a user would see it
             self.stats.record(self.version, time.perf_counter() - started, exc)
         else:
             self.stats.record(self.version, time.perf_counter() - started)
 
+    def _ensure_connected(self, app: ShopVersion, *, quiet: bool = True) -> bool:
+        """Reconnect if the connection broke; False when that failed (and `quiet`)."""
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return True
+        try:
+            self.conn = self._connect()
+        except psycopg.OperationalError:
+            if quiet:
+                return False
+            raise
+        app.reconnected(self.conn)
+        return True
+
     def stop(self) -> None:
+        """Stop cleanly: finish the request in flight, close the connection, say goodbye."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self.conn is not None:
+            self.conn.close()
+        if self.runtime is not None:
+            self.runtime.stop()
+
+    def vanish(self) -> None:
+        """Disappear as a host does when it dies or is cut off: no goodbye.
+
+        The connections are cut from the server side and never come back, so the
+        heartbeat row stays until its TTL runs out.
+        """
+        self._gone = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE pid = ANY(%s)", [self.backend_pids])
         if self.conn is not None:
             self.conn.close()
         if self.runtime is not None:

@@ -88,6 +88,9 @@ class ShopVersion:
         handler(conn, rng)
         return kind
 
+    def reconnected(self, conn: psycopg.Connection[Any]) -> None:
+        """Called with the new connection after the instance reconnected (a lost one)."""
+
     def user_id(self, rng: random.Random) -> int:
         return rng.randint(1, self.seeded_rows)
 

@@ -21,7 +21,7 @@ from zdmigrate.engine.executors import run_logged
 from zdmigrate.engine.results import Transition
 from zdmigrate.engine.selection import default_migration
 from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
-from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused
+from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
 from zdmigrate.migration import Migration, find
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
@@ -202,6 +202,5 @@ def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement
                 if not row or row[0] is not True:
                     return requirement.problem
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{requirement.problem} ({first})"
+        return f"{requirement.problem} ({first_line(exc)})"
     return None

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import backfill, fleet, shadow_reads, state
+from zdmigrate import backfill, db, fleet, shadow_reads, state
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
 from zdmigrate.migration import Migration, parents_of
@@ -99,9 +99,7 @@ def check_lint(ctx: CheckContext) -> list[Blocker]:
     """
     from zdmigrate.lint import lint_migration
 
-    pg_version = (
-        int(ctx.conn.info.server_version) // 10000 if ctx.conn is not None else None
-    )
+    pg_version = db.server_major(ctx.conn) if ctx.conn is not None else None
     violations = lint_migration(
         ctx.migration, [ctx.target], pg_version=pg_version, config=ctx.settings.lint
     )

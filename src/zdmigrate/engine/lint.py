@@ -92,4 +92,4 @@ def _server_major(settings: Settings) -> int | None:
     from zdmigrate import db  # psycopg: only when a database URL asks for the server's version
 
     with db.connect(settings, application_name="zdmigrate lint") as conn:
-        return int(conn.info.server_version) // 10000
+        return db.server_major(conn)

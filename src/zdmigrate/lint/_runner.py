@@ -22,7 +22,7 @@ from zdmigrate.lint._suppress import Suppression, python_suppressions, sql_suppr
 from zdmigrate.lint._violation import Severity, Violation, sort_key
 from zdmigrate.lint.rules import Rule, all_rules
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.steps import SQLStep, Step, needs_autocommit
 
 DEFAULT_PG_VERSION = 15
 
@@ -181,23 +181,8 @@ def _sql_targets(
 
 
 def _needs_autocommit(statements: Sequence[Statement]) -> bool:
-    """Statements zdmigrate's executor runs outside a transaction (see steps.needs_autocommit)."""
-    from zdmigrate.lint._nodes import alter_cmds, defelem_true
-
-    for stmt in statements:
-        node, kind = stmt.node, stmt.kind
-        if kind in ("IndexStmt", "DropStmt") and node.get("concurrent"):
-            return True
-        if kind == "ReindexStmt" and defelem_true(node.get("params"), "concurrently"):
-            return True
-        if kind in ("VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt"):
-            return True
-        if kind == "AlterTableStmt":
-            for cmd in alter_cmds(node):
-                part = (cmd.get("def") or {}).get("PartitionCmd")
-                if part and part.get("concurrent"):
-                    return True
-    return False
+    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule."""
+    return any(needs_autocommit(stmt.sql) for stmt in statements)
 
 
 _PARAM = re.compile(r"%\((\w+)\)s|%s|%%")

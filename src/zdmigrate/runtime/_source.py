@@ -59,15 +59,22 @@ def connector(source: object, application_name: str) -> Connect:
     )
 
 
-def _from_conninfo(conninfo: str, kwargs: Mapping[str, Any], application_name: str) -> Connect:
+def runtime_conninfo(
+    conninfo: str, application_name: str, kwargs: Mapping[str, Any] | None = None
+) -> str:
+    """`conninfo` as the runtime connects with it: named, with its keepalive defaults."""
     # libpq's parse errors quote the string, password included: say it in our words
     problem = dsn.problem(conninfo)
     if problem is not None:
         raise ValueError(f"Runtime: {problem} ({dsn.redact(conninfo)})")
     conninfo = dsn.normalize_url(conninfo)
     params = conninfo_to_dict(conninfo)
-    extra = {k: v for k, v in _DEFAULTS.items() if k not in params and k not in kwargs}
-    final = make_conninfo(conninfo, application_name=application_name, **extra)
+    extra = {k: v for k, v in _DEFAULTS.items() if k not in params and k not in (kwargs or {})}
+    return make_conninfo(conninfo, application_name=application_name, **extra)
+
+
+def _from_conninfo(conninfo: str, kwargs: Mapping[str, Any], application_name: str) -> Connect:
+    final = runtime_conninfo(conninfo, application_name, kwargs)
     kwargs = {k: v for k, v in kwargs.items() if k not in ("autocommit", "application_name")}
 
     def connect() -> psycopg.Connection[Any]:
