@@ -114,3 +114,15 @@ def test_a_stored_row_never_hides_a_connected_session(dsn, runtime_role):
                 [session.instance_id],
             )
         assert "1.4" in shop_versions(dsn)
+
+
+def test_docs_security_lists_exactly_the_runtime_grants():
+    from pathlib import Path
+
+    from zdmigrate.state.schema import runtime_grants
+
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+                   .split())
+    for statement in runtime_grants("zdmigrate", "app_runtime"):
+        text = statement.as_string(None).replace('"', "")
+        assert " ".join(text.split()) + ";" in doc
