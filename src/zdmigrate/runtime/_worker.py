@@ -2,8 +2,8 @@
 
 One loop, one connection, owned by the thread alone (no locking around it):
 
-- on connect: a statement_timeout on its own session, LISTEN on the phase
-  channel, load every phase, send a heartbeat;
+- on connect: LISTEN on the phase channel, load every phase, send a heartbeat
+  (each query in a transaction with a local statement_timeout);
 - a NOTIFY on the phase channel makes it read the phases again at once: the
   payload is never taken as the value (any role that can connect may NOTIFY);
 - every `poll_interval` the phases are read again (the fallback when a notify
@@ -149,17 +149,25 @@ class Worker:
         finally:
             self._watchdog.disarm()
 
+    @contextmanager
+    def _statement_timeout(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """A transaction whose statements the server stops after `query_timeout`.
+
+        Transaction-local (SET LOCAL), so behind a transaction-mode pooler the
+        setting never reaches a server connection the application uses next.
+        """
+        with conn.transaction():
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [f"{max(1, int(self._rt.query_timeout * 1000))}ms"],
+            )
+            yield
+
     def _session(self) -> None:
         rt = self._rt
         self._stage = "connect"
         conn = self._conn = rt.connect()
         with self._answer_within(conn, rt.query_timeout):
-            self._stage = "set statement_timeout"
-            # the server-side bound, in case the server gets the query but a lock holds it
-            conn.execute(
-                "SELECT set_config('statement_timeout', %s, false)",
-                [f"{max(1, int(rt.query_timeout * 1000))}ms"],
-            )
             self._stage = "listen"
             migrations.listen(conn, rt.schema)
             self._refresh(conn)
@@ -187,7 +195,8 @@ class Worker:
         rt = self._rt
         self._stage = "read phases"
         try:
-            phases, unknown = migrations.load_phases(conn, rt.schema)
+            with self._statement_timeout(conn):
+                phases, unknown = migrations.load_phases(conn, rt.schema)
         except _MISSING_STATE:
             rt.problems.report(
                 _MIGRATIONS_TABLE,
@@ -207,17 +216,18 @@ class Worker:
         self._stage = "heartbeat"
         self._beat_requested = False
         try:
-            instances.write_heartbeat(
-                conn,
-                rt.schema,
-                app=rt.app,
-                instance_id=rt.instance_id,
-                version=rt.version,
-                host=rt.host,
-                pid=os.getpid(),
-                ttl_seconds=rt.ttl_seconds,
-                info=rt.heartbeat_info(),
-            )
+            with self._statement_timeout(conn):
+                instances.write_heartbeat(
+                    conn,
+                    rt.schema,
+                    app=rt.app,
+                    instance_id=rt.instance_id,
+                    version=rt.version,
+                    host=rt.host,
+                    pid=os.getpid(),
+                    ttl_seconds=rt.ttl_seconds,
+                    info=rt.heartbeat_info(),
+                )
         except _MISSING_STATE:
             rt.problems.report(
                 _INSTANCES_TABLE, f"table {rt.schema}.instances does not exist yet; not registered"
