@@ -132,11 +132,18 @@ def init(**kwargs: Any) -> None:
 
 @cli.command()
 @click.argument("name")
+@click.option("--autogenerate", is_flag=True,
+              help="Write the operations that bring the database to the app's models "
+              "(target_metadata).")
+@click.option("--rename", "renames", multiple=True, metavar="TABLE.OLD=NEW",
+              help="With --autogenerate: a column the models renamed (else it is a drop and an add).")
 @global_options
-def new(name: str, **kwargs: Any) -> None:
+def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) -> None:
     """Scaffold a migration file NAME after the current head."""
     settings, fmt = settings_from(kwargs)
-    path = engine.new(settings, name)
+    if renames and not autogenerate:
+        raise BadInput("--rename goes with --autogenerate")
+    path = engine.new(settings, name, autogenerate=autogenerate, renames=renames)
     output.new(path, formats(fmt))
 
 

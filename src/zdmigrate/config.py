@@ -54,6 +54,12 @@ class Settings:
     state_schema: str = "zdmigrate"
     #: Who is acting, recorded in the phase log (default: OS user@host).
     actor: str | None = None
+    #: The app's SQLAlchemy models for `zdmigrate new --autogenerate`: "module:attribute",
+    #: e.g. "shop.models:Base.metadata".
+    target_metadata: str | None = None
+    #: The app's name, as its instances report it (``app@version``): what generated
+    #: migrations put in their `compat` block.
+    app: str | None = None
     #: ``[tool.zdmigrate.lint]`` and other nested tables, passed through as-is.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Where the pyproject.toml came from, if one was read.

@@ -54,6 +54,12 @@ class Migration:
     compat: dict[str, AppCompat] = field(default_factory=dict)
 
     @property
+    def message(self) -> str:
+        """The first line of the file's docstring (what Alembic shows as the message)."""
+        doc = (self.module.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    @property
     def down_revision(self) -> str | None:
         return self.down_revisions[0] if len(self.down_revisions) == 1 else None
 
@@ -132,9 +138,21 @@ class Migration:
             ) from exc
 
 
+def migrations_folder(directory: Path | str) -> Path:
+    """Where the revision files are: `directory`, or its ``versions/`` in an Alembic script folder.
+
+    An Alembic (or Flask-Migrate) ``migrations/`` holds env.py and versions/; the
+    revisions are in versions/, and env.py is not one of them.
+    """
+    folder = Path(directory)
+    if (folder / "env.py").is_file() and (folder / "versions").is_dir():
+        return folder / "versions"
+    return folder
+
+
 def load_migrations(directory: Path | str) -> list[Migration]:
     """Load every migration in `directory`, oldest first (Alembic's revision order)."""
-    folder = Path(directory)
+    folder = migrations_folder(directory)
     if not folder.is_dir():
         raise MigrationFileError(
             f"migrations directory {folder} does not exist",
@@ -156,8 +174,13 @@ def load_migrations(directory: Path | str) -> list[Migration]:
 
 def load_file(path: Path) -> Migration:
     """Load and validate one migration file."""
-    source = path.read_bytes()
     module = _import(path)
+    return migration_from_module(module, path)
+
+
+def migration_from_module(module: ModuleType, path: Path) -> Migration:
+    """Validate a migration module that is already imported (by us or by Alembic)."""
+    source = path.read_bytes() if path.is_file() else b""
     revision = getattr(module, "revision", None)
     if not isinstance(revision, str) or not revision:
         raise MigrationFileError(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from zdmigrate import state
 from zdmigrate.config import Settings
+from zdmigrate.engine.adoption import alembic_versions
 from zdmigrate.engine.session import Log, quiet, session
-from zdmigrate.errors import BadInput, PhaseRefused
+from zdmigrate.errors import BadInput, PhaseRefused, UnknownMigration
 from zdmigrate.migration import find, load_migrations
 from zdmigrate.phases import Phase
 
@@ -17,7 +18,7 @@ def adopt(
     migration before it complete, without running them. Returns the ids marked.
 
     Without `revision`, reads it from the database's ``alembic_version`` table
-    (which zdmigrate never writes). Refused (exit 1) for a migration zdmigrate has
+    (which zdmigrate moves only when a migration completes). Refused (exit 1) for a migration zdmigrate has
     already started, so it never hides work that is half done.
     """
     migrations = load_migrations(settings.migrations)
@@ -25,16 +26,22 @@ def adopt(
         baseline = find(migrations, revision)
     with session(settings, "adopt", lock=True, log=log, migrations=migrations) as run:
         if revision is None:
-            exists = run.conn.execute("SELECT to_regclass('alembic_version')").fetchone()
-            rows = run.conn.execute("SELECT version_num FROM alembic_version").fetchall() if (
-                exists and exists[0]) else []
-            if len(rows) != 1:
+            rows = alembic_versions(run.conn)
+            if not rows or len(rows) != 1:
                 raise BadInput(
                     "cannot read one revision from alembic_version "
-                    f"({'no such table' if not rows else f'{len(rows)} rows'})",
+                    f"({'no such table' if rows is None else f'{len(rows)} rows'})",
                     hint="pass the baseline revision: zdmigrate adopt REVISION",
                 )
-            baseline = find(migrations, str(rows[0][0]))
+            try:
+                baseline = find(migrations, rows[0])
+            except UnknownMigration as exc:
+                raise UnknownMigration(
+                    f"alembic_version names {rows[0]}, which is not among the "
+                    f"{len(migrations)} migration(s) in {settings.migrations}",
+                    hint="point --migrations (or ZDMIGRATE_MIGRATIONS) at the Alembic versions "
+                    "directory",
+                ) from exc
         ids = [m.id for m in migrations]
         upto = [m for m in migrations[: ids.index(baseline.id) + 1]]
         started = [m.id for m in upto if m.id in run.states

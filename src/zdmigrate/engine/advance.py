@@ -16,6 +16,7 @@ import psycopg
 
 from zdmigrate import compat, state
 from zdmigrate.config import Settings
+from zdmigrate.engine.adoption import move_alembic_version
 from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.executors import run_logged
 from zdmigrate.engine.results import Transition
@@ -146,6 +147,12 @@ def _enter(
         state.clear_steps(run.conn, run.schema, migration.id, [phase], "advance")
         state.log_finish(run.conn, run.schema, log_id, "done")
         state.notify_phase(run.conn, run.schema, migration.id, phase)
+        if phase is Phase.CONTRACT:
+            moved = move_alembic_version(
+                run.conn, run.migrations,
+                lambda mid: mid == migration.id or run.phase_of(mid) is Phase.CONTRACT)
+            if moved:
+                run.log(f"{migration.id}: alembic_version now {moved}")
     run.reload()
     run.log(
         f"{migration.id}: {phase} done ({transition.steps_run} step(s) run"

@@ -48,6 +48,8 @@ class MigrationStatus:
     changed: bool = False
     #: Shadow reads the live app instances report for the current phase (runtime).
     shadow_reads: dict[str, Any] | None = None
+    #: The revision's message: the first line of its docstring, as Alembic shows it.
+    message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class MigrationStatus:
             "shadow_reads": shadow_reads.jsonable(self.shadow_reads) if self.shadow_reads else None,
             "kind": self.kind,
             "path": self.path,
+            "message": self.message,
         }
 
 

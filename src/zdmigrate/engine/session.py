@@ -71,6 +71,12 @@ def session(
     actor = settings.actor or default_actor()
     conn = db.connect(settings, application_name=f"zdmigrate {command}")
     try:
+        if command.startswith("phase "):
+            from zdmigrate.engine.adoption import not_adopted
+
+            refusal = not_adopted(conn, settings.state_schema, migrations)
+            if refusal is not None:
+                raise refusal  # before the state schema is created: nothing changed
         if lock:
             holder = state.try_run_lock(conn, settings.state_schema)
             if holder is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zdmigrate import shadow_reads, state
 from zdmigrate.config import Settings
+from zdmigrate.engine.adoption import not_adopted, not_adopted_blocker
 from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.results import MigrationStatus
 from zdmigrate.engine.session import Log, quiet, session
@@ -18,13 +19,16 @@ def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
     with session(settings, "status", lock=False, log=log) as run:
         has_schema = state.schema_exists(run.conn, run.schema)
         progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
-        out = []
+        refusal = not_adopted(run.conn, run.schema, run.migrations)
+        out: list[MigrationStatus] = []
         for migration in run.migrations:
             current = run.phase_of(migration.id)
             nxt = current.next
             row = run.states.get(migration.id)
             changed = bool(row and row.checksum and row.checksum != migration.checksum)
             blockers: list[Blocker] = []
+            if refusal is not None and not out:
+                blockers.append(not_adopted_blocker(refusal))
             if changed:
                 blockers.append(Blocker("file-changed", f"{migration.path.name} changed after its "
                                         "phases started; revert it or pass --accept-changed"))
@@ -42,5 +46,6 @@ def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
                 [b for b in progress if b["migration_id"] == migration.id], partial, changed,
                 shadow_reads.counts(run.conn, run.schema, migration.id, current)
                 if has_schema else None,
+                message=migration.message,
             ))
         return out

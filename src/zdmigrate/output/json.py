@@ -52,7 +52,8 @@ def plan(plans: Sequence[PhasePlan]) -> None:
     out: dict[str, dict[str, Any]] = {}
     for p in plans:
         entry = out.setdefault(p.migration.id, {"id": p.migration.id, "kind": p.migration.kind,
-                                                "path": str(p.migration.path), "phases": []})
+                                                "path": str(p.migration.path),
+                                                "message": p.migration.message, "phases": []})
         entry["phases"].append({
             "phase": p.phase.value,
             "steps": [_step_dict(s) for s in p.steps],

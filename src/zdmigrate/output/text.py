@@ -43,6 +43,7 @@ def new(path: Path) -> None:
 
 def status(statuses: Sequence[MigrationStatus]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if not statuses:
@@ -63,8 +64,10 @@ def status(statuses: Sequence[MigrationStatus]) -> None:
             shadow = (f"shadow reads: {s.shadow_reads['compared']} compared, "
                       f"{s.shadow_reads['mismatched']} mismatched")
             progress = shadow if progress == "-" else f"{progress}\n{shadow}"
-        table.add_row(s.id, s.phase.value, s.next.value if s.next else "(complete)", blocked,
-                      progress)
+        name = f"{s.id}\n[dim]{escape(s.message)}[/dim]" if s.message and s.message not in s.id \
+            else s.id
+        table.add_row(name, s.phase.value, s.next.value if s.next else "(complete)",
+                      escape(blocked), escape(progress))
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
 
 
@@ -86,6 +89,8 @@ def plan(plans: Sequence[PhasePlan]) -> None:
         if p.migration.id != current:
             current = p.migration.id
             print(f"== {p.migration.id}  ({p.migration.path.name}, {p.migration.kind})")
+            if p.migration.message:
+                print(f"-- {p.migration.message}")
         if not p.steps:
             print(f"-- {p.phase}: nothing to run")
             continue
