@@ -20,7 +20,7 @@ import pytest
 from tests.test_backfill_cli import MIGRATION
 from zdmigrate import engine
 from zdmigrate.config import Settings
-from zdmigrate.errors import PhaseRefused
+from zdmigrate.errors import OperationalError, PhaseRefused
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
@@ -42,6 +42,8 @@ def project(tmp_path: Path, dsn: str) -> Path:
 
 def rows_done(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass('zdmigrate.backfill_ranges')").fetchone() == (None,):
+            return 0
         row = conn.execute(
             "SELECT coalesce(sum(rows_done), 0) FROM zdmigrate.backfill_ranges"
         ).fetchone()
@@ -99,3 +101,39 @@ def test_rollback_refuses_a_live_backfill_then_resets_its_progress(
         assert conn.execute(
             "SELECT count(*) FROM users WHERE email_lower IS DISTINCT FROM lower(email)"
         ).fetchone() == (0,)
+
+
+def test_a_worker_whose_backfill_was_reset_stops_and_says_so(dsn: str, db_url: str) -> None:
+    """The race the refusal cannot close (a worker between two claims when the rollback
+    commits): the worker must not report the backfill done."""
+    import threading
+
+    from tests.test_backfill_concurrency import COUNTING, make_table
+    from zdmigrate.backfill import run_backfill
+    from zdmigrate.state import Store
+
+    make_table(dsn, 2000)
+    outcome: list[object] = []
+
+    def backfill() -> None:
+        try:
+            outcome.append(run_backfill(
+                Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                max_rows_per_second=400, batch_size=20, min_batch_size=10, max_batch_size=20,
+                max_replication_lag=0,
+            ))
+        except BaseException as exc:  # the test looks at it below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=backfill)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while rows_done(dsn) == 0:
+        assert time.monotonic() < deadline and worker.is_alive(), outcome
+        time.sleep(0.05)
+    with psycopg.connect(dsn) as conn:  # what a rollback below backfill commits
+        Store(conn, "zdmigrate").backfills.delete_migration("m1")
+    worker.join(60)
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], OperationalError), outcome
+    assert "was reset while it ran" in outcome[0].message
