@@ -26,8 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
 LAYER = {
     "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0, "dsn": 0,
     "ops": 1, "lint": 1,
-    "db": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2, "embedded": 2,
-    "_examples": 2, "autogenerate": 2, "alembic_bridge": 2,
+    "db": 2, "data_problems": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2,
+    "embedded": 2, "_examples": 2, "autogenerate": 2, "alembic_bridge": 2,
     "backfill": 3, "fleet": 3, "shadow_reads": 3,
     "engine": 4, "gate": 4,
     "output": 5,

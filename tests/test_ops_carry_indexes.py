@@ -77,14 +77,15 @@ def test_indexes_are_copied_at_switch_read_and_renamed_at_contract(
     engine.advance(settings, "0002_orders_total_bigint", to="switch-read")
     during = _indexes(dsn)
     copies = {name: d for name, d in during.items() if name not in before}
-    assert len(copies) == 3  # the key, the plain index and the composite one; not the partial
+    assert len(copies) == 4  # the key, the plain, the partial and the composite index
     defs = sorted(d[0].split(" USING ")[1] for d in copies.values())
     assert defs == ["btree (total_big)", "btree (total_big)",
+                    "btree (total_big) WHERE (total_big > 0)",
                     "btree (user_id, total_big DESC NULLS LAST) INCLUDE (id)"]
     marks = sorted((json.loads(d[1] or "{}")["index"], json.loads(d[1] or "{}")["constraint"])
                    for d in copies.values())
-    assert marks == [("orders_total_idx", None), ("orders_total_key", "orders_total_key"),
-                     ("orders_user_total_idx", None)]
+    assert marks == [("orders_positive_idx", None), ("orders_total_idx", None),
+                     ("orders_total_key", "orders_total_key"), ("orders_user_total_idx", None)]
     assert {json.loads(d[1] or "{}")["zdm_carry"] for d in copies.values()} == {
         "0002_orders_total_bigint"}
 
@@ -94,7 +95,8 @@ def test_indexes_are_copied_at_switch_read_and_renamed_at_contract(
     engine.advance(settings, "0002_orders_total_bigint", to="contract")
     after = _indexes(dsn)
     assert set(after) == {"Orders_pkey", "orders_total_key", "orders_total_idx",
-                          "orders_user_total_idx", "orders_user_idx"}
+                          "orders_user_total_idx", "orders_user_idx", "orders_positive_idx"}
+    assert after["orders_positive_idx"][0].endswith("USING btree (total_big) WHERE (total_big > 0)")
     assert after["orders_total_idx"][0].endswith("USING btree (total_big)")
     assert after["orders_user_total_idx"][0].endswith(
         "USING btree (user_id, total_big DESC NULLS LAST) INCLUDE (id)")
@@ -112,17 +114,23 @@ def test_contract_rerun_after_a_kill_finishes_the_renames(settings: Settings, ds
     engine.advance(settings, "0002_orders_total_bigint", to="switch-read")
     (migration,) = [m for m in load_migrations(settings.migrations) if m.id.startswith("0002")]
     steps = migration.render(Phase.CONTRACT)
-    *before_finish, finish = steps
+    at = next(i for i, s in enumerate(steps) if isinstance(s, GeneratedSQLStep)
+              and s.description.startswith("give the copied indexes"))
+    before_finish, finish = steps[:at], steps[at]
     assert isinstance(finish, GeneratedSQLStep)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # contract as a run that was killed half-way through the renames would leave it
         for index, step in enumerate(before_finish):
-            assert isinstance(step, SQLStep)
-            conn.execute(step.sql.encode())
+            if isinstance(step, GeneratedSQLStep):
+                for statement in db.generated_statements(conn, step):
+                    conn.execute(statement.sql.encode())
+            else:
+                assert isinstance(step, SQLStep)
+                conn.execute(step.sql.encode())
             conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
                          [migration.id, index, step.key])
         statements = db.generated_statements(conn, finish)
-        assert len(statements) == 6  # a rename (or constraint) and an unmark, per copy
+        assert len(statements) == 8  # a rename (or constraint) and an unmark, per copy
         conn.execute(statements[0].sql.encode())
     engine.advance(settings, "0002_orders_total_bigint", to="contract")
     after = _indexes(dsn)

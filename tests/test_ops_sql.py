@@ -94,18 +94,35 @@ def test_rename_column_phases() -> None:
     disagree = '"full_name" IS DISTINCT FROM ("name") AND "name" IS DISTINCT FROM ("full_name")'
     assert got["backfill"] == [
         f"BACKFILL public.users SET {{'full_name': '\"name\"'}} WHERE {disagree} VERIFY {disagree}"]
+    assert "LIKE \"public\".\"users\" INCLUDING CONSTRAINTS" in got["expand"][3]
+    assert "ADD CONSTRAINT %I %s NOT VALID" in got["expand"][3]
     contract = got["contract"]
-    assert "attname = 'name' AND attnotnull" in contract[0]
-    assert "VALIDATE CONSTRAINT" in contract[1] and "SET NOT NULL" in contract[2]
-    assert "pg_get_serial_sequence" in contract[3]
-    assert contract[-4:] == [
+    assert "dependent_objects_still_exist" in contract[0]  # the guard runs before any drop
+    assert "attname = 'name' AND attnotnull" in contract[1]
+    assert "VALIDATE CONSTRAINT" in contract[2] and "SET NOT NULL" in contract[3]
+    assert "pg_get_serial_sequence" in contract[4]
+    assert "COMMENT ON COLUMN" in contract[5] and "SET STATISTICS" in contract[5]
+    assert contract[-7:] == [
         'DROP TRIGGER IF EXISTS "zdm_0007_test_rename_name" ON "public"."users"',
         'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_rename_name"()',
+        "GENERATED drop the foreign keys to public.users.name that were re-pointed",
         'ALTER TABLE "public"."users" DROP COLUMN "name"',
         "GENERATED give the copied indexes of public.users their original names",
+        'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_name_indexes"()',
+        "GENERATED give the copied constraints of public.users.name their original names",
     ]
-    assert got["switch-read"] == ["GENERATED copy the indexes of public.users.name onto full_name"]
-    assert got["rollback switch-read"] == ["GENERATED drop the copied indexes of public.users"]
+    assert got["switch-read"][0].startswith("DO $zdm$")
+    assert "pg_get_indexdef" in got["switch-read"][0]
+    assert got["switch-read"][1:] == [
+        "GENERATED copy the indexes of public.users.name onto full_name",
+        "GENERATED re-point the foreign keys to public.users.name at full_name",
+        "GENERATED validate the copied constraints of public.users.name",
+    ]
+    assert got["rollback switch-read"] == [
+        "GENERATED drop the re-pointed foreign keys to public.users.name",
+        "GENERATED drop the copied indexes of public.users",
+        'DROP FUNCTION IF EXISTS "public"."zdm_0007_test_name_indexes"()',
+    ]
     assert got["rollback expand"][-1] == 'ALTER TABLE "public"."users" DROP COLUMN IF EXISTS "full_name"'
 
 
@@ -113,13 +130,15 @@ def test_change_column_type_phases() -> None:
     op = ops.ChangeColumnType("orders", "total_cents", sa.Numeric(12, 2), new_name="total",
                               up="total_cents / 100.0", down="round(total * 100)::bigint")
     got = plan(op)
-    assert got["expand"][0] == 'ALTER TABLE "public"."orders" ADD COLUMN "total" NUMERIC(12, 2)'
+    assert got["expand"][0].startswith(
+        "DO $zdm$\nBEGIN\n  EXECUTE 'ALTER TABLE \"public\".\"orders\" ADD COLUMN \"total\" "
+        "NUMERIC(12, 2)' || coalesce((SELECT CASE WHEN a.attcollation <> t.typcollation")
     assert 'NEW."total_cents" := (CAST(round(new.total * 100) AS bigint));' in got["expand"][1]
     assert got["backfill"][0].startswith(
         "BACKFILL public.orders SET {'total': 'total_cents / 100.0'} "
         'WHERE "total" IS DISTINCT FROM (total_cents / 100.0) AND '
         '"total_cents" IS DISTINCT FROM (round(total * 100)::bigint)')
-    assert "'(' || d || ')::' || 'NUMERIC(12, 2)'" in got["contract"][3]
+    assert "'(' || d || ')::' || 'NUMERIC(12, 2)'" in got["contract"][4]
 
 
 def test_drop_column_without_down_saves_not_null_in_a_memo() -> None:

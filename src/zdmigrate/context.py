@@ -14,20 +14,26 @@ reflection) are not available.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from zdmigrate.phases import Phase
-from zdmigrate.steps import BackfillStep, Params, Source, SQLStep, Step, needs_autocommit, split_sql
+from zdmigrate.steps import (
+    BackfillStep,
+    Params,
+    Source,
+    SQLStep,
+    Step,
+    caller_source,
+    needs_autocommit,
+    split_sql,
+)
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
     from alembic.runtime.migration import MigrationContext
 
 StepSink = Callable[[Step], None]
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class PhaseContext:
@@ -128,44 +134,3 @@ def offline_migration_context(sink: StepSink) -> MigrationContext:
         dialect_name="postgresql",
         opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
     )
-
-
-def caller_source() -> Source | None:
-    """The file and line of the nearest caller outside zdmigrate, alembic and sqlalchemy.
-
-    That is the line in the migration file (or the user's helper) that asked
-    for the step: what `plan`, the linter and error messages point at.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        raw = frame.f_code.co_filename
-        filename = raw if raw.startswith("<") else os.path.abspath(raw)
-        if not _is_library_file(filename):
-            return Source(filename, frame.f_lineno)
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-def _is_library_file(filename: str) -> bool:
-    if filename.startswith("<"):
-        return True
-    return any(filename.startswith(folder) for folder in _library_folders())
-
-
-_LIBRARY_FOLDERS: list[str] = []
-
-
-def _library_folders() -> list[str]:
-    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded."""
-    if not _LIBRARY_FOLDERS:
-        _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
-    for name in ("alembic", "sqlalchemy", "contextlib"):
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if path:
-            folder = os.path.dirname(os.path.abspath(path)) + os.sep
-            if name == "contextlib":
-                folder = os.path.abspath(path)
-            if folder not in _LIBRARY_FOLDERS:
-                _LIBRARY_FOLDERS.append(folder)
-    return _LIBRARY_FOLDERS

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
+from zdmigrate.data_problems import DATA_ERRORS, diagnose
 from zdmigrate.dsn import normalize_url as normalize_url  # re-exported: one home, in dsn
 from zdmigrate.dsn import scrub
 from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed, first_line
@@ -151,6 +152,8 @@ def execute_step(
                     hint="run the same command again; done steps are kept",
                 ) from None
             raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
+        except DATA_ERRORS as exc:  # the data stops the step: exit 2 with the rows, not 3
+            raise diagnose(conn, exc, _where(step), step.sql, concurrent=step.autocommit) from None
         except psycopg.Error as exc:
             raise StepFailed(
                 f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"

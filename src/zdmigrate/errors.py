@@ -136,6 +136,14 @@ class OperationInvalid(BadInput):
         return "\n".join(lines)
 
 
+class DataProblem(OperationInvalid):
+    """A step met data or objects it cannot go past: rows violating a constraint being
+    validated, objects that depend on what is dropped. Not an operational failure:
+    nothing of that step was applied, and rerunning will not help until the data changes.
+    `problems` counts the offending rows and shows a sample.
+    """
+
+
 class LintInternalError(ZdmigrateError):
     """The linter itself failed on some input (a zdmigrate bug); reported, never a traceback."""
 

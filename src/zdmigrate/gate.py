@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
-from zdmigrate import compat, db, state
+from zdmigrate import compat, db, fleet, state
 from zdmigrate.compat import AppCompat, migration_needs_app_dual_writes, parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
@@ -181,10 +181,14 @@ def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
     migrations = load_migrations(settings.migrations)
     phases: dict[str, Phase] | None = None
     note: str | None = None
+    instances: list[fleet.Instance] = []
     if settings.database_url:
         with db.connect(settings, application_name="zdmigrate gate") as conn:
             schema = settings.state_schema
             rows = state.load_migrations(conn, schema) if state.schema_exists(conn, schema) else {}
+            if any(m.uses_version_schema for m in migrations):
+                instances = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(
+                    settings), app=app, remember_sessions=False)
         phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
     else:
         note = "no database URL given"
@@ -199,7 +203,14 @@ def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
         for m in migrations
     ]
     findings = lint_pending(migrations, phases, settings)
-    return decide(app, version, gate_migrations, lint_findings=findings, database_note=note)
+    answer = decide(app, version, gate_migrations, lint_findings=findings, database_note=note)
+    if phases is not None:  # renames through views: do live instances have the search_path?
+        from zdmigrate.engine.search_paths import gate_blockers
+
+        known = phases
+        answer.blockers.extend(gate_blockers(
+            migrations, lambda m: known.get(m, Phase.PENDING), app, version, instances))
+    return answer
 
 
 def lint_pending(

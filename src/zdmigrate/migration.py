@@ -31,6 +31,7 @@ from typing import Any
 from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
+from zdmigrate.ops import _version_schema as version_schema
 from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Step
@@ -62,6 +63,21 @@ class Migration:
     @property
     def down_revision(self) -> str | None:
         return self.down_revisions[0] if len(self.down_revisions) == 1 else None
+
+    @property
+    def uses_version_schema(self) -> bool:
+        """Does an operation of this migration rename through a version schema?"""
+        return any(getattr(op, "uses_version_schema", False) for op in self.operations)
+
+    def reads_new_names_from(self) -> dict[str, str]:
+        """Per app, the first version that uses the new names (compat's read_new_from,
+        else old_unused_from): the versions that need the version schema."""
+        out = {}
+        for app, declared in self.compat.items():
+            first = declared.read_new_from or declared.old_unused_from
+            if first is not None:
+                out[app] = str(first)
+        return out
 
     def defines(self, phase: Phase) -> bool:
         """Does this migration do any work in `phase`?"""
@@ -101,6 +117,8 @@ class Migration:
                 for step in produced:
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
+            if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:
+                sink(version_schema.comment_step(self.id, self.reads_new_names_from()))
             return
         if self.kind == "alembic":
             if phase is not Phase.EXPAND:

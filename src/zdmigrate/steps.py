@@ -12,6 +12,8 @@ backfill engine carries out. Every step knows where its author wrote it, so
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,14 @@ class Source:
         return f"{self.path}:{self.line}"
 
 
+#: `SQLStep.role`: the step removes something old app versions rely on (a sync or
+#: fix trigger): contract needs fleet proof whatever the linter thinks of the SQL.
+REMOVES_OLD_DEPENDENCY = "removes_old_dependency"
+#: `SQLStep.role`: the step only touches zdmigrate's own transition scaffolding (a
+#: helper CHECK, a memo function) or what old versions cannot reach: no fleet proof.
+SCAFFOLDING = "scaffolding"
+
+
 @dataclass(frozen=True)
 class SQLStep:
     """One SQL statement.
@@ -37,6 +47,8 @@ class SQLStep:
     `autocommit` steps (CREATE INDEX CONCURRENTLY and friends) run outside a
     transaction; all others run in a short transaction of their own with
     ``SET LOCAL lock_timeout``. Leave it as None to have it detected from the SQL.
+    `role` (None, `REMOVES_OLD_DEPENDENCY` or `SCAFFOLDING`) tells the fleet policy
+    what the step does to old app versions when the SQL alone does not say it.
     """
 
     sql: str
@@ -44,6 +56,7 @@ class SQLStep:
     source: Source | None = None
     autocommit: bool = False
     description: str | None = None
+    role: str | None = None
 
     @property
     def key(self) -> str:
@@ -212,3 +225,47 @@ def needs_autocommit(sql_text: str) -> bool:
                 if isinstance(pc, ast.PartitionCmd) and pc.concurrent:
                     return True
     return False
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def caller_source() -> Source | None:
+    """The file and line of the nearest caller outside zdmigrate, alembic and sqlalchemy.
+
+    That is the line in the migration file (or the user's helper) that asked
+    for the step: what `plan`, the linter and error messages point at.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        raw = frame.f_code.co_filename
+        filename = raw if raw.startswith("<") else os.path.abspath(raw)
+        if not _is_library_file(filename):
+            return Source(filename, frame.f_lineno)
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _is_library_file(filename: str) -> bool:
+    if filename.startswith("<"):
+        return True
+    return any(filename.startswith(folder) for folder in _library_folders())
+
+
+_LIBRARY_FOLDERS: list[str] = []
+
+
+def _library_folders() -> list[str]:
+    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded."""
+    if not _LIBRARY_FOLDERS:
+        _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
+    for name in ("alembic", "sqlalchemy", "contextlib"):
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path:
+            folder = os.path.dirname(os.path.abspath(path)) + os.sep
+            if name == "contextlib":
+                folder = os.path.abspath(path)
+            if folder not in _LIBRARY_FOLDERS:
+                _LIBRARY_FOLDERS.append(folder)
+    return _LIBRARY_FOLDERS

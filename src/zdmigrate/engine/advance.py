@@ -129,6 +129,8 @@ def _enter(
         return Transition(migration.id, "advance", before, phase, dry_run=True, steps=steps)
     if phase is Phase.EXPAND and before is Phase.PENDING:
         _check_requirements(run, migration)
+    if phase is Phase.CONTRACT:
+        _check_contract_requirements(run, migration)
     with run.conn.transaction():
         log_id = state.log_start(
             run.conn, run.schema, migration_id=migration.id, action="advance",
@@ -196,6 +198,35 @@ def _check_requirements(run: Run, migration: Migration) -> None:
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
             "nothing was changed",
             problems,
+        )
+
+
+def _check_contract_requirements(run: Run, migration: Migration) -> None:
+    """Before contract's first step, check what every operation needs (exit 2 if unmet).
+
+    E.g. that nothing else uses a column about to be dropped: so contract runs
+    whole or not at all, instead of stopping half-way with old versions broken.
+    Run in a transaction that is rolled back. Skipped once contract started (its
+    done steps changed what the requirements describe; each operation's own
+    first step checks again).
+    """
+    if state.done_steps(run.conn, run.schema, migration.id, Phase.CONTRACT, "advance"):
+        return
+    problems: list[str] = []
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+        )
+        for op in migration.operations:
+            for requirement in op.contract_requirements(migration.id):
+                problem = _requirement_problem(run.conn, requirement)
+                if problem is not None:
+                    problems.append(f"{op.describe()}: {problem}")
+    if problems:
+        raise OperationInvalid(
+            f"{migration.path}: contract of {migration.id} cannot run yet; nothing was changed",
+            problems, hint="fix what is listed (old app versions keep working), then run it again",
         )
 
 

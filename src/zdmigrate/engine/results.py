@@ -50,6 +50,9 @@ class MigrationStatus:
     shadow_reads: dict[str, Any] | None = None
     #: The revision's message: the first line of its docstring, as Alembic shows it.
     message: str = ""
+    #: While a rename through views is in flight: its version schema, and the
+    #: search_path each live app version that needs it must use (engine/search_paths.py).
+    version_schema: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class MigrationStatus:
             "kind": self.kind,
             "path": self.path,
             "message": self.message,
+            "version_schema": self.version_schema,
         }
 
 

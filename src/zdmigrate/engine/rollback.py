@@ -67,10 +67,13 @@ def rollback(
                     f"rollback_{phase.function_name}(); write one to roll this phase back")
             for phase in phases if not migration.can_roll_back(phase)
         ]
-        partial = [
-            p for p, direction, _ in state.partial_phases(run.conn, run.schema, migration.id)
+        interrupted = [
+            (p, done) for p, direction, done
+            in state.partial_phases(run.conn, run.schema, migration.id)
             if direction == "advance" and p > current
         ]
+        _refuse_what_cannot_be_undone(migration, interrupted)
+        partial = [p for p, _ in interrupted]
         if goal < Phase.BACKFILL:
             refusals += _running_backfill(run, migration)
         if refusals:
@@ -84,6 +87,32 @@ def rollback(
         if not transitions:
             log(f"{migration.id} is at {current}; nothing to roll back")
         return transitions
+
+
+def _refuse_what_cannot_be_undone(migration: Migration, interrupted: list[tuple[Phase, int]]) -> None:
+    """A phase is undone only by undoing the steps that ran: refuse (exit 2) when they cannot be.
+
+    An interrupted contract never can (it dropped what it dropped); recording it
+    as undone would leave the migration at a phase whose objects are gone.
+    """
+    for phase, done in sorted(interrupted, reverse=True):
+        if migration.can_roll_back(phase):
+            continue
+        if phase is Phase.CONTRACT:
+            raise BadInput(
+                f"{migration.id}: contract was interrupted after {done} step(s), and contract "
+                "cannot be undone (it is the point of no return); nothing was changed",
+                hint=f"finish it: `zdmigrate phase advance {migration.id} --to contract` runs "
+                "the steps not done yet and keeps those done; if a step fails on the data, fix "
+                "the data and run it again",
+            )
+        raise BadInput(
+            f"{migration.id}: {phase} was interrupted after {done} step(s), and "
+            f"{migration.path.name} defines no rollback_{phase.function_name}() to undo them; "
+            "nothing was changed",
+            hint=f"write rollback_{phase.function_name}(), or finish the phase: "
+            f"`zdmigrate phase advance {migration.id} --to {phase}`",
+        )
 
 
 def _undo(

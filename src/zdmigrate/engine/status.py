@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from zdmigrate import shadow_reads, state
+from typing import Any
+
+from zdmigrate import fleet, shadow_reads, state
 from zdmigrate.config import Settings
+from zdmigrate.engine import search_paths
 from zdmigrate.engine.adoption import not_adopted, not_adopted_blocker
 from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.results import MigrationStatus
-from zdmigrate.engine.session import Log, quiet, session
+from zdmigrate.engine.session import Log, Run, quiet, session
 from zdmigrate.errors import Blocker
+from zdmigrate.ops._version_schema import schema_name
 
 
 def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
@@ -20,6 +24,7 @@ def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
         has_schema = state.schema_exists(run.conn, run.schema)
         progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
         refusal = not_adopted(run.conn, run.schema, run.migrations)
+        version_schemas = _version_schemas(run, settings)
         out: list[MigrationStatus] = []
         for migration in run.migrations:
             current = run.phase_of(migration.id)
@@ -41,11 +46,36 @@ def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
                  for p, d, n in state.partial_phases(run.conn, run.schema, migration.id)]
                 if has_schema else []
             )
+            version_schema = version_schemas.get(migration.id)
             out.append(MigrationStatus(
                 migration.id, str(migration.path), migration.kind, current, nxt, blockers,
                 [b for b in progress if b["migration_id"] == migration.id], partial, changed,
                 shadow_reads.counts(run.conn, run.schema, migration.id, current)
                 if has_schema else None,
                 message=migration.message,
+                version_schema=version_schema,
             ))
         return out
+
+
+def _version_schemas(run: Run, settings: Settings) -> dict[str, dict[str, Any]]:
+    """For each migration whose version schema exists now: the schema, which versions
+    need it, and the search_path of each live app version that does."""
+    in_flight = search_paths.in_flight(run.migrations, run.phase_of)
+    if not in_flight:
+        return {}
+    live = fleet.live_instances(run.conn, run.schema, fleet.FleetSettings.from_settings(settings),
+                                remember_sessions=False)
+    paths = search_paths.for_versions(run.migrations, run.phase_of,
+                                      [(i.app, i.version) for i in live])
+    out = {}
+    for migration in in_flight:
+        name = schema_name(migration.id)
+        out[migration.id] = {
+            "schema": name,
+            "read_new_from": migration.reads_new_names_from(),
+            "live": [{"app": app, "version": version, "search_path": path,
+                      "dsn_option": search_paths.dsn_option(path)}
+                     for (app, version), path in paths.items() if name in path],
+        }
+    return out

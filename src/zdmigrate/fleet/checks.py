@@ -3,6 +3,7 @@ destructive statements of a contract) and asks them. The policy is `zdmigrate.co
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -13,6 +14,7 @@ from zdmigrate.errors import Blocker
 from zdmigrate.fleet.settings import FleetSettings
 from zdmigrate.fleet.sources import live_instances
 from zdmigrate.phases import Phase
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep
 
 if TYPE_CHECKING:
     from zdmigrate.migration import Migration
@@ -47,7 +49,17 @@ def check_migration(
 
 
 def destructive_contract_statements(migration: Migration) -> list[str]:
-    """The statements of `migration`'s contract that the linter calls destructive."""
+    """The statements of `migration`'s contract that need fleet proof.
+
+    Those the linter calls destructive, and every step an operation marks
+    `REMOVES_OLD_DEPENDENCY` (a sync or fix trigger old versions rely on)
+    whatever its SQL; never a step marked `SCAFFOLDING` (zdmigrate's own helpers).
+    Suppression comments in the migration file are not read: they cannot lift it.
+    """
     from zdmigrate.lint import destructive_statements  # pglast: only when a contract is judged
 
-    return destructive_statements(migration.render(Phase.CONTRACT))
+    steps = migration.render(Phase.CONTRACT)
+    removes = [s.sql for s in steps if isinstance(s, SQLStep) and s.role == REMOVES_OLD_DEPENDENCY]
+    unmarked = [replace(s, source=None) for s in steps
+                if not (isinstance(s, SQLStep) and s.role is not None)]
+    return removes + destructive_statements(unmarked)

@@ -1,27 +1,32 @@
 """The shared recipe of RenameColumn and ChangeColumnType: a new column kept in sync.
 
-expand adds the new column and a two-way sync trigger; backfill copies old rows
-(``new = up(old)``) where the two disagree; contract carries NOT NULL (through a
-validated CHECK) and the default (and a serial sequence's ownership) over to the
-new column, makes the old column nullable (new versions leave it out of their
-INSERTs, so once the trigger is gone it must accept NULL until it is dropped, even
-if the run stops in between), drops the trigger and then the old column.
+expand adds the new column (with the old one's collation) and a two-way sync
+trigger, and copies the column's CHECK and outgoing FOREIGN KEY constraints onto
+it NOT VALID (see `_carry_constraints`); backfill copies old rows (``new =
+up(old)``) where the two disagree; switch-read copies the old column's indexes
+(and unique constraints) CONCURRENTLY (see `_carry_indexes`), re-points foreign
+keys of other tables to the new column and validates every copy; contract first
+checks that the old column can be dropped (see `_column_dependents`), then
+carries NOT NULL (through a validated CHECK), the default (and a serial
+sequence's ownership), the comment, statistics target and options over, makes
+the old column nullable (new versions leave it out of their INSERTs, so once the
+trigger is gone it must accept NULL until it is dropped, even if the run stops in
+between), drops the trigger, the re-pointed originals and the old column, and
+gives every copy its original's name.
 
-switch-read copies the old column's indexes (and unique constraints) onto the new
-column, CONCURRENTLY, before readers move to it; contract gives the copies the
-old names (see `_carry_indexes`).
-
-Surprise: indexes with expressions or predicates, and a primary key that includes
-the old column, are not carried over: add a CreateIndex / AddPrimaryKey on the new
-column. Identity columns cannot be copied this way.
+Surprise: what cannot be carried (a primary key or exclusion constraint on the
+column, a generated column computed from it, an identity column) is refused
+before expand, never dropped silently.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _carry_constraints as constraints
 from zdmigrate.ops import _carry_indexes as carry
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._column_dependents import contract_guard_step, uncarriable_sql
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
@@ -54,8 +59,24 @@ class ColumnCopy(Operation):
     def _add_column(self) -> SQLStep:
         add = sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
             self.table.ident, sql.Identifier(self.new))
-        if self.new_type is not None:
+        if self.new_type is not None and "collate" in self.new_type.lower():
             return SQLStep(render(sql.SQL("{} {}").format(add, sql.SQL(self.new_type))))
+        if self.new_type is not None:
+            # the old column's collation goes with it when the new type takes one
+            collation = (
+                "SELECT CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0"
+                " AND (SELECT typcollation FROM pg_catalog.pg_type"
+                f" WHERE oid = {render(sql.Literal(self.new_type))}::regtype) <> 0"
+                " THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END"
+                " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+                f" WHERE a.attrelid = {self._regclass()} AND a.attname = {render(sql.Literal(self.old))}"
+            )
+            typed = render(add) + " " + self.new_type
+            return SQLStep(
+                f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(typed))}"
+                f" || coalesce(({collation}), '');\nEND\n{_TAG}",
+                description=f"add column {self.new} {self.new_type}, with the collation of {self.old}",
+            )
         type_of_old = (
             "SELECT format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attcollation <> t.typcollation"
             " THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END"
@@ -94,6 +115,28 @@ class ColumnCopy(Operation):
             description=f"carry the default of {self.old} over to {self.new}",
         )
 
+    def _carry_properties(self) -> SQLStep:
+        """The old column's comment, statistics target and options, onto the new column."""
+        column = render(sql.SQL("{}.{}").format(self.table.ident, sql.Identifier(self.new)))
+        alter = render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} ").format(
+            self.table.ident, sql.Identifier(self.new)))
+        return SQLStep(
+            f"DO {_TAG}\nDECLARE\n  r record;\nBEGIN\n"
+            "  SELECT col_description(attrelid, attnum) AS note, attstattarget AS target,"
+            " attoptions AS options INTO r\n    FROM pg_catalog.pg_attribute"
+            f" WHERE attrelid = {self._regclass()} AND attname = {render(sql.Literal(self.old))};\n"
+            "  IF r.note IS NOT NULL THEN\n"
+            f"    EXECUTE format('COMMENT ON COLUMN %s IS %L', {render(sql.Literal(column))}, r.note);\n"
+            "  END IF;\n"
+            "  IF r.target IS NOT NULL AND r.target >= 0 THEN\n"
+            f"    EXECUTE {render(sql.Literal(alter + 'SET STATISTICS '))} || r.target;\n  END IF;\n"
+            "  IF r.options IS NOT NULL THEN\n"
+            f"    EXECUTE {render(sql.Literal(alter + 'SET ('))} || array_to_string(r.options, ', ')"
+            " || ')';\n  END IF;\n"
+            f"END\n{_TAG}",
+            description=f"carry the comment, statistics target and options of {self.old} over",
+        )
+
     def _old_nullable(self) -> SQLStep:
         """DROP NOT NULL on the old column, unless a primary key or replica identity needs it."""
         keyed = render(sql.SQL(
@@ -111,29 +154,43 @@ class ColumnCopy(Operation):
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         trigger = self._trigger(migration_id)
         if phase is Phase.EXPAND:
-            return [self._add_column(), *trigger.create_steps()]
+            return [self._add_column(), *trigger.create_steps(),
+                    constraints.add_copies(self.table, self.old, self.new, self.new_type,
+                                           migration_id)]
         if phase is Phase.BACKFILL:
             return [BackfillStep(self.table.name, {self.new: self.up}, where=self._disagree(),
                                  verify=self._disagree(), schema=self.table.schema)]
         if phase is Phase.SWITCH_READ:
-            return [carry.copy_indexes(self.table, self.old, self.new, migration_id)]
+            return [
+                carry.plan_rebuilt(self.table, self.old, self.new, self.new_type, migration_id),
+                carry.copy_indexes(self.table, self.old, self.new, migration_id),
+                constraints.repoint_inbound(self.table, self.old, self.new, migration_id),
+                constraints.validate_copies(self.table, self.old, migration_id),
+            ]
         if phase is Phase.CONTRACT:
             return [
+                contract_guard_step(self.table, self.old, self.new, migration_id),
                 *conditional_set_not_null_steps(
                     self.table, self.new, generated_name(migration_id, self.new, "nn"),
                     column_not_null(self.table, self.old)),
                 self._carry_default(),
+                self._carry_properties(),
                 self._old_nullable(),
                 *trigger.drop_steps(),
+                constraints.drop_inbound_originals(self.table, self.old, migration_id),
                 SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
                     self.table.ident, sql.Identifier(self.old)))),
-                carry.finish_copies(self.table, migration_id),
+                carry.finish_copies(self.table, self.old, migration_id),
+                carry.drop_memo(self.table, self.old, migration_id),
+                constraints.finish_copies(self.table, self.old, migration_id),
             ]
         return []
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.SWITCH_READ:
-            return [carry.drop_copies(self.table, migration_id)]
+            return [constraints.drop_inbound_copies(self.table, self.old, migration_id),
+                    carry.drop_copies(self.table, self.old, migration_id),
+                    carry.drop_memo(self.table, self.old, migration_id)]
         if phase is not Phase.EXPAND:
             return []
         return [
@@ -142,9 +199,34 @@ class ColumnCopy(Operation):
                 self.table.ident, sql.Identifier(self.new)))),
         ]
 
+    def contract_requirements(self, migration_id: str) -> list[Requirement]:
+        guard = contract_guard_step(self.table, self.old, self.new, migration_id)
+        return [Requirement(guard.sql, f"{self.table}.{self.old} cannot be dropped yet",
+                            expect="runs")]
+
     def requirements(self) -> list[Requirement]:
-        return [
+        out = [
             req.table_exists(self.table),
             req.column_exists(self.table, self.old),
             req.column_absent(self.table, self.new),
+            Requirement(
+                uncarriable_sql(self.table, self.old),
+                f"{self.table}.{self.old}: not everything on the column can be carried over to "
+                f"{self.new}", expect="runs"),
+            Requirement(
+                carry.plan_rebuilt(self.table, self.old, self.new, self.new_type, "check").sql,
+                f"{self.table}.{self.old}: an index on the column cannot be rebuilt on {self.new}",
+                expect="runs"),
         ]
+        if self.new_type is not None:
+            out += [
+                Requirement(
+                    constraints.checks_fit_sql(self.table, self.old, self.new, self.new_type),
+                    f"{self.table}.{self.old}: a CHECK on the column does not fit type "
+                    f"{self.new_type}", expect="runs"),
+                Requirement(
+                    constraints.foreign_keys_fit_sql(self.table, self.old, self.new_type),
+                    f"{self.table}.{self.old}: a foreign key from or to the column cannot use "
+                    f"type {self.new_type}", expect="runs"),
+            ]
+        return out

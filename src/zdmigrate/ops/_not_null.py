@@ -17,19 +17,26 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.steps import SQLStep
+from zdmigrate.steps import SCAFFOLDING, SQLStep
 
 _TAG = "$zdm$"
 
 
-def set_not_null_steps(table: QualifiedName, column: str, check_name: str) -> list[SQLStep]:
+def set_not_null_steps(
+    table: QualifiedName, column: str, check_name: str, *, old_versions_unaffected: bool = False
+) -> list[SQLStep]:
+    """The four steps; the helper CHECK's drop is scaffolding. With
+    `old_versions_unaffected` (a column old versions never write, filled by a
+    default), SET NOT NULL is scaffolding too: no fleet proof needed for it."""
     t, c, k = table.ident, sql.Identifier(column), sql.Identifier(check_name)
     return [
         SQLStep(render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID")
                        .format(t, k, c))),
         SQLStep(render(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(t, k))),
-        SQLStep(render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(t, c))),
-        SQLStep(render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(t, k))),
+        SQLStep(render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(t, c)),
+                role=SCAFFOLDING if old_versions_unaffected else None),
+        SQLStep(render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(t, k)),
+                role=SCAFFOLDING),
     ]
 
 

@@ -43,6 +43,19 @@ def relation_absent(name: QualifiedName, what: str = "table") -> Requirement:
     )
 
 
+def index_name_free(name: QualifiedName) -> Requirement:
+    """No relation is called `name`, except an INVALID index: the leftover of a failed
+    ``CREATE INDEX CONCURRENTLY``, which the engine drops before building again."""
+    return Requirement(
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+        "WHERE n.nspname = %s AND c.relname = %s AND i.indisvalid IS DISTINCT FROM false)",
+        f"index {name}: the name is already taken by another relation",
+        params=[name.schema, name.name],
+    )
+
+
 def index_exists(name: QualifiedName) -> Requirement:
     return Requirement(
         _RELATION.format(kinds=" AND c.relkind IN ('i', 'I')"),

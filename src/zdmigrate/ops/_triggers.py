@@ -24,7 +24,7 @@ from psycopg import sql
 
 from zdmigrate.ops._expressions import on_record
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.steps import SQLStep
+from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep
 
 _TAG = "$zdm$"
 
@@ -60,9 +60,11 @@ class SyncTrigger:
         ]
 
     def drop_steps(self) -> list[SQLStep]:
+        """Drop trigger and function. At contract this takes away what old app versions
+        rely on (their writes synced, filled or fixed), so the step says so."""
         return [
             SQLStep(render(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                sql.Identifier(self.name), self.table.ident))),
+                sql.Identifier(self.name), self.table.ident)), role=REMOVES_OLD_DEPENDENCY),
             SQLStep(render(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(self.function))),
         ]
 

@@ -92,8 +92,10 @@ class AddColumn(Operation):
                 out.append(SQLStep(render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}")
                                           .format(t, c, sql.SQL(self.default)))))
             if not self.nullable:
+                # old versions never write the column: with a default they cannot leave it NULL
                 out += set_not_null_steps(
-                    self.table, self.column, generated_name(migration_id, self.column, "nn"))
+                    self.table, self.column, generated_name(migration_id, self.column, "nn"),
+                    old_versions_unaffected=self.default is not None)
             if trigger:
                 out += trigger.drop_steps()
         return out

@@ -23,6 +23,36 @@ from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
 _ACTIONS = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
+_TAG = "$zdm$"
+
+
+def no_dangling_rows(
+    table: QualifiedName, columns: list[str], ref_table: QualifiedName, ref_columns: list[str]
+) -> Requirement:
+    """No row of `table` has a key (all of `columns` set) that no row of `ref_table` has.
+
+    A DO block that fails with the number of such rows and a sample of their keys.
+    """
+    present = sql.SQL(" AND ").join(
+        sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(col)) for col in columns)
+    match = sql.SQL(" AND ").join(
+        sql.SQL("p.{} = c.{}").format(sql.Identifier(rc), sql.Identifier(col))
+        for col, rc in zip(columns, ref_columns, strict=True))
+    keys = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(col)) for col in columns)
+    query = sql.SQL(
+        "SELECT count(*), string_agg(k, ', ') FILTER (WHERE rn <= 5) FROM ("
+        "SELECT format('(%s)', concat_ws(', ', {keys})) AS k, row_number() OVER () AS rn "
+        "FROM {table} AS c WHERE {present} AND NOT EXISTS "
+        "(SELECT 1 FROM {ref} AS p WHERE {match})) AS d"
+    ).format(keys=keys, table=table.ident, present=present, ref=ref_table.ident, match=match)
+    return Requirement(
+        f"DO {_TAG}\nDECLARE\n  n bigint;\n  sample text;\nBEGIN\n  {render(query)} INTO n, sample;\n"
+        f"  IF n > 0 THEN\n    RAISE EXCEPTION '% row(s), e.g. %', n, sample;\n  END IF;\n"
+        # a missing table or column is reported by the other requirements
+        f"EXCEPTION WHEN undefined_table OR undefined_column THEN NULL;\nEND\n{_TAG}",
+        f"table {table} has rows whose ({', '.join(columns)}) match no row of {ref_table}",
+        expect="runs",
+    )
 
 
 class AddForeignKey(Operation):
@@ -92,6 +122,7 @@ class AddForeignKey(Operation):
             *(req.column_exists(self.table, c) for c in self.columns),
             *(req.column_exists(self.ref_table, c) for c in self.ref_columns),
             req.constraint_absent(self.table, self.constraint),
+            no_dangling_rows(self.table, self.columns, self.ref_table, self.ref_columns),
         ]
 
     def describe(self) -> str:

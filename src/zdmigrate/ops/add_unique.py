@@ -69,7 +69,7 @@ class AddUnique(Operation):
         return [
             req.table_exists(self.table),
             *(req.column_exists(self.table, c) for c in self.columns),
-            req.relation_absent(self.table.sibling(self.constraint), "index"),
+            req.index_name_free(self.table.sibling(self.constraint)),
             req.constraint_absent(self.table, self.constraint),
             no_duplicates(self.table, self.columns),
         ]

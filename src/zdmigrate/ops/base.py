@@ -1,9 +1,10 @@
 """The Operation interface: an operation returns the steps of each phase as data.
 
 An operation never touches a connection. The engine asks it for the steps of a
-phase (`steps`), the steps that undo a phase (`rollback_steps`), and the
+phase (`steps`), the steps that undo a phase (`rollback_steps`), the
 requirements it must meet on the live schema before any DDL runs
-(`requirements`), and executes all of them itself.
+(`requirements`) and before contract's first step (`contract_requirements`),
+and executes all of them itself.
 
     class DropDefault(Operation):
         name = "drop_default"
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from zdmigrate.phases import Phase
-from zdmigrate.steps import Params, Source, Step
+from zdmigrate.steps import Params, Source, Step, caller_source
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,18 @@ class Operation:
 
     #: Stable snake_case name, used by the registry and in docs.
     name: ClassVar[str] = ""
-    #: Where the operation was written in its migration file (set by the loader).
+    #: Where the operation was written in its migration file: the line that
+    #: constructed it (the nearest caller outside zdmigrate). Every step it
+    #: produces points there, so `plan`, errors and the linter (with its
+    #: ``# zdmigrate: ignore[rule] reason`` comments) name that line.
     source: Source | None = None
 
     registry: ClassVar[dict[str, type[Operation]]] = {}
+
+    def __new__(cls, *args: object, **kwargs: object) -> Operation:
+        self = super().__new__(cls)
+        self.source = caller_source()
+        return self
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -64,6 +73,12 @@ class Operation:
 
     def requirements(self) -> Sequence[Requirement]:
         """What must hold on the live schema before expand runs."""
+        return []
+
+    def contract_requirements(self, migration_id: str) -> Sequence[Requirement]:
+        """What must hold before contract's first step (of any operation of the migration)
+        runs, e.g. that nothing else depends on a column about to be dropped; checked
+        by the engine in a rolled-back transaction, so contract runs whole or not at all."""
         return []
 
     def describe(self) -> str:

@@ -84,7 +84,7 @@ class CreateIndex(Operation):
     def requirements(self) -> list[Requirement]:
         return [
             req.table_exists(self.table),
-            req.relation_absent(self.index, "index"),
+            req.index_name_free(self.index),
             *(req.column_exists(self.table, c) for c in [*self.columns, *self.include]),
         ]
 

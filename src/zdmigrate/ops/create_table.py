@@ -6,7 +6,8 @@
 The DDL is compiled by SQLAlchemy for PostgreSQL (so it quotes every name).
 Indexes declared on the columns (``index=True``) are created with the table: it
 is new and empty, so a plain CREATE INDEX takes no lock anyone waits on.
-Rolling back expand drops the table.
+Comments (``comment=`` on the table and on each ``sa.Column``) are set with
+COMMENT ON in the same expand. Rolling back expand drops the table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex as SACreateIndex
 from sqlalchemy.schema import CreateTable as SACreateTable
+from sqlalchemy.schema import SetColumnComment, SetTableComment
 
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _requirements as req
@@ -37,6 +39,7 @@ class CreateTable(Operation):
         *columns: sa.Column[Any],
         constraints: Sequence[sa.Constraint] = (),
         schema: str | None = None,
+        comment: str | None = None,
     ) -> None:
         self.table = QualifiedName.parse(name, schema)
         if not columns or not all(isinstance(c, sa.Column) for c in columns):
@@ -45,7 +48,8 @@ class CreateTable(Operation):
         # unqualified foreign-key targets ("orders.id") resolve in the new table's schema
         metadata = sa.MetaData(schema=self.table.schema)
         self._sa_table = sa.Table(
-            self.table.name, metadata, *columns, *constraints, schema=self.table.schema)
+            self.table.name, metadata, *columns, *constraints, schema=self.table.schema,
+            comment=comment)
         _stub_referenced_tables(metadata, self._sa_table, self.table.schema)
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
@@ -55,6 +59,11 @@ class CreateTable(Operation):
         out: list[Step] = [SQLStep(str(SACreateTable(self._sa_table).compile(dialect=dialect)).strip())]
         for index in sorted(self._sa_table.indexes, key=lambda i: str(i.name)):
             out.append(SQLStep(str(SACreateIndex(index).compile(dialect=dialect)).strip()))
+        if self._sa_table.comment is not None:
+            out.append(SQLStep(str(SetTableComment(self._sa_table).compile(dialect=dialect))))
+        for column in self._sa_table.columns:
+            if column.comment is not None:
+                out.append(SQLStep(str(SetColumnComment(column).compile(dialect=dialect))))
         return out
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:

@@ -69,6 +69,26 @@ def status(statuses: Sequence[MigrationStatus]) -> None:
         table.add_row(name, s.phase.value, s.next.value if s.next else "(complete)",
                       escape(blocked), escape(progress))
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    _search_paths(statuses)
+
+
+def _search_paths(statuses: Sequence[MigrationStatus]) -> None:
+    """Renames through views in flight: the search_path each live app version must use."""
+    in_flight = [s for s in statuses if s.version_schema]
+    if not in_flight:
+        return
+    print("search_path of the live app versions that use new names (version schemas first):")
+    seen: dict[tuple[str, str], str] = {}
+    for s in in_flight:
+        assert s.version_schema is not None
+        for entry in s.version_schema["live"]:
+            seen[(entry["app"], entry["version"])] = entry["dsn_option"]
+    for (app, version), option in sorted(seen.items()):
+        print(f"  {app} {version}: options={option}")
+    for s in in_flight:
+        assert s.version_schema is not None
+        needs = ", ".join(f"{app} >= {v}" for app, v in sorted(s.version_schema["read_new_from"].items()))
+        print(f"  {s.id}: version schema {s.version_schema['schema']}, for {needs or 'no app (no compat)'}")
 
 
 def _backfill_text(progress: dict[str, Any]) -> str:

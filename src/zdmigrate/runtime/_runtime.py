@@ -33,6 +33,7 @@ from zdmigrate.runtime import _source
 from zdmigrate.runtime._dual_write import DualWrite, Transform
 from zdmigrate.runtime._problems import ProblemLog
 from zdmigrate.runtime._shadow import ShadowReadCounts
+from zdmigrate.runtime._version_schemas import VersionSchema, search_path_for
 from zdmigrate.runtime._worker import Worker
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -100,6 +101,13 @@ class Runtime:
         self.shadow_reads = ShadowReadCounts()
         #: Replaced whole, never mutated: readers need no lock.
         self._phases: dict[str, Phase] = {}
+        self._version_schemas: list[VersionSchema] = []
+        #: What sets the version schemas on the app's connections ("use_search_path"),
+        #: and the search_path of the runtime's own connection (the same DSN as the
+        #: app's, so an ``options=-csearch_path=...`` shows here). Both go into the
+        #: heartbeat, for `zdmigrate gate`.
+        self.search_path_source: str | None = None
+        self.connection_search_path: str | None = None
         self._worker: Worker | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -161,6 +169,17 @@ class Runtime:
         """Every migration the state schema knows, with its phase (a copy)."""
         return dict(self._phases)
 
+    def search_path(self) -> list[str]:
+        """The version schemas this app version puts first on its search_path, in order.
+
+        One per migration in flight (expand done, contract not yet) that renames
+        through views and whose compat says this version reads the new names:
+        ``["zdm_0003_rename_orders", "zdm_0002_rename_users"]``. Empty when none.
+        `zdmigrate.runtime.sqla.use_search_path` applies it to an Engine; without
+        SQLAlchemy, prepend it to each connection's search_path yourself.
+        """
+        return search_path_for(self._version_schemas, self.app, self.version)
+
     def dual_write(
         self,
         migration: str,
@@ -181,8 +200,16 @@ class Runtime:
     def replace_phases(self, phases: dict[str, Phase]) -> None:
         self._phases = phases
 
+    def replace_version_schemas(self, schemas: list[VersionSchema]) -> None:
+        self._version_schemas = schemas
+
     def heartbeat_info(self) -> dict[str, Any]:
-        return {"shadow_reads": self.shadow_reads.snapshot()}
+        return {
+            "shadow_reads": self.shadow_reads.snapshot(),
+            "search_path": {"source": self.search_path_source,
+                            "connection": self.connection_search_path,
+                            "needed": self.search_path()},
+        }
 
     def send_heartbeat_soon(self) -> None:
         """Ask the thread for a heartbeat now (e.g. to publish shadow-read counts)."""

@@ -6,7 +6,7 @@ One loop, one connection, owned by the thread alone (no locking around it):
   (each query in a transaction with a local statement_timeout);
 - a NOTIFY on the phase channel makes it read the phases again at once: the
   payload is never taken as the value (any role that can connect may NOTIFY);
-- every `poll_interval` the phases are read again (the fallback when a notify
+- every `poll_interval` the phases (and the version schemas) are read again (the fallback when a notify
   is lost, e.g. behind a transaction-mode pooler);
 - every `heartbeat_interval` the instance row is refreshed with the shadow-read counts.
 
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from zdmigrate.runtime import _version_schemas as version_schemas
 from zdmigrate.runtime._watchdog import Watchdog
 from zdmigrate.state import instances, migrations
 
@@ -209,6 +210,9 @@ class Worker:
         if unknown:
             rt.problems.report("parse phases", f"unknown phase values ignored: {unknown}")
         rt.replace_phases(phases)
+        self._stage = "read version schemas"
+        rt.replace_version_schemas(version_schemas.load(conn))
+        rt.connection_search_path = version_schemas.current_search_path(conn)
         self.loaded.set()
 
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:

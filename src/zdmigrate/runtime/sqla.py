@@ -1,4 +1,4 @@
-"""SQLAlchemy helpers for `DualWrite`: Core functions on column objects, an ORM mirror.
+"""SQLAlchemy helpers: the version schemas on every pooled connection; `DualWrite` helpers.
 
 Importing this module imports SQLAlchemy; ``zdmigrate.runtime`` itself does not.
 
@@ -6,6 +6,12 @@ Core::
 
     stmt = insert(users).values(write_values(dw, {users.c.name: "Ann"}))
     rows = conn.execute(select(users.c.id, read_column(dw, users.c.name)))
+
+Renames through views (``RenameColumn(..., mode="view")``): one line after
+creating the Engine puts the version schemas this app version needs first on
+the search_path of every pooled connection::
+
+    use_search_path(engine, rt)
 
 ORM (one line next to the model)::
 
@@ -35,6 +41,60 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from zdmigrate.phases import Phase
 from zdmigrate.runtime._dual_write import DualWrite
+from zdmigrate.runtime._runtime import Runtime
+
+_SET_SEARCH_PATH = (
+    "SELECT set_config('search_path', "
+    "(SELECT string_agg(quote_ident(s), ', ') FROM unnest(%(schemas)s::text[]) s) "
+    "|| ', ' || %(base)s, false)"
+)
+
+
+def use_search_path(engine: Any, runtime: Runtime) -> None:
+    """Put ``runtime.search_path()`` first on the search_path of `engine`'s connections.
+
+    Each new DBAPI connection gets it in the ``connect`` event (before the
+    dialect's own first-connect queries); a pooled connection whose list is out
+    of date (a migration expanded or contracted since) is updated at checkout.
+    The rest of the search_path stays what the server gave the connection.
+
+    Warning: the SET runs in autocommit, so a pool's rollback-on-return does not
+    undo it; code that itself runs ``SET search_path`` replaces it.
+    """
+
+    def apply(dbapi_connection: Any, record: Any) -> None:
+        schemas = runtime.search_path()
+        base = record.info.get("zdmigrate_base_search_path")
+        if record.info.get("zdmigrate_search_path") == schemas and base is not None:
+            return
+        was_autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                if base is None:
+                    cursor.execute("SELECT current_setting('search_path')")
+                    base = cursor.fetchone()[0]
+                    record.info["zdmigrate_base_search_path"] = base
+                if schemas:
+                    cursor.execute(_SET_SEARCH_PATH, {"schemas": schemas, "base": base})
+                else:
+                    cursor.execute("SELECT set_config('search_path', %(base)s, false)",
+                                   {"base": base})
+            finally:
+                cursor.close()
+        finally:
+            dbapi_connection.autocommit = was_autocommit
+        record.info["zdmigrate_search_path"] = schemas
+
+    event.listen(engine, "connect", apply, insert=True)
+    runtime.search_path_source = "use_search_path"
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("zdmigrate_search_path") != runtime.search_path():
+            apply(dbapi_connection, record)
+
+    event.listen(engine, "checkout", on_checkout)
 
 
 def read_column(dw: DualWrite, column: Any) -> Any:
