@@ -146,10 +146,17 @@ class GeneratedSQLStep:
     def render(self) -> str:
         """What `plan` shows: the description and the generating query."""
         query = "\n".join("--   " + line for line in self.query.strip().splitlines())
-        return f"-- generated when it runs: {self.description}\n-- from:\n{query}"
+        return f"-- generated when it runs: {comment_text(self.description)}\n-- from:\n{query}"
 
 
 Step = SQLStep | BackfillStep | GeneratedSQLStep
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe for one ``--`` comment line: a line break in a name would end the
+    comment and show the rest as bare SQL, so breaks are shown escaped."""
+    return (text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _fingerprint(payload: str) -> str:

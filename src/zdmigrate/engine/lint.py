@@ -7,7 +7,7 @@ so everything heavy is imported where it is used.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from zdmigrate.config import Settings
@@ -22,6 +22,8 @@ class LintResult:
     violations: list[Violation]
     files_checked: int
     pg_version: int
+    #: What the user should know about how the run went (e.g. the server was not reached).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
@@ -62,9 +64,10 @@ def lint(
     the_phase = Phase.parse(phase) if phase else None
     if the_phase is Phase.PENDING:
         raise BadInput("--phase pending has no SQL; use expand ... contract")
+    notes: list[str] = []
     version = (
         parse_pg_version(pg_version, "--pg-version") if pg_version is not None
-        else config.pg_version or _server_major(settings) or 15
+        else config.pg_version or _server_major(settings, notes) or 15
     )
     targets = collect(paths, default_dir=settings.migrations, stdin=stdin,
                       since=since if since is not None else config.since)
@@ -83,13 +86,26 @@ def lint(
             f"internal error in the linter: {type(exc).__name__}: {exc}",
             hint="this is a zdmigrate bug; please report it with the file being linted",
         ) from exc
-    return LintResult(found, targets.files, version)
+    return LintResult(found, targets.files, version, notes)
 
 
-def _server_major(settings: Settings) -> int | None:
+def _server_major(settings: Settings, notes: list[str]) -> int | None:
+    """The server's major version, or None (with a note) when it cannot be reached.
+
+    Linting needs no database: a URL in the environment that points nowhere
+    (a database not created yet) must not fail the lint.
+    """
     if not settings.database_url:
         return None
     from zdmigrate import db  # psycopg: only when a database URL asks for the server's version
+    from zdmigrate.errors import OperationalError, first_line
 
-    with db.connect(settings, application_name="zdmigrate lint") as conn:
-        return db.server_major(conn)
+    try:
+        with db.connect(settings, application_name="zdmigrate lint") as conn:
+            return db.server_major(conn)
+    except OperationalError as exc:
+        notes.append(
+            f"note: linting offline for PostgreSQL 15: the database could not be reached "
+            f"({first_line(exc)}); pass --pg-version N to choose the version"
+        )
+        return None

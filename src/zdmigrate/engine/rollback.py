@@ -146,7 +146,7 @@ def _undo(
 def _running_backfill(run: Run, migration: Migration) -> list[Blocker]:
     """A backfill whose workers are connected now: rolling back under it would kill it
     half-way and leave a cursor that no longer describes the data."""
-    workers = state.Store(run.conn, run.schema).backfills.live_workers(migration.id)
+    workers = state.Store(run.conn, run.schema).backfills.connected_workers(migration.id)
     if not workers:
         return []
     pids = sorted({int(w["pid"]) for w in workers})

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import CheckFailed, OperationInvalid, ZdmigrateError
+from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -32,6 +32,8 @@ def error(exc: ZdmigrateError) -> None:
         payload["error"]["problems"] = exc.problems
     if exc.hint:
         payload["error"]["hint"] = exc.hint
+    if isinstance(exc, PhaseRefused):  # what moved before the refusal: a pipeline must know
+        payload["transitions"] = [t.as_dict() for t in exc.done]
     emit(payload)
 
 

@@ -69,6 +69,30 @@ def backfill_progress(
         return list(cur.fetchall())
 
 
+def live_workers(conn: psycopg.Connection[Any], schema: str) -> dict[tuple[str, str], int]:
+    """Per (migration_id, step_key): claimed ranges whose owner's session is still connected.
+
+    A backfill marked running with none is not being worked on: its process was
+    killed (or lost its connection) and a rerun resumes it. Sessions are matched
+    on pid and backend start, so a reused pid does not count.
+    """
+    found = conn.execute(
+        "SELECT to_regclass(format('%%I.backfill_ranges', %s::text)) IS NOT NULL", [schema]
+    ).fetchone()
+    if not found or not found[0]:
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT r.migration_id, r.step_key, count(*) FILTER (WHERE EXISTS ("
+            "  SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid"
+            "  AND (a.backend_start IS NULL OR r.owner_started IS NULL"
+            "       OR a.backend_start = r.owner_started))) "
+            "FROM {} r WHERE r.status = 'claimed' GROUP BY 1, 2"
+        ).format(table(schema, "backfill_ranges"))
+    ).fetchall()
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
 # -- the operator's switches ----------------------------------------------------------
 
 
@@ -115,7 +139,7 @@ def delete_finished(
     return cur.rowcount
 
 
-def live_workers(
+def connected_workers(
     conn: psycopg.Connection[Any], schema: str, migration_id: str
 ) -> list[dict[str, Any]]:
     """Workers holding a claimed range of `migration_id` whose connection is still open.
@@ -165,8 +189,9 @@ def open_backfill(
             "INSERT INTO {} AS b (migration_id, step_key, table_name, schema_name, status, "
             "cursor, rows_total, batch_size) VALUES (%s, %s, %s, %s, 'running', %s, %s, %s) "
             "ON CONFLICT (migration_id, step_key) DO UPDATE SET "
-            "rows_total = CASE WHEN b.status = 'done' THEN b.rows_total "
-            "ELSE excluded.rows_total END, "
+            # keep the first estimate: a resume would estimate from a table the
+            # backfill's own updates have bloated (the planner scales by its size)
+            "rows_total = coalesce(b.rows_total, excluded.rows_total), "
             # a row created by `--pause` before the first run has no cursor yet
             "cursor = CASE WHEN b.cursor ? 'mode' THEN b.cursor ELSE excluded.cursor END"
         ).format(table(schema, "backfills")),

@@ -59,6 +59,14 @@ def live_rows(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]
         return list(cur.fetchall())
 
 
+def apps(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """Every app with a row, live or expired: the apps the fleet has heard of."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT DISTINCT app FROM {} ORDER BY app")
+                    .format(table(schema, "instances")))
+        return [row[0] for row in cur.fetchall()]
+
+
 def remember_sessions(
     conn: psycopg.Connection[Any], schema: str, sessions: Sequence[Mapping[str, Any]]
 ) -> None:

@@ -228,6 +228,15 @@ SCHEMA_VERSIONS: list[tuple[int, list[str]]] = [
             "REVOKE ALL ON FUNCTION {schema}.runtime_unregister(text, text) FROM PUBLIC",
         ],
     ),
+    (
+        40,
+        [
+            # a step is recorded as started before it runs, so a rerun after a kill
+            # knows that what it finds (an index half built) is its own leftover
+            """ALTER TABLE {schema}.steps ADD COLUMN status text NOT NULL DEFAULT 'done'
+                CHECK (status IN ('started','done'))""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = SCHEMA_VERSIONS[-1][0]

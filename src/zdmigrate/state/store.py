@@ -105,6 +105,9 @@ class Backfills(_Table):
     def progress(self, migration_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return backfills.backfill_progress(self._conn, self._schema, migration_ids)
 
+    def live_workers(self) -> dict[tuple[str, str], int]:
+        return backfills.live_workers(self._conn, self._schema)
+
     def pause(
         self, migration_id: str, step_key: str, table_name: str, schema_name: str | None
     ) -> int:
@@ -121,8 +124,8 @@ class Backfills(_Table):
     def delete_migration(self, migration_id: str) -> None:
         backfills.delete_migration(self._conn, self._schema, migration_id)
 
-    def live_workers(self, migration_id: str) -> list[dict[str, Any]]:
-        return backfills.live_workers(self._conn, self._schema, migration_id)
+    def connected_workers(self, migration_id: str) -> list[dict[str, Any]]:
+        return backfills.connected_workers(self._conn, self._schema, migration_id)
 
     def open(
         self, migration_id: str, step_key: str, *, table_name: str, schema_name: str,
@@ -188,6 +191,9 @@ class Instances(_Table):
 
     def live_rows(self) -> list[dict[str, Any]]:
         return instances.live_rows(self._conn, self._schema)
+
+    def apps(self) -> list[str]:
+        return instances.apps(self._conn, self._schema)
 
     def remember_sessions(self, sessions: Sequence[Mapping[str, Any]]) -> None:
         instances.remember_sessions(self._conn, self._schema, sessions)
