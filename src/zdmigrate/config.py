@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from zdmigrate import dsn
 from zdmigrate.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -126,6 +126,11 @@ class Settings:
                         "(letters, digits, _ and $, starting with a letter or _)"
                     )
                 out[name] = value
+            elif name == "database_url" and value:
+                problem = dsn.problem(str(value))
+                if problem is not None:
+                    raise ConfigError(problem, hint="e.g. postgresql://user@host:5432/dbname")
+                out[name] = str(value)
             else:
                 out[name] = None if value is None else str(value)
         return cls(**out, extra=extra, config_file=config_file)
@@ -239,21 +244,5 @@ def _read_section(path: Path) -> dict[str, Any]:
 
 
 def redact_url(url: str | None) -> str:
-    """The URL or DSN with any password replaced by ``***``: safe to print."""
-    if not url:
-        return "<none>"
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return "<unparseable database URL>"
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    # key=value DSN
-    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
+    """The URL or DSN with any password replaced by ``***``: safe to print (see `zdmigrate.dsn`)."""
+    return dsn.redact(url)

@@ -21,6 +21,8 @@ from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
 from zdmigrate.data_problems import DATA_ERRORS, diagnose
+from zdmigrate.dsn import normalize_url as normalize_url  # re-exported: one home, in dsn
+from zdmigrate.dsn import scrub
 from zdmigrate.errors import (
     BadInput,
     DatabaseUnreachable,
@@ -32,14 +34,6 @@ from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
 Record = Callable[[psycopg.Connection[Any]], None]
-
-
-def normalize_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as libpq URLs."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
-    return url
 
 
 def connect(
@@ -65,7 +59,7 @@ def connect(
         )
     except psycopg.Error as exc:
         raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {first_line(exc)}"
+            f"cannot connect to {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from None
     for name, value in (session or {}).items():
         conn.execute("SELECT set_config(%s, %s, false)", [name, value])

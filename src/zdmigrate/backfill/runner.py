@@ -27,7 +27,14 @@ from typing import Any
 import psycopg
 
 from zdmigrate import db
-from zdmigrate.backfill.claims import Claim, Claims, ClaimState, RangeLost, Totals
+from zdmigrate.backfill.claims import (
+    BackfillReset,
+    Claim,
+    Claims,
+    ClaimState,
+    RangeLost,
+    Totals,
+)
 from zdmigrate.backfill.keys import (
     TableKey,
     TableRef,
@@ -217,7 +224,8 @@ def run_backfill(
 
     with connect(url) as conn:
         final = claims.read(conn)
-        assert final is not None
+        if final is None:
+            raise BackfillReset(migration_id)
         verification = None
         if final.status == "done" and verify:
             verification = verify_backfill(conn, step)

@@ -139,6 +139,34 @@ def delete_finished(
     return cur.rowcount
 
 
+def connected_workers(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str
+) -> list[dict[str, Any]]:
+    """Workers holding a claimed range of `migration_id` whose connection is still open.
+
+    Each as ``{"step_key", "range_no", "owner", "pid"}``. A worker whose backend is
+    gone (killed, crashed) is not live: its range waits for a taker, its cursor is
+    only progress. A backend in ``pg_stat_activity`` under the recorded pid (and the
+    same start time, where this role may see it) is live, whatever its heartbeat.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                """
+                SELECT r.step_key, r.range_no, r.owner, r.owner_pid AS pid FROM {} r
+                WHERE r.migration_id = %s AND r.status = 'claimed'
+                  AND EXISTS (
+                       SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.owner_pid
+                       AND (a.backend_start IS NULL OR r.owner_started IS NULL
+                            OR a.backend_start = r.owner_started))
+                ORDER BY r.step_key, r.range_no
+                """
+            ).format(table(schema, "backfill_ranges")),
+            [migration_id],
+        )
+        return list(cur.fetchall())
+
+
 def delete_migration(conn: psycopg.Connection[Any], schema: str, migration_id: str) -> None:
     """Forget every backfill of a migration (its backfill phase was rolled back)."""
     conn.execute(

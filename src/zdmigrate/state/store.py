@@ -124,6 +124,9 @@ class Backfills(_Table):
     def delete_migration(self, migration_id: str) -> None:
         backfills.delete_migration(self._conn, self._schema, migration_id)
 
+    def connected_workers(self, migration_id: str) -> list[dict[str, Any]]:
+        return backfills.connected_workers(self._conn, self._schema, migration_id)
+
     def open(
         self, migration_id: str, step_key: str, *, table_name: str, schema_name: str,
         cursor: dict[str, Any], rows_total: int | None, batch_size: int,
@@ -212,6 +215,10 @@ class Instances(_Table):
             self._conn, self._schema, app=app, instance_id=instance_id, version=version,
             host=host, pid=pid, ttl_seconds=ttl_seconds, info=info,
         )
+
+    def unregister_heartbeat(self, *, app: str, instance_id: str) -> bool:
+        return instances.unregister_heartbeat(self._conn, self._schema, app=app,
+                                              instance_id=instance_id)
 
     def delete_heartbeat(self, *, app: str, instance_id: str) -> bool:
         return instances.delete_heartbeat(self._conn, self._schema, app=app,
