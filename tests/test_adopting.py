@@ -240,3 +240,26 @@ def test_an_alembic_script_folder_means_its_versions(tmp_path: Path, db_url: str
     made = run_cli(["new", "add bio"], cli_env(None, script_folder))
     assert made.returncode == 0, made.stderr
     assert [p.name for p in versions.glob("*_add_bio.py")]
+
+
+def test_init_in_an_alembic_project_finds_its_revisions_and_says_adopt(
+    tmp_path: Path, db_url: str
+) -> None:
+    root, _ = project(tmp_path, db_url)
+    (root / "migrations").rename(root / "db")  # script_location is not ./migrations here
+    ini = root / "alembic.ini"
+    ini.write_text(ini.read_text().replace("%(here)s/migrations", "%(here)s/db"))
+    command.upgrade(Config(str(ini)), "head")
+    env = cli_env(db_url, None)
+    env["ZDMIGRATE_TEST_CWD"] = str(root)
+    done = run_cli(["init"], env)
+    assert done.returncode == 0, done.stderr
+    assert f"found {root / 'db' / 'versions'}" in done.stdout
+    assert "an Alembic project" in done.stdout
+    assert 'set migrations = "' in done.stdout
+    assert "Alembic revision 1c2d3e4f5a6b, not adopted yet: run `zdmigrate adopt`" in done.stdout
+    assert not (root / "migrations").exists()  # nothing created beside the project
+    env["ZDMIGRATE_MIGRATIONS"] = str(root / "db")
+    assert run_cli(["adopt"], env).returncode == 0
+    again = run_cli(["init", "--format", "json"], env)
+    assert json.loads(again.stdout)["adopt_revision"] is None

@@ -27,13 +27,20 @@ from typing import Any
 import psycopg
 
 from zdmigrate import db
-from zdmigrate.backfill.claims import Claim, Claims, ClaimState, RangeLost, Totals
+from zdmigrate.backfill.claims import (
+    BackfillReset,
+    Claim,
+    Claims,
+    ClaimState,
+    RangeLost,
+    Totals,
+)
 from zdmigrate.backfill.keys import (
     TableKey,
     TableRef,
-    estimated_rows,
     find_key,
     resolve_table,
+    row_total,
     table_blocks,
     where_written,
 )
@@ -159,9 +166,10 @@ def run_backfill(
         cursor: dict[str, Any] = {"mode": walker.mode, "key": list(key.columns)}
         if isinstance(walker, BlockWalker):
             cursor["end_block"] = walker.end_block
+        total, total_is_estimate = row_total(conn, table)
         row = claims.open(
             conn, table_name=table.name, schema_name=table.schema, cursor=cursor,
-            rows_total=estimated_rows(conn, table), batch_size=opts.batch_size,
+            rows_total=total, batch_size=opts.batch_size,
         )
         stored = row.cursor
         if stored.get("mode") != walker.mode or stored.get("key") != list(key.columns):
@@ -178,6 +186,7 @@ def run_backfill(
     meter = ProgressMeter(
         reporter, migration_id=migration_id, table=str(table), workers=workers,
         rows_done=row.rows_done, rows_updated=row.rows_updated, rows_total=row.rows_total,
+        total_is_estimate=total_is_estimate,
     )
     status = row.status
     errors: list[BaseException] = []
@@ -216,7 +225,8 @@ def run_backfill(
 
     with connect(url) as conn:
         final = claims.read(conn)
-        assert final is not None
+        if final is None:
+            raise BackfillReset(migration_id)
         verification = None
         if final.status == "done" and verify:
             verification = verify_backfill(conn, step)
@@ -294,7 +304,7 @@ class _Worker:
             if got is ClaimState.FINISHED:
                 return
             if got is ClaimState.PAUSED:
-                s.meter.note("paused", "paused by an operator", state="operator")
+                s.meter.note("paused", _paused_message(s), state="operator")
                 if not s.opts.wait_when_paused:
                     return
                 s.stop.wait(s.opts.poll_interval)
@@ -384,7 +394,7 @@ class _Worker:
         self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim, totals: Totals
     ) -> bool:
         s = self.s
-        s.meter.note("paused", "paused by an operator", state="operator")
+        s.meter.note("paused", _paused_message(s), state="operator")
         if not s.opts.wait_when_paused:
             return False
         while not s.stop.is_set():
@@ -394,6 +404,13 @@ class _Worker:
                 return True
             s.stop.wait(s.opts.poll_interval)
         return False
+
+
+def _paused_message(s: _Shared) -> str:
+    how = ("waiting until it is resumed" if s.opts.wait_when_paused
+           else "stopping here")
+    return (f"paused by an operator, {how}: `zdmigrate backfill {s.migration_id} --resume` "
+            "resumes it")
 
 
 def _batch_failed(s: _Shared, claim: Claim, exc: psycopg.Error) -> StepFailed:

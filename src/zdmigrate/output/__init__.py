@@ -46,8 +46,11 @@ def new(path: Path, output_format: str) -> None:
     _renderer(output_format).new(path)
 
 
-def status(statuses: Sequence[MigrationStatus], output_format: str) -> None:
-    _renderer(output_format).status(statuses)
+def status(statuses: Sequence[MigrationStatus], output_format: str, *, wide: bool = False) -> None:
+    if output_format == "json":
+        json.status(statuses)
+    else:
+        text.status(statuses, wide=wide)
 
 
 def plan(plans: Sequence[PhasePlan], output_format: str) -> None:
