@@ -190,3 +190,144 @@ def test_immediate_server_stop_during_the_backfill_then_rerun_redoes_what_was_lo
     assert result.done and result.verification is not None and result.verification.ok
     # each batch was kept or lost with its cursor: no row skipped, none done twice
     assert table_state(url) == (0, {1: 3000}, {"off"})
+
+
+# -- ETA and progress at a regular interval ----------------------------------------
+
+
+def test_progress_is_emitted_at_a_regular_interval_not_only_per_batch(
+    dsn: str, db_url: str
+) -> None:
+    make_table(dsn, 2000)
+    events: list[BackfillEvent] = []
+    result = run_backfill(
+        Settings(database_url=db_url), migration_id="m1", step=COUNTING, reporter=events.append,
+        workers=1, batch_size=1000, min_batch_size=1000, max_batch_size=1000,
+        max_rows_per_second=1000, progress_interval=0.2, **FAST,
+    )
+    progress = [e for e in events if e.kind == "progress"]
+    # two batches, each paced to a second: the ticks fill the time between them
+    assert result.batches == 2
+    assert len(progress) >= 5
+    assert events[-1].kind == "done"
+
+
+def test_eta_uses_the_recent_rate_and_adds_the_verification(monkeypatch: Any) -> None:
+    from zdmigrate.backfill import progress as progress_module
+
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    events: list[BackfillEvent] = []
+    meter = progress_module.ProgressMeter(
+        events.append, migration_id="m1", table="public.items", workers=1,
+        rows_done=0, rows_updated=0, rows_total=100_000,
+    )
+    meter.verify_seconds = 7.0
+    done = 0
+    for second in range(20):  # fast at first (5,000 rows/s), then steady at 1,000 rows/s
+        clock[0] += 1.0
+        done += 5000 if second < 4 else 1000
+        meter.batch(done, done, 100_000, 1000)
+    last = events[-1]
+    assert last.rows_per_second is not None and 1000 <= last.rows_per_second < 1100
+    remaining = (100_000 - done) / 1000
+    assert last.eta_seconds is not None
+    # the weighted rate is near the steady 1,000 rows/s, not the early 5,000
+    assert remaining / 1.1 + 7.0 < last.eta_seconds <= remaining + 7.0
+
+
+def test_the_run_estimates_its_verification_scan(dsn: str, db_url: str) -> None:
+    make_table(dsn, 500)
+    events: list[BackfillEvent] = []
+    run_backfill(Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                 reporter=events.append, **FAST)
+    start = next(e for e in events if e.kind == "start")
+    assert start.verify_seconds is not None and start.verify_seconds > 0
+
+
+# -- bloat --------------------------------------------------------------------------
+
+WIDEN = BackfillStep("items", {"new": "old * 2", "touched": "touched + 1"},
+                     verify="new IS DISTINCT FROM old * 2")
+
+
+def test_vacuum_rounds_keep_the_table_near_its_size(dsn: str, db_url: str) -> None:
+    make_table(dsn, 40_000)
+    result = run_backfill(Settings(database_url=db_url), migration_id="m1", step=WIDEN,
+                          vacuum_every_percent=5, vacuum_cost_delay_ms=0, batch_size=1000,
+                          max_batch_size=2000, **FAST)
+    assert result.done and result.vacuums >= 5
+    assert result.table_bytes_before and result.table_bytes_after
+    assert result.table_bytes_after <= 1.3 * result.table_bytes_before
+    with psycopg.connect(dsn) as conn:
+        info = conn.execute("SELECT cursor->'info' FROM zdmigrate.backfills").fetchone()
+    assert info is not None
+    assert info[0]["table_bytes_before"] == result.table_bytes_before
+    assert info[0]["table_bytes_after"] == result.table_bytes_after
+
+
+def test_without_vacuum_rounds_the_table_grows(dsn: str, db_url: str) -> None:
+    """The control: what the rounds prevent."""
+    make_table(dsn, 40_000)
+    result = run_backfill(Settings(database_url=db_url), migration_id="m1", step=WIDEN,
+                          vacuum_every_percent=0, batch_size=1000, max_batch_size=2000, **FAST)
+    assert result.vacuums == 0
+    assert result.table_bytes_before and result.table_bytes_after
+    assert result.table_bytes_after > 1.5 * result.table_bytes_before
+
+
+# -- workers chosen from the server ---------------------------------------------------
+
+
+def test_workers_are_chosen_from_the_servers_cores_and_load(dsn: str, db_url: str) -> None:
+    make_table(dsn, 500)
+    result = run_backfill(Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                          server_cores=3, **FAST)
+    assert 1 <= result.workers <= 3
+    assert result.workers_reason.startswith(f"{result.workers} worker(s): 3 server cores")
+    assert "other active backend(s), at most 4" in result.workers_reason
+    with psycopg.connect(dsn) as conn:
+        info = conn.execute("SELECT cursor->'info' FROM zdmigrate.backfills").fetchone()
+    assert info is not None and info[0]["workers_reason"] == result.workers_reason
+
+
+def test_max_workers_caps_the_choice_and_a_given_count_is_kept(dsn: str, db_url: str) -> None:
+    make_table(dsn, 500)
+    capped = run_backfill(Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                          server_cores=8, max_workers=1, **FAST)
+    assert capped.workers == 1
+    asked = run_backfill(Settings(database_url=db_url), migration_id="m2", step=COUNTING,
+                         workers=2, **FAST)
+    assert (asked.workers, asked.workers_reason) == (2, "2 worker(s): as asked")
+
+
+def test_lock_waits_on_the_backfill_are_seen(dsn: str) -> None:
+    from zdmigrate.backfill import upkeep
+
+    make_table(dsn, 10)
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn) as waiter, \
+            psycopg.connect(dsn, autocommit=True) as monitor:
+        holder.execute("UPDATE items SET touched = 1 WHERE id = 1")
+        thread = __import__("threading").Thread(
+            target=lambda: waiter.execute("UPDATE items SET touched = 2 WHERE id = 1"))
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            seen = 0
+            while time.monotonic() < deadline and not seen:
+                seen = upkeep.lock_waits_on(monitor, [holder.info.backend_pid])
+                time.sleep(0.05)
+            assert seen == 1
+            assert upkeep.lock_waits_on(monitor, [waiter.info.backend_pid]) == 0
+        finally:
+            holder.rollback()
+            thread.join()
+            waiter.rollback()
+
+
+def test_the_server_is_local_for_loopback_and_sockets() -> None:
+    from zdmigrate.backfill.upkeep import server_is_local
+
+    assert server_is_local("postgresql://postgres@127.0.0.1:5432/db")
+    assert server_is_local("postgresql://postgres@/db?host=/tmp/sock")
+    assert not server_is_local("postgresql://postgres@db.example.com/db")

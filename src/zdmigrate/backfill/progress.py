@@ -42,6 +42,8 @@ class BackfillEvent:
     batch_size: int | None = None
     workers: int = 1
     message: str | None = None
+    #: The estimated final verification scan, included in `eta_seconds`.
+    verify_seconds: float | None = None
 
     @property
     def percent(self) -> float | None:
@@ -133,6 +135,7 @@ class ProgressMeter:
         return BackfillEvent(
             kind, self.migration_id, self.table, self.rows_done, total, self.rows_updated,
             rate, eta, self.batch_size, self.workers, message,
+            None if self.verify_seconds is None else round(self.verify_seconds, 3),
         )
 
     def note(self, kind: str, message: str | None = None, *, state: str | None = None) -> None:

@@ -229,6 +229,7 @@ def run_backfill(
             walker=walker, opts=opts, meter=meter, stop=stop,
             lag=LagThrottle(source, opts.max_replication_lag, opts.lag_check_interval),
             rate=RateLimiter(opts.max_rows_per_second), errors=errors, running=workers,
+            vacuumer=vacuumer,
         )
         upkeep_ = _Upkeep(shared, vacuumer, workers, auto=options_workers_auto(workers_reason))
         threads = [
@@ -240,7 +241,7 @@ def run_backfill(
                 t.start()
             for t in threads:
                 while t.is_alive():
-                    t.join(0.2)
+                    t.join(0.05)
                     upkeep_.tick()
             upkeep_.wait_vacuum()
         except KeyboardInterrupt:
@@ -311,6 +312,7 @@ class _Shared:
     errors: list[BaseException]
     #: Workers allowed to claim ranges now (the others park between ranges).
     running: int = 1
+    vacuumer: upkeep.Vacuumer | None = None
     pids: dict[int, int] = field(default_factory=dict)
 
 
@@ -377,6 +379,13 @@ class _Worker:
             )
             if s.stop.is_set():
                 return False
+            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done):
+                s.meter.note("throttled", "waiting for a VACUUM round to catch up",
+                             state="vacuum")
+                while s.vacuumer.behind(s.meter.rows_done) and not s.stop.is_set():
+                    s.stop.wait(0.05)
+                s.meter.note("unthrottled", state="vacuum")
+                continue
             size = self.sizer.size
             began = time.monotonic()
             try:
@@ -489,10 +498,7 @@ class _Upkeep:
         s.meter.tick()
         if self._vacuum is None or not self._vacuum.is_alive():
             rows = s.meter.rows_done
-            if self.vacuumer.every_rows > 0 and (
-                self.vacuumer._last_rows is None
-                or rows - self.vacuumer._last_rows >= self.vacuumer.every_rows
-            ):
+            if self.vacuumer.due(rows):
                 self._vacuum = threading.Thread(
                     target=self._vacuum_round, args=(rows,), name="zdmigrate-backfill-vacuum"
                 )

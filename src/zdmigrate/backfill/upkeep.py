@@ -133,6 +133,19 @@ class Vacuumer:
         self._last_rows = rows_done
         return self.run()
 
+    def behind(self, rows_done: int) -> bool:
+        """True when the rounds fell two intervals behind the backfill: workers wait,
+        so the table never grows by more than about that share before a round."""
+        return (
+            self.every_rows > 0 and self._last_rows is not None
+            and rows_done - self._last_rows >= 2 * self.every_rows
+        )
+
+    def due(self, rows_done: int) -> bool:
+        return self.every_rows > 0 and (
+            self._last_rows is None or rows_done - self._last_rows >= self.every_rows
+        )
+
     def run(self) -> bool:
         try:
             with self.connect(self.url) as conn:
