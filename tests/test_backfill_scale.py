@@ -254,7 +254,8 @@ WIDEN = BackfillStep("items", {"new": "old * 2", "touched": "touched + 1"},
 def test_vacuum_rounds_keep_the_table_near_its_size(dsn: str, db_url: str) -> None:
     make_table(dsn, 40_000)
     result = run_backfill(Settings(database_url=db_url), migration_id="m1", step=WIDEN,
-                          vacuum_every_percent=5, vacuum_cost_delay_ms=0, batch_size=1000,
+                          vacuum_every_percent=5, vacuum_cost_delay_ms=0, workers=1,
+                          batch_size=1000,
                           max_batch_size=2000, **FAST)
     assert result.done and result.vacuums >= 5
     assert result.table_bytes_before and result.table_bytes_after
