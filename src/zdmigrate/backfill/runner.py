@@ -332,7 +332,18 @@ class _Worker:
         try:
             with connect(self.s.url) as conn:
                 self.s.pids[self.index] = conn.info.backend_pid
-                self._loop(conn)
+                try:
+                    self._loop(conn)
+                except psycopg.OperationalError as exc:
+                    # lost between batches (claiming, waiting): as lost within one
+                    if not (conn.closed or conn.broken):
+                        raise
+                    raise DatabaseUnreachable(
+                        f"{where_written(self.s.step)}: the backfill of {self.s.table} lost "
+                        f"its database connection: {first_line(exc)}",
+                        hint="run the same command again when the database is back: it "
+                        "resumes from the saved cursor",
+                    ) from None
         except BaseException as exc:  # reported by run_backfill in the main thread
             self.s.errors.append(exc)
             self.s.stop.set()
