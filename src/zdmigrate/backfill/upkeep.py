@@ -103,7 +103,8 @@ class Vacuumer:
     """A plain VACUUM of the table every `every_rows` rows done, throttled by
     ``vacuum_cost_delay``, on a connection of its own (VACUUM runs outside a
     transaction). It takes SHARE UPDATE EXCLUSIVE, which app reads and writes do
-    not wait on; with ``lock_timeout`` it skips a round rather than queue behind DDL.
+    not wait on; with ``lock_timeout`` it gives up a round rather than queue behind DDL
+    or autovacuum, and tries again (workers wait meanwhile if two rounds behind).
     Pages the backfill has not reached are all-visible and skipped, so each round
     reads about what was done since the last.
     """
@@ -130,8 +131,10 @@ class Vacuumer:
             self._last_rows = rows_done
         if rows_done - self._last_rows < self.every_rows:
             return False
+        if not self.run():
+            return False  # skipped (autovacuum holds the table): try again, workers wait
         self._last_rows = rows_done
-        return self.run()
+        return True
 
     def behind(self, rows_done: int) -> bool:
         """True when the rounds fell two intervals behind the backfill: workers wait,
