@@ -499,7 +499,7 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
     Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
     """
     from zdmigrate.lint import _explain as explain_module
-    from zdmigrate.lint import reporters
+    from zdmigrate.output import lint as reporters
 
     settings, fmt = settings_from(kwargs)
     formats(fmt, reporters.FORMATS)

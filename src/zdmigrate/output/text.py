@@ -276,6 +276,22 @@ def gate(answer: GateAnswer) -> str:
 
 
 def fleet(instances: Sequence[Instance]) -> None:
-    from zdmigrate.fleet import render_table  # psycopg: only when there is a fleet to show
+    print(fleet_table(instances))
 
-    print(render_table(instances))
+
+def fleet_table(instances: Sequence[Instance]) -> str:
+    """The instances as an aligned text table (what `zdmigrate fleet` prints)."""
+    from zdmigrate.compat.checks import timestamp
+
+    if not instances:
+        return "no live instances (no heartbeats, app@version sessions or declarations)"
+    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
+    rows = [
+        (i.app, i.version, i.source, i.instance_id, timestamp(i.last_seen), timestamp(i.expires_at))
+        for i in instances
+    ]
+    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
