@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
+from zdmigrate.cli import cli as cli_group
 from zdmigrate.cli import run
 
 
@@ -26,8 +28,11 @@ class Cli:
         self.migrations = migrations
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
-        argv = [*args, "--migrations", str(self.migrations)]
-        if self.url:
+        argv = list(args)
+        takes = _options_of(args)  # each command takes only its own options
+        if "migrations" in takes:
+            argv += ["--migrations", str(self.migrations)]
+        if self.url and "database_url" in takes:
             argv += ["--database-url", self.url]
         self.capsys.readouterr()
         code = run(argv)
@@ -37,6 +42,16 @@ class Cli:
     def json(self, *args: str) -> tuple[int, Any]:
         code, out, err = self(*args, "--format", "json")
         return code, json.loads(out) if out.strip() else {"stderr": err}
+
+
+def _options_of(args: tuple[str, ...]) -> set[str]:
+    """The names of the options the command named by `args` takes."""
+    command: click.Command = cli_group
+    for word in args:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            break
+        command = command.commands[word]
+    return {param.name for param in command.params if param.name}
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_new_in_a_hash_id_history_writes_an_alembic_style_revision(
     match = re.fullmatch(r"([0-9a-f]{12})_rename_accounts_unicode\.py", path.name)
     assert match, path.name
     text = path.read_text()
-    assert f'revision = "{match.group(1)}"' in text
+    assert f"revision = '{match.group(1)}'" in text  # the project's script.py.mako style
     assert "down_revision = '1c2d3e4f5a6b'" in text
     assert f"Revision ID: {match.group(1)}\nRevises: 1c2d3e4f5a6b" in text
     assert "upgrade, downgrade = alembic_functions(globals())" in text
@@ -240,3 +240,42 @@ def test_an_alembic_script_folder_means_its_versions(tmp_path: Path, db_url: str
     made = run_cli(["new", "add bio"], cli_env(None, script_folder))
     assert made.returncode == 0, made.stderr
     assert [p.name for p in versions.glob("*_add_bio.py")]
+
+
+def test_init_in_an_alembic_project_finds_its_revisions_and_says_adopt(
+    tmp_path: Path, db_url: str
+) -> None:
+    root, _ = project(tmp_path, db_url)
+    (root / "migrations").rename(root / "db")  # script_location is not ./migrations here
+    ini = root / "alembic.ini"
+    ini.write_text(ini.read_text().replace("%(here)s/migrations", "%(here)s/db"))
+    command.upgrade(Config(str(ini)), "head")
+    env = cli_env(db_url, None)
+    env["ZDMIGRATE_TEST_CWD"] = str(root)
+    done = run_cli(["init"], env)
+    assert done.returncode == 0, done.stderr
+    assert f"found {root / 'db' / 'versions'}" in done.stdout
+    assert "an Alembic project" in done.stdout
+    assert 'set migrations = "' in done.stdout
+    assert "Alembic revision 1c2d3e4f5a6b, not adopted yet: run `zdmigrate adopt`" in done.stdout
+    assert not (root / "migrations").exists()  # nothing created beside the project
+    env["ZDMIGRATE_MIGRATIONS"] = str(root / "db")
+    assert run_cli(["adopt"], env).returncode == 0
+    again = run_cli(["init", "--format", "json"], env)
+    assert json.loads(again.stdout)["adopt_revision"] is None
+
+
+def test_new_renders_the_projects_script_template(tmp_path: Path, db_url: str) -> None:
+    _, versions = project(tmp_path, db_url)
+    mako = versions.parent / "script.py.mako"
+    mako.write_text("# house style header\n" + mako.read_text())
+    made = run_cli(["new", "add bio"], cli_env(None, versions))
+    assert made.returncode == 0, made.stderr
+    [path] = versions.glob("*_add_bio.py")
+    text = path.read_text()
+    assert text.startswith("# house style header\n")
+    assert "branch_labels = None" in text and "Revises: 1c2d3e4f5a6b" in text
+    assert "def upgrade():" not in text  # the phase functions and the bridge replace it
+    assert "def expand(ctx):" in text
+    [new] = [m for m in load_migrations(versions) if path.name.startswith(m.id)]
+    assert new.kind == "phased" and new.down_revision == "1c2d3e4f5a6b"

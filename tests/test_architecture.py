@@ -25,9 +25,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "zdmigrate"
 #: A module may import its own layer and the layers below; ops and lint never each other.
 LAYER = {
     "__init__": 0, "errors": 0, "config": 0, "phases": 0, "compat": 0, "steps": 0, "_lazy": 0,
+    "_lint_render": 0, "dsn": 0,
     "ops": 1, "lint": 1,
     "db": 2, "data_problems": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2,
-    "embedded": 2, "_examples": 2, "autogenerate": 2, "alembic_bridge": 2,
+    "embedded": 2, "_examples": 2, "autogenerate": 2, "alembic_bridge": 2, "_alembic_layout": 2,
     "backfill": 3, "fleet": 3, "shadow_reads": 3,
     "engine": 4, "gate": 4,
     "output": 5,
@@ -37,7 +38,7 @@ LAYER = {
 #: runtime stands beside the layers: app code imports it, it imports almost nothing.
 #: It reads phases and writes heartbeats through state (one owner per table), which is
 #: as light as the runtime (tests/test_runtime_imports.py).
-RUNTIME_MAY_IMPORT = {"errors", "phases", "state"}
+RUNTIME_MAY_IMPORT = {"errors", "phases", "state", "dsn"}
 
 ALLOWED = {
     # the facade points at a few classes lazily (PEP 562), for `from zdmigrate import X`

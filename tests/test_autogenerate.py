@@ -12,7 +12,9 @@ from tests.alembic_project import sqlalchemy_url
 from tests.helpers import settings_for
 from zdmigrate import autogenerate, engine
 from zdmigrate.errors import BadInput, MigrationFileError
+from zdmigrate.lint import lint_migration
 from zdmigrate.migration import load_migrations
+from zdmigrate.phases import Phase
 
 BASE = """
 CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text, age int NOT NULL,
@@ -94,6 +96,8 @@ def test_generated_migration_runs_end_to_end_and_leaves_no_difference(
         title="models", revision="0001_models", down_revision=None, generated=generated,
         app="shop"))
     settings = settings_for(db_url, folder)
+    [migration] = load_migrations(folder)
+    assert [v for v in lint_migration(migration, [Phase.EXPAND]) if v.is_error] == []
     engine.advance(settings, to="contract", override_reason="test: no app version runs")
     assert diff(db_url, md) == []
     with psycopg.connect(dsn) as conn:
@@ -147,3 +151,64 @@ def test_load_metadata_errors_are_one_line_bad_input(tmp_path: Path, monkeypatch
     with pytest.raises(BadInput, match="not a SQLAlchemy MetaData"):
         autogenerate.load_metadata("goodmodels:not_metadata")
     assert isinstance(autogenerate.load_metadata("goodmodels:metadata"), sa.MetaData)
+
+
+CHANGES = """
+CREATE TABLE t (id int PRIMARY KEY, code varchar(100), qty int, flag boolean DEFAULT false,
+                note text, label text);
+CREATE INDEX ix_t_note ON t (note);
+INSERT INTO t VALUES (1, 'a', 5, true, 'n', 'l'), (2, 'b', NULL, NULL, NULL, NULL);
+"""
+
+
+def changed_models() -> sa.MetaData:
+    md = sa.MetaData()
+    sa.Table(
+        "t", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("code", sa.String(200)),                         # widened in place
+        sa.Column("qty", sa.BigInteger),                           # a real type change
+        sa.Column("flag", sa.Boolean, nullable=False, server_default=sa.text("false")),
+        sa.Column("note", sa.Text),                                # its index is gone
+        sa.Column("label", sa.Text, server_default=sa.text("'none'::text")),  # new default
+    )
+    return md
+
+
+def test_type_nullable_default_and_index_changes_run_and_leave_no_difference(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(CHANGES)
+    md = changed_models()
+    generated = autogenerate.operations_for(diff(db_url, md))
+    ops_lines = [line for line in generated.lines if not line.startswith("#")]
+    assert ops_lines == [
+        "ops.WidenColumnType('t', 'code', 'VARCHAR(200)'),",
+        "ops.ChangeColumnType('t', 'qty', 'BIGINT', up='\"qty\"::BIGINT'),",
+        "ops.SetNotNull('t', 'flag', fill='false'),",
+        "ops.SetDefault('t', 'label', \"'none'::text\"),",
+        "ops.DropIndex('ix_t_note'),",
+    ]
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_changes.py").write_text(autogenerate.migration_source(
+        title="changes", revision="0001_changes", down_revision=None, generated=generated,
+        app="shop"))
+    engine.advance(settings_for(db_url, folder), to="contract",
+                   override_reason="test: no app version runs")
+    assert diff(db_url, md) == []
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT id, code, qty, flag FROM t ORDER BY id").fetchall() == [
+            (1, "a", 5, True), (2, "b", None, False)]
+
+
+def test_widening_is_told_from_a_rewrite() -> None:
+    widens = autogenerate.widens_in_place
+    assert widens("VARCHAR(100)", "VARCHAR(200)")
+    assert widens("VARCHAR(100)", "TEXT") and widens("TEXT", "VARCHAR")
+    assert widens("NUMERIC(10, 2)", "NUMERIC(12, 2)") and widens("NUMERIC(10, 2)", "NUMERIC")
+    assert not widens("VARCHAR(200)", "VARCHAR(100)")
+    assert not widens("TEXT", "VARCHAR(10)")
+    assert not widens("NUMERIC(10, 2)", "NUMERIC(12, 3)")
+    assert not widens("INTEGER", "BIGINT")

@@ -257,43 +257,6 @@ def test_verification_uses_verify_then_where_then_the_expressions(dsn: str) -> N
     assert blocker is not None and "(id=1)" in blocker.message
 
 
-class FakeLag:
-    """A lag source reporting high lag for its first `high_checks` checks; while it
-    does, it records how many rows the backfill has done (they must not move)."""
-
-    def __init__(self, dsn: str, high_checks: int) -> None:
-        self.dsn = dsn
-        self.left = high_checks
-        self.rows_seen_while_high: list[int] = []
-
-    def lag_seconds(self) -> float:
-        if self.left <= 0:
-            return 0.0
-        self.left -= 1
-        with psycopg.connect(self.dsn) as conn:
-            row = conn.execute(
-                "SELECT coalesce(sum(rows_done), 0) FROM zdmigrate.backfills"
-            ).fetchone()
-        self.rows_seen_while_high.append(int(row[0]) if row else 0)
-        return 120.0
-
-
-def test_throttle_pauses_while_replication_lags(dsn: str, db_url: str) -> None:
-    make_table(dsn, 500)
-    lag = FakeLag(dsn, high_checks=4)
-    events: list[BackfillEvent] = []
-    result = run_backfill(
-        settings_for(db_url), migration_id="m1", step=STEP, reporter=events.append,
-        lag_source=lag, max_replication_lag=5, lag_check_interval=0, poll_interval=0.01,
-        batch_size=100,
-    )
-    assert result.done and wrong_rows(dsn) == 0
-    assert lag.rows_seen_while_high == [0, 0, 0, 0]
-    kinds = [e.kind for e in events]
-    assert kinds.index("throttled") < kinds.index("unthrottled") < kinds.index("progress")
-    assert "replication lag 120.0s > 5" in (events[kinds.index("throttled")].message or "")
-
-
 def test_lock_timeout_backs_off_and_retries(dsn: str, db_url: str) -> None:
     make_table(dsn, 300)
     app = psycopg.connect(dsn)

@@ -246,7 +246,7 @@ def test_two_worker_processes_share_the_work(dsn: str, db_url: str) -> None:
 
 
 @pytest.mark.parametrize("workers", [3])
-def test_a_stopped_worker_thread_range_is_finished_by_the_others(
+def test_a_worker_whose_range_was_taken_over_is_fenced_out(
     dsn: str, db_url: str, workers: int
 ) -> None:
     """A worker whose range was taken over (thought dead) cannot apply a batch over
@@ -266,3 +266,74 @@ def test_a_stopped_worker_thread_range_is_finished_by_the_others(
         with pytest.raises(RangeLost), conn.transaction():
             claims.fence(conn, Claim(1, None, None, None))
     assert_every_row_done_once(dsn, 2000)
+
+
+def claimed_range_mid_way(dsn: str, pid: int) -> int | None:
+    """The range `pid` holds and has committed a batch of, but not half (batches of 50
+    rows in ranges of 1000: far from its end, so a kill now lands mid-range)."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass('zdmigrate.backfill_ranges')").fetchone() == (None,):
+            return None
+        row = conn.execute(
+            "SELECT range_no FROM zdmigrate.backfill_ranges WHERE status = 'claimed' "
+            "AND batches BETWEEN 1 AND 10 AND split_part(owner, ':', 2) = %s",
+            [str(pid)],
+        ).fetchone()
+    return int(row[0]) if row else None
+
+
+def test_a_killed_worker_process_range_is_finished_by_the_others(dsn: str, db_url: str) -> None:
+    """Three worker processes; one is SIGKILLed half-way through a range; the two
+    others take that range over from its saved cursor and finish everything: the
+    killed range ends done by a survivor, and every row was touched exactly once."""
+    rows = 12_000
+    make_table(dsn, rows)
+    options = {
+        "max_replication_lag": 0, "batch_size": 50, "max_batch_size": 50, "chunk_rows": 1000,
+        "max_rows_per_second": 1500, "poll_interval": 0.05,
+    }
+    with psycopg.connect(dsn, autocommit=True) as gate:
+        gate.execute("SELECT pg_advisory_lock(4242)")
+        workers = [start_worker(db_url, options, barrier=True) for _ in range(3)]
+        while gate.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone() != (3,):
+            for w in workers:
+                assert w.poll() is None, w.stderr.read() if w.stderr else ""
+            time.sleep(0.02)
+        gate.execute("SELECT pg_advisory_unlock(4242)")
+    try:
+        victim, survivors = workers[0], workers[1:]
+        deadline = time.monotonic() + 120
+        while (killed_range := claimed_range_mid_way(dsn, victim.pid)) is None:
+            assert victim.poll() is None, "the victim finished before it could be killed"
+            assert time.monotonic() < deadline, "the victim never got half-way through a range"
+            time.sleep(0.002)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+        with psycopg.connect(dsn) as conn:
+            before = conn.execute(
+                "SELECT status, batches, split_part(owner, ':', 2) FROM zdmigrate.backfill_ranges "
+                "WHERE range_no = %s", [killed_range]).fetchone()
+        assert before is not None and before[0] == "claimed" and before[2] == str(victim.pid), before
+        outputs = []
+        for w in survivors:
+            out, err = w.communicate(timeout=300)
+            assert w.returncode == 0, err
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+    assert [o["status"] for o in outputs] == ["done", "done"]
+    with psycopg.connect(dsn) as conn:
+        after = conn.execute(
+            "SELECT status, split_part(owner, ':', 2) FROM zdmigrate.backfill_ranges "
+            "WHERE range_no = %s", [killed_range]).fetchone()
+        unfinished = conn.execute(
+            "SELECT count(*) FROM zdmigrate.backfill_ranges WHERE status <> 'done'").fetchone()
+    assert after is not None and after[0] == "done"
+    assert after[1] in {str(w.pid) for w in survivors}, after
+    assert unfinished == (0,)
+    assert_every_row_done_once(dsn, rows)

@@ -96,13 +96,29 @@ def _rerun(env: dict[str, str], to: Phase, dsn: str) -> None:
     assert sim.phase_of(dsn) is to
 
 
-def _recovered(fleet: sim.Fleet) -> None:
-    """The shop came back by itself: a stretch of requests with no new error."""
-    sim.wait_until(lambda: all(i.connected.is_set() for i in fleet.live), what="instances")
+def _successes(instance: sim.AppInstance) -> int:
+    """Requests of `instance` that did not fail (a request in flight counts as one)."""
+    return instance.stats.requests - len(instance.stats.errors)
+
+
+def _traffic(fleet: sim.Fleet, count: int, what: str, timeout: float = 60.0) -> None:
+    """Wait for `count` more successful requests over the live fleet; fail loudly at the deadline."""
+    goal = sum(_successes(i) for i in fleet.live) + count
+    sim.wait_until(lambda: sum(_successes(i) for i in fleet.live) >= goal, timeout,
+                   what=f"{count} successful requests {what}")
+
+
+def _recovered(fleet: sim.Fleet, timeout: float = 60.0) -> None:
+    """The shop came back by itself: after the restart every live instance serves
+    requests that succeed, then a stretch of 40 more with no new error. Counted from
+    now (the server is back), with a deadline that fails the test: an app that never
+    reconnects cannot pass."""
+    assert fleet.live, "no live instance to recover"
+    since = {i.name: _successes(i) for i in fleet.live}
+    sim.wait_until(lambda: all(_successes(i) >= since[i.name] + 5 for i in fleet.live), timeout,
+                   what="every live instance to serve 5 successful requests after the restart")
     errors = len(fleet.errors())
-    fleet.wait_for_requests(20)  # reconnecting
-    errors = len(fleet.errors())
-    fleet.wait_for_requests(40)
+    _traffic(fleet, 40, "after the instances reconnected", timeout)
     assert len(fleet.errors()) == errors, fleet.errors()[errors:]
     assert fleet.wrong() == []
 
@@ -139,7 +155,7 @@ def test_database_restarts_during_a_backfill(tmp_path: Path, own_server: Any,
         _recovered(fleet)
         # verification (zero rows where full_name and name disagree) gates switch-read
         _rerun(env, Phase.SWITCH_READ, dsn)
-        fleet.wait_for_requests(20)
+        _traffic(fleet, 20, "in switch-read")
         assert fleet.wrong() == []
     model.check(dsn)
 
@@ -169,7 +185,7 @@ def test_database_restarts_during_a_phase(tmp_path: Path, own_server: Any,
         _recovered(fleet)
         if phase is Phase.EXPAND:
             _rerun(env, Phase.SWITCH_READ, dsn)
-            fleet.wait_for_requests(20)
+            _traffic(fleet, 20, "in switch-read")
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM zdmigrate.steps").fetchone() == (0,)
     model.check(dsn)

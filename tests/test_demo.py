@@ -103,8 +103,7 @@ def test_demo_plain_output_tells_the_story(
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     assert "blue (1.5) idle but connected" in out
-    assert re.search(r"--to contract`: refused, \d+ live instance\(s\) of an older version "
-                     r"\(shop 1\.5\)", out)
+    assert re.search(r"--to contract`: refused, shop 1\.5 live: \d+ instance\(s\)", out)
     assert "`zdmigrate fleet retire --app shop --version 1.5`" in out
     assert "0002_rename_users_name: contract done" in out
     assert "zero downtime: yes, not one request failed" in out
@@ -117,7 +116,8 @@ def test_demo_plain_output_tells_the_story(
         (["--rows", "0"], "--rows"),
         (["--rate", "0"], "--rate"),
         (["--duration", "-1"], "--duration"),
-        (["--format", "sarif"], "--format sarif is not available here"),
+        (["--format", "sarif"], "'sarif' is not one of 'text', 'json'"),
+        (["--migrations", "/nonexistent"], "No such option '--migrations'"),
     ],
 )
 def test_demo_bad_options_exit_2_before_anything_starts(
@@ -137,4 +137,24 @@ def test_demo_on_an_unreachable_server_exits_3_naming_it_without_password(
     err = capsys.readouterr().err
     assert code == 3
     assert "cannot connect to postgresql://ann:***@127.0.0.1:1/shop" in err
+    assert "s3cret" not in err
+
+
+def test_demo_never_takes_its_server_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a server the demo must not touch only because the shell exports it
+    monkeypatch.setenv("ZDMIGRATE_DATABASE_URL", "postgresql://ann:s3cret@127.0.0.1:1/prod")
+    code = cli.run(["demo", *SMALL, "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "ZDMIGRATE_DATABASE_URL is set but not used" in captured.err
+    assert "embedded" in json.loads(captured.out)["database"]
+
+
+def test_demo_says_which_server_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.run(["demo", "--database-url", "postgresql://ann:s3cret@127.0.0.1:1/shop", *SMALL])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "demo: on the server postgresql://ann:***@127.0.0.1:1/shop (--database-url)" in err
     assert "s3cret" not in err

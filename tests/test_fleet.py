@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import psycopg
@@ -76,12 +77,22 @@ def test_open_sessions_with_application_name_are_live_instances(
 
 
 def test_a_session_that_left_still_counts_until_its_ttl(conn: psycopg.Connection, dsn: str) -> None:
-    with psycopg.connect(dsn, application_name="shop@1.4"):
+    with psycopg.connect(dsn, application_name="shop@1.4") as app:
+        pid = app.info.backend_pid
         fleet.live_instances(conn, SCHEMA)  # seen once, now remembered
+    wait_until_backend_gone(conn, pid)  # a closed client's backend exits a moment later
     [inst] = fleet.live_instances(conn, SCHEMA)
     assert (inst.version, inst.source, inst.ttl_seconds) == ("1.4", "session", 300)
     age(conn, 301, source="session")
     assert fleet.live_instances(conn, SCHEMA) == []
+
+
+def wait_until_backend_gone(conn: psycopg.Connection, pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"backend {pid} still in pg_stat_activity after {timeout}s")
+        time.sleep(0.05)
 
 
 def test_sessions_of_other_databases_do_not_count(conn: psycopg.Connection, pg_server) -> None:

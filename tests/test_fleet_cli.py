@@ -74,7 +74,7 @@ def test_an_empty_fleet_says_so(cli: Cli) -> None:
          "--instances"),
         (["fleet", "declare", "--app", "my shop", "--version", "2"], "without spaces"),
         (["fleet", "retire", "--app", "shop"], "Missing option '--version'"),
-        (["fleet", "--format", "github"], "--format github is not available"),
+        (["fleet", "--format", "github"], "'github' is not one of 'text', 'json'"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(

@@ -50,10 +50,31 @@ def test_every_gate_answer_across_the_phases_of_a_rename(cli: Cli, dsn: str) -> 
         assert phase_of(dsn, RENAME) == phase
         for version, reasons in answers.items():
             assert answer(cli, version) == (1 if reasons else 0, reasons), (phase, version)
-    # other apps are not concerned by shop's compat
+    # other apps are not concerned by shop's compat, once the fleet knows them
     assert answer(cli, "0.1")[0] == 1
+    assert cli("fleet", "declare", "--app", "admin", "--version", "0.1")[0] == 0
     code, out, _ = cli("gate", "--app", "admin", "--version", "0.1")
     assert code == 0 and "admin 0.1 may go out" in out
+
+
+def test_an_app_nothing_knows_is_not_proven_unless_it_is_new(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("fleet", "declare", "--app", "admin", "--version", "1.0")[0] == 0
+    code, data = cli.json("gate", "--app", "shp", "--version", "2.0")  # a typo of shop
+    assert code == 1 and data["allowed"] is False
+    unknown = [r for r in data["reasons"] if r["check"] == "gate-unknown-app"]
+    assert len(unknown) == 1
+    assert unknown[0]["known_apps"] == ["admin", "shop"]
+    code, out, _ = cli("gate", "--app", "shp", "--version", "2.0")
+    assert code == 1
+    assert "known apps: admin, shop" in out and "--new-app" in out
+    # the user says it is new: a flag, or the config
+    code, data = cli.json("gate", "--app", "billing", "--version", "1.0", "--new-app")
+    assert code == 0, data
+    (tmp_path / "pyproject.toml").write_text('[tool.zdmigrate]\nnew_apps = ["billing"]\n')
+    assert cli.json("gate", "--app", "billing", "--version", "1.0")[0] == 0
+    assert cli.json("gate", "--app", "shp", "--version", "1.0")[0] == 1
 
 
 def test_text_and_github_output_give_every_reason(cli: Cli) -> None:
@@ -96,8 +117,8 @@ def test_without_a_database_it_lints_and_says_what_it_could_not_check(
     assert code == 1
     assert [r["check"] for r in data["reasons"] if r["check"] != "lint"] == ["gate-not-checked"]
     assert any("no database URL given" in n for n in data["not_checked"])
-    # an app no migration names needs no phase to be known
-    code, data = cli.json("gate", "--app", "admin", "--version", "1.0")
+    # an app no migration names needs no phase to be known (when it is new)
+    code, data = cli.json("gate", "--app", "admin", "--version", "1.0", "--new-app")
     lint_errors = [r for r in data["reasons"] if r["check"] == "lint"]
     assert code == (1 if lint_errors else 0)
     assert not any("no database URL" in n for n in data["not_checked"])
@@ -107,7 +128,8 @@ def test_without_a_database_it_lints_and_says_what_it_could_not_check(
     ("args", "message"),
     [
         (["gate", "--app", "shop", "--version", "latest"], "not a PEP 440 version"),
-        (["gate", "--app", "shop", "--version", "2.0", "--format", "sarif"], "--format sarif"),
+        (["gate", "--app", "shop", "--version", "2.0", "--format", "sarif"],
+         "'sarif' is not one of 'text', 'json', 'github'"),
         (["gate", "--version", "2.0"], "Missing option '--app'"),
     ],
 )
@@ -160,12 +182,13 @@ def test_lint_errors_of_pending_phases_are_reasons_with_file_and_line(
         "def expand(ctx):\n"
         '    ctx.execute("ALTER TABLE users DROP COLUMN name")\n'
     )
-    code, data = cli.json("gate", "--app", "admin", "--version", "1.0")
+    code, data = cli.json("gate", "--app", "admin", "--version", "1.0", "--new-app")
     assert code == 1
     [reason] = [r for r in data["reasons"] if r["check"] == "lint"]
     assert reason["path"].endswith("0003_drop_in_expand.py") and reason["line"] == 6
     assert reason["phase"] == "expand"
-    code, out, _ = cli("gate", "--app", "admin", "--version", "1.0", "--format", "github")
+    code, out, _ = cli("gate", "--app", "admin", "--version", "1.0", "--new-app",
+                       "--format", "github")
     assert code == 1
     assert any(line.startswith("::error file=") and "0003_drop_in_expand.py,line=6" in line
                for line in out.splitlines())
@@ -174,5 +197,5 @@ def test_lint_errors_of_pending_phases_are_reasons_with_file_and_line(
         state.ensure_schema(conn, "zdmigrate")
         for mid in ("0001_users", "0002_rename", "0003_drop_in_expand"):
             state.set_phase(conn, "zdmigrate", mid, Phase.CONTRACT, "x")
-    code, data = cli.json("gate", "--app", "admin", "--version", "1.0")
+    code, data = cli.json("gate", "--app", "admin", "--version", "1.0", "--new-app")
     assert code == 0 and not [r for r in data["reasons"] if r["check"] == "lint"]

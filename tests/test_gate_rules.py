@@ -72,8 +72,18 @@ def test_unknown_phase_is_not_proven_and_listed() -> None:
     assert not answer.allowed
     assert [b.check for b in answer.blockers] == ["gate-not-checked"]
     assert "no database URL" in answer.not_checked[0]
-    other = decide("admin", "1.0", [m], lint_findings=[], database_note="no database URL")
+    other = decide("admin", "1.0", [m], lint_findings=[], database_note="no database URL",
+                   new_app=True)
     assert other.allowed and other.not_checked == []
+
+
+def test_an_app_no_compat_and_no_fleet_row_knows_is_not_proven() -> None:
+    m = GateMigration("0002_rename", COMPAT, Phase.PENDING)
+    answer = decide("shp", "2.0", [m], lint_findings=[], fleet_apps=["admin"])
+    assert [b.check for b in answer.blockers] == ["gate-unknown-app"]
+    assert "known apps: admin, shop" in answer.blockers[0].message
+    assert decide("admin", "2.0", [m], lint_findings=[], fleet_apps=["admin"]).allowed
+    assert decide("shp", "2.0", [m], lint_findings=[], fleet_apps=[], new_app=True).allowed
 
 
 def test_bad_version_is_bad_input() -> None:

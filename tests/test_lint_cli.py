@@ -143,11 +143,15 @@ def test_list_rules_and_explain(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "unknown lint rule" in err
 
 
-def test_missing_path_and_bad_python_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_path_exits_2_and_bad_python_is_one_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     assert lint(capsys, "missing.sql")[0] == 2
     write(tmp_path / "m" / "0001_x.py", "revision = 'x'\ndown_revision = None\ndef upgrade(:\n")
-    code, _, err = lint(capsys, "m")
-    assert code == 2 and "0001_x.py" in err
+    code, out, _ = lint(capsys, "m", "--format", "json")
+    (found,) = json.loads(out)["violations"]
+    assert code == 1
+    assert (Path(found["path"]).name, found["line"], found["rule"]) == ("0001_x.py", 3, "revision-not-linted")
 
 
 def test_alembic_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

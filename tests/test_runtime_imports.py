@@ -18,7 +18,7 @@ ALLOWED_TOP_LEVEL = {"zdmigrate", "psycopg", "psycopg_binary", "psycopg_c", "typ
 # the runtime reads phases and writes heartbeats through zdmigrate.state (one owner per
 # table); its package loads every table module, all of them light
 ALLOWED_ZDMIGRATE = {
-    "zdmigrate", "zdmigrate.errors", "zdmigrate.phases",
+    "zdmigrate", "zdmigrate.errors", "zdmigrate.phases", "zdmigrate.dsn",
     "zdmigrate.state", "zdmigrate.state.backfills", "zdmigrate.state.instances",
     "zdmigrate.state.migrations", "zdmigrate.state.phase_log", "zdmigrate.state.run_lock",
     "zdmigrate.state.schema", "zdmigrate.state.steps", "zdmigrate.state.store",

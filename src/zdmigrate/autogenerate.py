@@ -15,7 +15,9 @@ a new NOT NULL column                  ``ops.AddColumn(nullable=False, default=.
 a removed column                       ``ops.DropColumn`` (dropped at contract)
 a column removed and one added         ``ops.RenameColumn`` when ``--rename t.a=b``
                                        says so, else DropColumn with a TODO
-a type change                          ``ops.ChangeColumnType``
+a type change                          ``ops.WidenColumnType`` when PostgreSQL
+                                       needs no rewrite, else ``ops.ChangeColumnType``
+                                       keeping the name
 nullable changed                       ``ops.SetNotNull`` / ``ops.DropNotNull``
 a server default changed               ``ops.SetDefault`` / ``ops.DropDefault``
 a new index                            ``ops.CreateIndex`` (CONCURRENTLY)
@@ -103,7 +105,7 @@ def compare(connection: sa.Connection, metadata: sa.MetaData) -> list[Any]:
     context = MigrationContext.configure(
         connection,
         opts={"include_object": _include_object, "compare_type": True,
-              "compare_server_default": False},
+              "compare_server_default": True},
     )
     return list(compare_metadata(context, metadata))
 
@@ -315,15 +317,48 @@ def _remove_column(out: GeneratedOps, diff: tuple[Any, ...], *,
 def _modify_type(out: GeneratedOps, diff: tuple[Any, ...], **_: Any) -> None:
     _, schema, table, column, _existing, old_type, new_type = diff
     ref = _table_ref(schema, table)
-    new = f"{column}_new"
     new_sql = _type(new_type)[1:-1]
     old_sql = _type(old_type)[1:-1]
+    if widens_in_place(old_sql, new_sql):
+        out.add(f"ops.WidenColumnType({ref}, {_q(column)}, {_q(new_sql)})",
+                f"{table}.{column}: {old_sql} -> {new_sql}, in place: no rewrite, no new column")
+        return
     out.add(
-        f"ops.ChangeColumnType({ref}, {_q(column)}, {_q(new_sql)}, new_name={_q(new)}, "
-        f"up={_q(f'{_ident(column)}::{new_sql}')}, down={_q(f'{_ident(new)}::{old_sql}')})",
-        f"{table}.{column}: {old_sql} -> {new_sql}; the new shape is the column {new} "
-        "until contract",
+        f"ops.ChangeColumnType({ref}, {_q(column)}, {_q(new_sql)}, "
+        f"up={_q(f'{_ident(column)}::{new_sql}')})",
+        f"{table}.{column}: {old_sql} -> {new_sql}; a copy of the new type is kept in sync "
+        "and swapped in under the same name at contract",
+        f"TODO: check that up= converts every existing value of {table}.{column}",
     )
+
+
+def widens_in_place(old: str, new: str) -> bool:
+    """Does PostgreSQL change `old` to `new` without a rewrite (what WidenColumnType takes)?"""
+    from zdmigrate.errors import OperationInvalid
+    from zdmigrate.ops.widen_column_type import _parse_type
+
+    try:
+        (old_base, old_mods, old_array), (new_base, new_mods, new_array) = (
+            _parse_type(old), _parse_type(new))
+    except OperationInvalid:
+        return False
+    if old_array or new_array:
+        return False
+    if new_base in ("varchar", "text") and not new_mods:
+        return old_base in ("varchar", "text") and (old_base, new_base) != ("text", "text")
+    if new_base == old_base == "varchar" and new_mods and old_mods:
+        return old_mods[0] <= new_mods[0]
+    if new_base == old_base == "varbit":
+        return not new_mods or (bool(old_mods) and old_mods[0] <= new_mods[0])
+    if new_base == old_base == "numeric":
+        if not new_mods:
+            return True
+        if not old_mods:
+            return False
+        old_scale = old_mods[1] if len(old_mods) > 1 else 0
+        new_scale = new_mods[1] if len(new_mods) > 1 else 0
+        return old_mods[0] <= new_mods[0] and old_scale == new_scale
+    return new_base == "inet" and old_base == "cidr"
 
 
 def _ident(name: str) -> str:

@@ -43,26 +43,86 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json", "github", "sarif")
 _current_format = {"value": "text"}
 
-_GLOBAL_OPTIONS = [
-    click.option("--database-url", help="PostgreSQL URL [env ZDMIGRATE_DATABASE_URL]."),
-    click.option("--migrations", type=click.Path(path_type=Path),
-                 help="Migrations directory [env ZDMIGRATE_MIGRATIONS; default ./migrations]."),
-    click.option("--format", "output_format", type=click.Choice(FORMATS),
-                 help="Output format: text (default) or json; lint and gate add github, sarif."),
-    click.option("--state-schema", help="Schema of zdmigrate's own tables [default zdmigrate]."),
-    click.option("--lock-timeout", help="lock_timeout of each DDL step, e.g. 2s."),
-    click.option("--statement-timeout", help="statement_timeout of each step, e.g. 30s."),
-    click.option("--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
-    click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
-]
+#: The global options, by name. Each command takes the ones it uses (`global_options`);
+#: the group takes them all before the command, and a command checks what it got.
+_GLOBAL_OPTIONS = {
+    "database_url": click.option(
+        "--database-url", help="PostgreSQL URL [env ZDMIGRATE_DATABASE_URL]."),
+    "migrations": click.option(
+        "--migrations", type=click.Path(path_type=Path),
+        help="Migrations directory [env ZDMIGRATE_MIGRATIONS; default ./migrations]."),
+    "state_schema": click.option(
+        "--state-schema", help="Schema of zdmigrate's own tables [default zdmigrate]."),
+    "lock_timeout": click.option("--lock-timeout", help="lock_timeout of each DDL step, e.g. 2s."),
+    "statement_timeout": click.option(
+        "--statement-timeout", help="statement_timeout of each step, e.g. 30s."),
+    "retry_budget": click.option(
+        "--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
+    "actor": click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
+}
 _GLOBAL_NAMES = ("database_url", "migrations", "output_format", "state_schema", "lock_timeout",
                  "statement_timeout", "retry_budget", "actor")
+#: What each kind of command takes.
+READS = ("database_url", "migrations", "state_schema")
+RUNS = (*READS, "lock_timeout", "statement_timeout", "retry_budget", "actor")
+OFFLINE = ("migrations",)
+FLEET = ("database_url", "state_schema")
+LINT_FORMATS = ("text", "json", "github", "sarif")
 
 
-def global_options(function: F) -> F:
-    for option in reversed(_GLOBAL_OPTIONS):
-        function = option(function)
-    return function
+def _format_option(allowed: tuple[str, ...]) -> Callable[[F], F]:
+    return click.option(
+        "--format", "output_format", type=click.Choice(allowed),
+        help="Output format: " + ", ".join(allowed) + " [default text].",
+    )
+
+
+def _complete_migration(ctx: click.Context, param: click.Parameter,
+                         incomplete: str) -> list[str]:
+    """Shell completion: the revision ids in the migrations directory (read, not imported)."""
+    import re
+
+    obj = ctx.find_root().obj or {}
+    folder = ctx.params.get("migrations") or obj.get("migrations")
+    try:
+        folder = folder or Settings.load({}).migrations
+        ids = []
+        for path in sorted(Path(folder).glob("*.py")):
+            match = re.search(r"""^revision\s*(?::[^=]*)?=\s*["']([^"']+)["']""",
+                              path.read_text(), re.MULTILINE)
+            if match:
+                ids.append(match.group(1))
+    except (OSError, ZdmigrateError):
+        return []
+    return [i for i in ids if i.startswith(incomplete)]
+
+
+def _complete_phase(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the phases' names."""
+    from zdmigrate.phases import Phase
+
+    return [p.value for p in Phase if p.value.startswith(incomplete)]
+
+
+def _complete_rule(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the lint rules' ids."""
+    from zdmigrate.lint.rules import all_rules
+
+    return [rule for rule in sorted(all_rules()) if rule.startswith(incomplete)]
+
+
+def global_options(
+    names: tuple[str, ...] = RUNS, *, formats: tuple[str, ...] = ("text", "json")
+) -> Callable[[F], F]:
+    """The global options a command takes (`names`), and `--format` with its `formats`."""
+
+    def decorate(function: F) -> F:
+        function = _format_option(formats)(function)
+        for name in reversed(names):
+            function = _GLOBAL_OPTIONS[name](function)
+        return function
+
+    return decorate
 
 
 def _merged(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -71,24 +131,36 @@ def _merged(kwargs: dict[str, Any]) -> dict[str, Any]:
     root = ctx.find_root()
     before = root.obj or {}
     merged = {name: kwargs.pop(name, None) for name in _GLOBAL_NAMES}
+    taken = {param.name for param in ctx.command.params}
     for name in _GLOBAL_NAMES:
-        if merged[name] is None:
-            merged[name] = before.get(name)
+        if merged[name] is None and before.get(name) is not None:
+            if name not in taken:
+                flag = "--format" if name == "output_format" else "--" + name.replace("_", "-")
+                raise BadInput(f"{flag} does not apply to `{ctx.command_path}`",
+                               hint=f"see `{ctx.command_path} --help` for what it takes")
+            merged[name] = before[name]
     return merged
 
 
-def settings_from(kwargs: dict[str, Any]) -> tuple[Settings, str]:
+def settings_from(
+    kwargs: dict[str, Any], *, environ: dict[str, str] | None = None
+) -> tuple[Settings, str]:
     """Settings and output format from the global options, removing them from `kwargs`."""
     merged = _merged(kwargs)
     output_format = merged.pop("output_format") or "text"
+    # a format given before the command is checked against the command's, before any work
+    for param in click.get_current_context().command.params:
+        if param.name == "output_format" and isinstance(param.type, click.Choice):
+            formats(output_format, tuple(str(c) for c in param.type.choices))
     _current_format["value"] = output_format
-    return Settings.load(merged), output_format
+    return Settings.load(merged, environ=environ), output_format
 
 
 def formats(output_format: str, allowed: tuple[str, ...] = ("text", "json")) -> str:
     if output_format not in allowed:
-        raise BadInput(f"--format {output_format} is not available here; use one of "
-                       + ", ".join(allowed))
+        path = click.get_current_context().command_path
+        raise BadInput(f"--format {output_format} does not apply to `{path}`; it takes "
+                       + ", ".join(allowed), hint=f"see `{path} --help`")
     return output_format
 
 
@@ -111,7 +183,7 @@ def override_reason(override_fleet_check: bool, reason: str | None) -> str | Non
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@global_options
+@global_options(RUNS, formats=FORMATS)
 @click.version_option(package_name="zdmigrate")
 @click.pass_context
 def cli(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -122,7 +194,7 @@ def cli(ctx: click.Context, /, **kwargs: Any) -> None:
 
 
 @cli.command()
-@global_options
+@global_options(READS)
 def init(**kwargs: Any) -> None:
     """Create the migrations directory and zdmigrate's state schema (safe to repeat)."""
     settings, fmt = settings_from(kwargs)
@@ -137,7 +209,7 @@ def init(**kwargs: Any) -> None:
               "(target_metadata).")
 @click.option("--rename", "renames", multiple=True, metavar="TABLE.OLD=NEW",
               help="With --autogenerate: a column the models renamed (else it is a drop and an add).")
-@global_options
+@global_options(("database_url", "migrations"))
 def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) -> None:
     """Scaffold a migration file NAME after the current head."""
     settings, fmt = settings_from(kwargs)
@@ -148,17 +220,19 @@ def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) 
 
 
 @cli.command()
-@global_options
-def status(**kwargs: Any) -> None:
+@click.option("--wide", is_flag=True,
+              help="Every blocker of every instance, in lines as long as they need.")
+@global_options(READS)
+def status(wide: bool, **kwargs: Any) -> None:
     """Each migration: phase, next phase, what blocks it, backfill progress."""
     settings, fmt = settings_from(kwargs)
     statuses = engine.status(settings)
-    output.status(statuses, formats(fmt))
+    output.status(statuses, formats(fmt), wide=wide)
 
 
 @cli.command()
-@click.argument("migration", required=False)
-@global_options
+@click.argument("migration", required=False, shell_complete=_complete_migration)
+@global_options(OFFLINE)
 def plan(migration: str | None, **kwargs: Any) -> None:
     """The SQL each phase will run (and its rollback); needs no database, changes nothing."""
     settings, fmt = settings_from(kwargs)
@@ -167,8 +241,8 @@ def plan(migration: str | None, **kwargs: Any) -> None:
 
 
 @cli.command()
-@click.argument("revision", required=False)
-@global_options
+@click.argument("revision", required=False, shell_complete=_complete_migration)
+@global_options((*READS, "actor"))
 def adopt(revision: str | None, **kwargs: Any) -> None:
     """Take an existing Alembic history as the baseline: mark REVISION (default: the
     one in alembic_version) and all before it complete, without running them."""
@@ -184,15 +258,15 @@ def phase() -> None:
 
 
 @phase.command("advance")
-@click.argument("migration", required=False)
-@click.option("--to", "to", help="Advance up to this phase (default: the next one).")
+@click.argument("migration", required=False, shell_complete=_complete_migration)
+@click.option("--to", "to", shell_complete=_complete_phase, help="Advance up to this phase (default: the next one).")
 @click.option("--dry-run", is_flag=True, help="Check the gates and show the SQL; change nothing.")
 @click.option("--accept-changed", is_flag=True,
               help="Go on although the migration file changed after a phase of it ran.")
 @click.option("--override-fleet-check", is_flag=True,
               help="Go on although the fleet check refused (needs --reason; logged with --actor).")
 @click.option("--reason", help="Why the fleet check is overridden (recorded in the phase log).")
-@global_options
+@global_options(RUNS)
 def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_changed: bool,
                   override_fleet_check: bool, reason: str | None, **kwargs: Any) -> None:
     """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
@@ -207,11 +281,11 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
 
 
 @phase.command("rollback")
-@click.argument("migration", required=False)
-@click.option("--to", "to", help="Roll back to this phase (default: one phase back).")
+@click.argument("migration", required=False, shell_complete=_complete_migration)
+@click.option("--to", "to", shell_complete=_complete_phase, help="Roll back to this phase (default: one phase back).")
 @click.option("--accept-changed", is_flag=True,
               help="Go on although the migration file changed after a phase of it ran.")
-@global_options
+@global_options(RUNS)
 def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
                    **kwargs: Any) -> None:
     """Undo phases of MIGRATION (default: the newest started), never past contract."""
@@ -227,21 +301,41 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
               default="rolling", show_default=True,
               help="How the new app versions are deployed.")
 @click.option("--rows", type=click.IntRange(min=1),
-              help="Users (each with an order) before the changes [default 20000].")
+              help="Users (each with an order) before the changes [default 20,000].")
 @click.option("--duration", type=click.FloatRange(min=0),
               help="Seconds of traffic held over the deploy steps [default 30].")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
               help="Requests per second the whole fleet sends [default 200].")
-@global_options
+@click.option("--database-url",
+              help="Use this PostgreSQL server instead of an embedded one: a throw-away "
+                   "database is created there and dropped afterwards (never taken from "
+                   "ZDMIGRATE_DATABASE_URL).")
+@global_options(())
 def demo(strategy: str, rows: int | None, duration: float | None, rate: float | None,
-         **kwargs: Any) -> int:
+         database_url: str | None, **kwargs: Any) -> int:
     """Ship the example migrations under live traffic from a simulated fleet, 0 failed requests.
 
     Without --database-url it starts an embedded PostgreSQL; with one, it works in a
     throw-away database it creates on that server and drops afterwards.
     """
-    settings, fmt = settings_from(kwargs)
+    from zdmigrate.config import redact_url
+
+    before = (click.get_current_context().find_root().obj or {})
+    if before.get("migrations") is not None:
+        raise BadInput("--migrations does not apply to `zdmigrate demo`: it ships its own "
+                       "example migrations")
+    database_url = database_url or before.get("database_url")
+    # the environment never picks a server for the demo: it creates and drops databases there
+    environ = {k: v for k, v in os.environ.items() if k != "ZDMIGRATE_DATABASE_URL"}
+    settings, fmt = settings_from(kwargs, environ=environ)
+    settings = settings.with_(database_url=database_url)
     formats(fmt)
+    if database_url:
+        output.log_line(f"demo: on the server {redact_url(database_url)} (--database-url), "
+                        "in a throw-away database dropped afterwards")
+    elif os.environ.get("ZDMIGRATE_DATABASE_URL"):
+        output.log_line("demo: ZDMIGRATE_DATABASE_URL is set but not used: the demo starts an "
+                        "embedded PostgreSQL (pass --database-url to use a server)")
     if fmt == "json":
         view, stream = "plain", sys.stderr
     else:
@@ -265,7 +359,7 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 
 
 @cli.command()
-@click.argument("migration", required=False)
+@click.argument("migration", required=False, shell_complete=_complete_migration)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker threads in this process (more processes may run at once) "
               "[chosen from the server's cores and load].")
@@ -282,7 +376,7 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--resume", is_flag=True, help="Resume a paused backfill, and return.")
 @click.option("--again", is_flag=True,
               help="Walk a finished backfill once more (rows that disagree are fixed).")
-@global_options
+@global_options(RUNS)
 def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
              **kwargs: Any) -> None:
     """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
@@ -308,7 +402,7 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
 
 @cli.group(invoke_without_command=True)
 @click.option("--app", help="Show only this app.")
-@global_options
+@global_options(FLEET)
 @click.pass_context
 def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
     """Live app versions from heartbeats, sessions (application_name) and declarations."""
@@ -328,7 +422,7 @@ def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
 @click.option("--instance", "instance_id", help="Instance id [default: this host's name].")
 @click.option("--ttl", help="Counts as live this long after the beat, e.g. 60s [default 60s].")
 @click.option("--stop", is_flag=True, help="Remove this instance's heartbeat (clean shutdown).")
-@global_options
+@global_options(FLEET)
 def fleet_heartbeat(app: str, version: str, instance_id: str | None, ttl: str | None,
                     stop: bool, **kwargs: Any) -> None:
     """Say that an instance of APP runs VERSION (for apps without zdmigrate.runtime)."""
@@ -347,7 +441,7 @@ def fleet_heartbeat(app: str, version: str, instance_id: str | None, ttl: str | 
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many instances run it.")
 @click.option("--ttl", help="Counts as live this long unless declared again [default 24h].")
-@global_options
+@global_options(FLEET)
 def fleet_declare(app: str, version: str, instances: int, ttl: str | None,
                   **kwargs: Any) -> None:
     """Declare that VERSION of APP is deployed (from a deploy system)."""
@@ -361,7 +455,7 @@ def fleet_declare(app: str, version: str, instances: int, ttl: str | None,
 @fleet.command("retire")
 @click.option("--app", required=True, help="The app's name, as in compat.")
 @click.option("--version", "version", required=True, help="The version that no longer runs.")
-@global_options
+@global_options(FLEET)
 def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
     """Say that VERSION of APP no longer runs (removes its declarations)."""
     settings, fmt = settings_from(kwargs)
@@ -373,43 +467,50 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 @cli.command()
 @click.option("--app", required=True, help="The app about to be deployed.")
 @click.option("--version", "version", required=True, help="The version about to go out.")
-@global_options
-def gate(app: str, version: str, **kwargs: Any) -> int:
+@click.option("--new-app", is_flag=True,
+              help="APP is new: no migration or fleet row knows it yet (else: not proven).")
+@global_options(READS, formats=output.GATE_FORMATS)
+def gate(app: str, version: str, new_app: bool, **kwargs: Any) -> int:
     """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
-    answer = gate_module.run_gate(settings, app=app, version=version)
+    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app)
     print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--phase", help="Lint only this phase of migrations; the phase .sql and stdin run in "
+@click.option("--phase", shell_complete=_complete_phase, help="Lint only this phase of migrations; the phase .sql and stdin run in "
               "[default expand].")
 @click.option("--pg-version", help="Target PostgreSQL major version [default: lint config, else the "
               "server's with a database URL, else 15].")
-@click.option("--since", metavar="REVISION",
+@click.option("--since", metavar="REVISION", shell_complete=_complete_migration,
               help="Skip migrations up to and including REVISION (grandfathered history).")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--env", "use_env", is_flag=True,
+              help="Run each Alembic project's env.py offline first, as `alembic upgrade --sql` does.")
 @click.option("--list-rules", is_flag=True, help="List every rule and exit.")
-@click.option("--explain", metavar="RULE", help="Explain one rule (what, why, safe way, examples).")
-@global_options
+@click.option("--explain", metavar="RULE", shell_complete=_complete_rule, help="Explain one rule (what, why, safe way, examples).")
+@global_options(("database_url", "migrations"), formats=LINT_FORMATS)
 def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, since: str | None,
-         strict: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
+         strict: bool, use_env: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
     """Lint migrations, .sql files, Alembic revisions/projects, globs or stdin (-); offline.
 
     Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
     """
     from zdmigrate.lint import _explain as explain_module
-    from zdmigrate.lint import reporters
+    from zdmigrate.output import lint as reporters
 
     settings, fmt = settings_from(kwargs)
     formats(fmt, reporters.FORMATS)
     if list_rules or explain:
         print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
         return EXIT_OK
-    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since)
+    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since,
+                         env=use_env)
+    for note in result.notes:
+        output.log_line(note)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     print(reporters.render(result.violations, fmt, files_checked=result.files_checked, color=color))
     return EXIT_CHECK_FAILED if result.failed(strict) else EXIT_OK
@@ -429,8 +530,13 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        return EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else int(exc.exit_code)
+        # click's own errors in the same style as ours: `error: ...` and a hint
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        if isinstance(exc, click.UsageError):
+            path = exc.ctx.command_path if exc.ctx is not None else "zdmigrate"
+            sys.stderr.write(f"  hint: see `{path} --help`\n")
+            return EXIT_BAD_INPUT
+        return int(exc.exit_code)
     except click.exceptions.Abort:
         sys.stderr.write("aborted\n")
         return 130

@@ -9,6 +9,7 @@ seconds (a number) or strings like ``"2s"``, ``"500ms"``, ``"1min"``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from zdmigrate import dsn
 from zdmigrate.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -54,6 +55,9 @@ class Settings:
     state_schema: str = "zdmigrate"
     #: Who is acting, recorded in the phase log (default: OS user@host).
     actor: str | None = None
+    #: Apps the gate lets through although no migration and no fleet row knows them yet
+    #: (``new_apps = ["billing"]``; env ZDMIGRATE_NEW_APPS is comma-separated).
+    new_apps: tuple[str, ...] = ()
     #: The app's SQLAlchemy models for `zdmigrate new --autogenerate`: "module:attribute",
     #: e.g. "shop.models:Base.metadata".
     target_metadata: str | None = None
@@ -110,9 +114,11 @@ class Settings:
         out: dict[str, Any] = {}
         for name, value in values.items():
             if name in _DURATIONS:
-                out[name] = parse_duration(value, name)
+                out[name] = _bounded(name, value, parse_duration(value, name))
             elif name == "migrations":
                 out[name] = Path(value)
+            elif name == "new_apps":
+                out[name] = _name_list(value, name)
             elif name == "state_schema":
                 if not isinstance(value, str) or not _IDENT.match(value):
                     raise ConfigError(
@@ -120,6 +126,11 @@ class Settings:
                         "(letters, digits, _ and $, starting with a letter or _)"
                     )
                 out[name] = value
+            elif name == "database_url" and value:
+                problem = dsn.problem(str(value))
+                if problem is not None:
+                    raise ConfigError(problem, hint="e.g. postgresql://user@host:5432/dbname")
+                out[name] = str(value)
             else:
                 out[name] = None if value is None else str(value)
         return cls(**out, extra=extra, config_file=config_file)
@@ -155,6 +166,15 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|min|m|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "min": 60.0, "m": 60.0, "h": 3600.0}
 
 
+def _name_list(value: Any, name: str) -> tuple[str, ...]:
+    """A list of names from the file (a list) or the environment (comma-separated)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{name}: {value!r} is not a list of names",
+                          hint=f'write e.g. {name} = ["billing"]')
+    return tuple(i.strip() for i in items if i.strip())
+
+
 def parse_duration(value: Any, name: str = "duration") -> float:
     """Seconds from a number or a string such as ``"2s"``, ``"250ms"``, ``"1min"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -169,6 +189,39 @@ def parse_duration(value: Any, name: str = "duration") -> float:
     if seconds < 0:
         raise ConfigError(f"{name}: {value!r} is negative")
     return seconds
+
+
+#: Durations PostgreSQL receives, in whole milliseconds: 0 there means "no timeout", and it
+#: takes at most 2^31-1 ms. lock_timeout may not be 0 at all: a DDL step without one
+#: queues the application behind it for as long as a blocker holds its lock.
+_SERVER_TIMEOUTS = {"lock_timeout", "statement_timeout", "concurrent_statement_timeout"}
+LOCK_TIMEOUT_MIN = 0.01
+LOCK_TIMEOUT_MAX = 600.0
+_SERVER_TIMEOUT_MAX = 2_147_483.0
+_DURATION_MAX = 7 * 24 * 3600.0
+
+
+def _bounded(name: str, raw: Any, seconds: float) -> float:
+    """Refuse durations PostgreSQL would misread (under 1 ms reads as 0 = none) or absurd ones."""
+    if name == "lock_timeout":
+        low, high = LOCK_TIMEOUT_MIN, LOCK_TIMEOUT_MAX
+    elif name in _SERVER_TIMEOUTS:
+        if seconds == 0:
+            return seconds  # 0 = none, on purpose
+        low, high = 0.001, _SERVER_TIMEOUT_MAX
+    else:
+        low, high = 0.0, _DURATION_MAX
+    if not math.isfinite(seconds) or not low <= seconds <= high:
+        raise ConfigError(
+            f"{name}: {raw!r} is out of range: give between {_show(low)} and {_show(high)}",
+            hint="lock_timeout 0 would mean no timeout at all in PostgreSQL"
+            if name == "lock_timeout" else None,
+        )
+    return seconds
+
+
+def _show(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
 def _find_pyproject(start: Path) -> Path | None:
@@ -191,21 +244,5 @@ def _read_section(path: Path) -> dict[str, Any]:
 
 
 def redact_url(url: str | None) -> str:
-    """The URL or DSN with any password replaced by ``***``: safe to print."""
-    if not url:
-        return "<none>"
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return "<unparseable database URL>"
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    # key=value DSN
-    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
+    """The URL or DSN with any password replaced by ``***``: safe to print (see `zdmigrate.dsn`)."""
+    return dsn.redact(url)

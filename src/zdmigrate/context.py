@@ -106,10 +106,14 @@ class PhaseContext:
 
 
 class _StatementBuffer:
-    """The output buffer of an offline Alembic context: each write is one statement."""
+    """The output buffer of an offline Alembic context: each write is one statement.
+
+    When linting (`zdmigrate._lint_render`), a bare COMMIT/BEGIN (what
+    ``autocommit_block()`` writes) is a transaction boundary, not a statement.
+    """
 
     def __init__(self, sink: StepSink) -> None:
-        self._sink = sink
+        self.sink = sink
 
     def write(self, text: str) -> None:
         statement = text.strip()
@@ -118,19 +122,56 @@ class _StatementBuffer:
         if not statement:
             return
         source = caller_source()
+        from zdmigrate import _lint_render
+
+        if _lint_render.active() is not None:
+            word = _lint_render.transaction_word(statement)
+            if word is not None:
+                self.sink(_lint_render.TransactionBoundary(word, source))  # type: ignore[arg-type]
+                return
+            if ";" not in statement:
+                # one statement: the linter parses it and decides autocommit itself
+                self.sink(SQLStep(statement, None, source, False))
+                return
         for part, line_offset in split_sql(statement):
             where = Source(source.path, source.line + line_offset) if source else None
-            self._sink(SQLStep(part, None, where, needs_autocommit(part)))
+            self.sink(SQLStep(part, None, where, needs_autocommit(part)))
 
     def flush(self) -> None:
         pass
 
 
 def offline_migration_context(sink: StepSink) -> MigrationContext:
-    """An Alembic MigrationContext that renders PostgreSQL SQL into `sink`."""
+    """An Alembic MigrationContext that renders PostgreSQL SQL into `sink`.
+
+    When linting with ``--env``, this is the context the project's env.py
+    configured (offline), now writing into `sink`.
+    """
     from alembic.runtime.migration import MigrationContext
 
-    return MigrationContext.configure(
-        dialect_name="postgresql",
-        opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
-    )
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    if mode is None:
+        return MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": _StatementBuffer(sink), "literal_binds": True},
+        )
+    # linting: one context for the whole run (env.py's, or our own), writing into `sink`
+    context = mode.env_context or mode.shared.get("context")
+    if context is None:
+        buffer = _StatementBuffer(sink)
+        context = MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
+        )
+        _lint_render.install(context, lambda event: buffer.sink(event), caller_source)
+        mode.shared["context"] = context
+    if isinstance(context.output_buffer, _StatementBuffer):
+        context.output_buffer.sink = sink
+    return context
+
+
+def statement_buffer(sink: StepSink) -> Any:
+    """The output buffer that turns what an offline Alembic context writes into steps for `sink`."""
+    return _StatementBuffer(sink)

@@ -21,19 +21,19 @@ from psycopg import sql
 
 from zdmigrate.config import Settings, redact_url
 from zdmigrate.data_problems import DATA_ERRORS, diagnose
-from zdmigrate.errors import DatabaseUnreachable, LockRetriesExhausted, StepFailed, first_line
+from zdmigrate.dsn import normalize_url as normalize_url  # re-exported: one home, in dsn
+from zdmigrate.dsn import scrub
+from zdmigrate.errors import (
+    BadInput,
+    DatabaseUnreachable,
+    LockRetriesExhausted,
+    StepFailed,
+    first_line,
+)
 from zdmigrate.steps import GeneratedSQLStep, SQLStep, needs_autocommit
 
 Log = Callable[[str], None]
 Record = Callable[[psycopg.Connection[Any]], None]
-
-
-def normalize_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as libpq URLs."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
-    return url
 
 
 def connect(
@@ -59,7 +59,7 @@ def connect(
         )
     except psycopg.Error as exc:
         raise DatabaseUnreachable(
-            f"cannot connect to {redact_url(url)}: {first_line(exc)}"
+            f"cannot connect to {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from None
     for name, value in (session or {}).items():
         conn.execute("SELECT set_config(%s, %s, false)", [name, value])
@@ -129,25 +129,31 @@ def execute_step(
     started = time.monotonic()
     attempt = 0
     while True:
+        # a CONCURRENTLY step queues no application query behind it (it takes SHARE UPDATE
+        # EXCLUSIVE), and lock_timeout also ends its waits for older snapshots, throwing the
+        # build away: it gets the whole lock_timeout from the first try
+        wait = (settings.lock_timeout if step.autocommit
+                else attempt_lock_timeout(settings.lock_timeout, attempt))
         try:
             if step.autocommit:
-                _run_autocommit(conn, step, settings, record)
+                _run_autocommit(conn, step, settings, record, wait)
             else:
-                _run_in_transaction(conn, step, settings, record)
+                _run_in_transaction(conn, step, settings, record, wait)
             return
         except psycopg.errors.LockNotAvailable:
             elapsed = time.monotonic() - started
             if elapsed >= backoff.budget:
                 raise LockRetriesExhausted(
                     f"{_where(step)}gave up after {attempt + 1} tries in {elapsed:.1f}s: "
-                    f"could not get the lock within lock_timeout ({settings.lock_timeout:g}s)",
+                    f"could not get the lock within lock_timeout (up to {settings.lock_timeout:g}s)",
                     hint="a long transaction holds a lock on the table; end it and run again "
                     "(nothing of this step was applied; done steps are kept)",
                 ) from None
             delay = min(backoff.delay(attempt), max(0.0, backoff.budget - elapsed) + 0.05)
             attempt += 1
             log(
-                f"lock_timeout on {_short(step.sql)!r}: retry {attempt} in {delay:.2f}s "
+                f"lock_timeout on {_short(step.sql)!r} after waiting {wait * 1000:.0f}ms: "
+                f"retry {attempt} in {delay:.2f}s "
                 f"({elapsed:.1f}s of the {backoff.budget:g}s retry budget used)"
             )
             time.sleep(delay)
@@ -158,6 +164,15 @@ def execute_step(
                     hint="run the same command again; done steps are kept",
                 ) from None
             raise StepFailed(f"{_where(step)}{_describe(exc)}") from None
+        except psycopg.ProgrammingError as exc:
+            if exc.sqlstate is None:
+                # refused by the driver before it reached the server: the step is malformed
+                raise BadInput(
+                    f"{_where(step)}{first_line(exc)} (nothing of this step was sent)"
+                ) from None
+            raise StepFailed(
+                f"{_where(step)}{_describe(exc)}\n  statement: {_short(step.sql, 300)}"
+            ) from None
         except DATA_ERRORS as exc:  # the data stops the step: exit 2 with the rows, not 3
             raise diagnose(conn, exc, _where(step), step.sql, concurrent=step.autocommit) from None
         except psycopg.Error as exc:
@@ -166,37 +181,59 @@ def execute_step(
             ) from None
 
 
+#: The first attempt of a step waits this long for its lock; each retry doubles it, up to
+#: lock_timeout. Application queries queue behind a waiting ACCESS EXCLUSIVE request, so
+#: a short first wait keeps their latency low when no blocker is there (the usual case)
+#: and a blocker that stays is met with longer waits, within the retry budget.
+FIRST_LOCK_TIMEOUT = 0.1
+
+
+def attempt_lock_timeout(lock_timeout: float, attempt: int) -> float:
+    """lock_timeout of try number `attempt` (0-based): 100 ms, doubling, capped at `lock_timeout`."""
+    return float(min(lock_timeout, FIRST_LOCK_TIMEOUT * 2.0 ** min(attempt, 30)))
+
+
 def _run_in_transaction(
-    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None,
+    lock_timeout: float,
 ) -> None:
     with conn.transaction():
-        _set_timeouts(conn, settings.lock_timeout, settings.statement_timeout, local=True)
+        _set_timeouts(conn, lock_timeout, settings.statement_timeout, local=True)
         conn.execute(step.sql.encode(), step.params)
         if record is not None:
             record(conn)
 
 
 def _run_autocommit(
-    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None
+    conn: psycopg.Connection[Any], step: SQLStep, settings: Settings, record: Record | None,
+    lock_timeout: float,
 ) -> None:
-    index = _index_target(step.sql)
-    if index is not None:
-        state = _index_state(conn, *index)
-        if state == "invalid":
-            # a failed or interrupted CONCURRENTLY build leaves an INVALID index behind
-            conn.execute(
-                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                    sql.Identifier(index[0], index[1]) if index[0] else sql.Identifier(index[1])
-                )
-            )
-        elif state == "valid":
-            # built by an earlier run that died before recording it
-            if record is not None:
-                with conn.transaction():
-                    record(conn)
-            return
-    _set_timeouts(conn, settings.lock_timeout, settings.concurrent_statement_timeout, local=False)
+    _set_timeouts(conn, lock_timeout, settings.concurrent_statement_timeout, local=False)
     try:
+        index = _index_target(step.sql)
+        if index is not None:
+            state = _index_state(conn, *index)
+            if state == "invalid":
+                # a failed or interrupted CONCURRENTLY build leaves an INVALID index behind;
+                # its drop waits for locks too, so it keeps to the same lock_timeout
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+                        sql.Identifier(index[0], index[1]) if index[0] else sql.Identifier(index[1])
+                    )
+                )
+            elif state == "valid":
+                # built by an earlier run that died before recording it, or by someone else
+                difference = _index_differs(conn, step.sql, *index)
+                if difference is not None:
+                    raise StepFailed(
+                        f"{_where(step)}index {index[1]} already exists with another "
+                        f"definition: {difference}",
+                        hint="drop or rename that index, then run again",
+                    )
+                if record is not None:
+                    with conn.transaction():
+                        record(conn)
+                return
         conn.execute(step.sql.encode(), step.params)
     finally:
         if not conn.closed:
@@ -216,8 +253,8 @@ def _set_timeouts(
     )
 
 
-def _index_target(statement: str) -> tuple[str | None, str] | None:
-    """(schema, name) of the index a CREATE INDEX CONCURRENTLY builds, if named."""
+def _index_stmt(statement: str) -> Any:
+    """The parsed CREATE INDEX of `statement` (pglast's IndexStmt), or None."""
     import pglast
     from pglast import ast
 
@@ -227,10 +264,43 @@ def _index_target(statement: str) -> tuple[str | None, str] | None:
         return None
     if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.IndexStmt):
         return None
-    node = stmts[0].stmt
-    if not node.concurrent or not node.idxname or node.relation is None:
+    return stmts[0].stmt
+
+
+def _index_target(statement: str) -> tuple[str | None, str] | None:
+    """(schema, name) of the index a CREATE INDEX CONCURRENTLY builds, if named."""
+    node = _index_stmt(statement)
+    if node is None or not node.concurrent or not node.idxname or node.relation is None:
         return None
     return (node.relation.schemaname, node.idxname)
+
+
+def _index_differs(
+    conn: psycopg.Connection[Any], statement: str, schema: str | None, name: str
+) -> str | None:
+    """None when the live index `name` is what `statement` builds, else the live definition."""
+    row = conn.execute(
+        "SELECT pg_get_indexdef(to_regclass(%s))",
+        [sql.Identifier(*(p for p in (schema, name) if p)).as_string(conn)],
+    ).fetchone()
+    live = str(row[0]) if row and row[0] else ""
+    return None if _index_shape(live) == _index_shape(statement) else live
+
+
+def _index_shape(statement: str) -> str | None:
+    """A CREATE INDEX statement rendered without what does not change the index itself:
+    CONCURRENTLY, IF NOT EXISTS, the schema of the table, the default access method."""
+    node = _index_stmt(statement)
+    if node is None:
+        return None
+    node.concurrent = False
+    node.if_not_exists = False
+    node.accessMethod = node.accessMethod or "btree"
+    if node.relation is not None:
+        node.relation.schemaname = None
+    from pglast.stream import RawStream
+
+    return str(RawStream()(node))
 
 
 def _index_state(conn: psycopg.Connection[Any], schema: str | None, name: str) -> str | None:

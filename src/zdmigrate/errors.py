@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -72,7 +73,17 @@ class CheckFailed(ZdmigrateError):
 
 
 class PhaseRefused(CheckFailed):
-    """`phase advance` or `phase rollback` refused because a gate did not pass."""
+    """`phase advance` or `phase rollback` refused because a gate did not pass.
+
+    `done` holds the transitions (`engine.Transition`) that moved before the
+    refusal: an advance over several phases may enter some, then be refused.
+    """
+
+    def __init__(
+        self, message: str, blockers: Sequence[Blocker] = (), *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, blockers, hint=hint)
+        self.done: list[Any] = []
 
 
 class LintFailed(CheckFailed):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # the compat checks' ids (gate-read-new-too-early, ...) are in zdmigrate.compat
 CHECK_NOT_CHECKED = "gate-not-checked"
 CHECK_LINT = "lint"
+CHECK_UNKNOWN_APP = "gate-unknown-app"
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,20 @@ def decide(
     *,
     lint_findings: Sequence[Any] | None,
     database_note: str | None = None,
+    fleet_apps: Sequence[str] | None = None,
+    new_app: bool = False,
 ) -> GateAnswer:
     """Put every check together into one answer.
 
     `lint_findings` are the linter's violations of the pending phases (None when
     the linter could not run); `database_note` says why the phases are unknown
-    (None when they were read from the database).
+    (None when they were read from the database). `fleet_apps` are the apps the
+    fleet has a row of (None without a database); an app that neither a migration
+    nor the fleet knows is not proven (a typo?) unless `new_app` says it is new.
     """
     version = parse_deploy_version(version_text)
     answer = GateAnswer(app, version_text)
+    answer.blockers.extend(unknown_app_blockers(app, migrations, fleet_apps, new_app=new_app))
     for migration in migrations:
         rules = migration.compat.get(app)
         if rules is None:
@@ -154,6 +160,27 @@ def decide(
     return answer
 
 
+def unknown_app_blockers(
+    app: str, migrations: Sequence[GateMigration], fleet_apps: Sequence[str] | None,
+    *, new_app: bool,
+) -> list[Blocker]:
+    """A `gate-unknown-app` blocker when no migration's compat and no fleet row names `app`."""
+    compat_apps = {name for m in migrations for name in m.compat}
+    known = sorted(compat_apps | set(fleet_apps or ()))
+    if new_app or app in known:
+        return []
+    listed = ", ".join(known) if known else "none"
+    where = ("no migration's compat and no fleet row" if fleet_apps is not None
+             else "no migration's compat (the fleet was not asked: no database URL)")
+    return [Blocker(
+        CHECK_UNKNOWN_APP,
+        f"{where} knows app {app!r}: it is not proven that it may go out (known apps: "
+        f"{listed}); if {app} is new, pass --new-app or add it to new_apps in "
+        "[tool.zdmigrate]",
+        {"app": app, "known_apps": known},
+    )]
+
+
 def _is_error(violation: Any) -> bool:
     return str(getattr(violation, "severity", "error")) == "error"
 
@@ -171,7 +198,7 @@ def lint_blocker(violation: Any) -> Blocker:
     )
 
 
-def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
+def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = False) -> GateAnswer:
     """Load the migrations, read their phases (when a database URL is given), lint, decide.
 
     Reads only. Bad input (a bad --version, a bad migration file) exits 2 before
@@ -181,14 +208,20 @@ def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
     migrations = load_migrations(settings.migrations)
     phases: dict[str, Phase] | None = None
     note: str | None = None
+    fleet_apps: list[str] | None = None
     instances: list[fleet.Instance] = []
     if settings.database_url:
         with db.connect(settings, application_name="zdmigrate gate") as conn:
             schema = settings.state_schema
-            rows = state.load_migrations(conn, schema) if state.schema_exists(conn, schema) else {}
+            exists = state.schema_exists(conn, schema)
+            rows = state.load_migrations(conn, schema) if exists else {}
+            live = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(settings),
+                                        remember_sessions=False)
+            fleet_apps = [i.app for i in live]
+            if exists:
+                fleet_apps += state.Store(conn, schema).instances.apps()
             if any(m.uses_version_schema for m in migrations):
-                instances = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(
-                    settings), app=app, remember_sessions=False)
+                instances = [i for i in live if i.app == app]
         phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
     else:
         note = "no database URL given"
@@ -203,7 +236,8 @@ def run_gate(settings: Settings, *, app: str, version: str) -> GateAnswer:
         for m in migrations
     ]
     findings = lint_pending(migrations, phases, settings)
-    answer = decide(app, version, gate_migrations, lint_findings=findings, database_note=note)
+    answer = decide(app, version, gate_migrations, lint_findings=findings, database_note=note,
+                    fleet_apps=fleet_apps, new_app=new_app or app in settings.new_apps)
     if phases is not None:  # renames through views: do live instances have the search_path?
         from zdmigrate.engine.search_paths import gate_blockers
 

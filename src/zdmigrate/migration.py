@@ -26,15 +26,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
-from zdmigrate.ops import _version_schema as version_schema
-from zdmigrate.ops.base import Operation
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import Step
+from zdmigrate.steps import Source, SQLStep, Step
+
+if TYPE_CHECKING:
+    from zdmigrate.ops.base import Operation
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -107,6 +108,8 @@ class Migration:
         the engine and `render` turn that into a MigrationFileError.
         """
         if self.kind == "operations":
+            from zdmigrate.ops._names import retagged  # loaded already: operations exist
+
             ops = self.operations if direction == "advance" else list(reversed(self.operations))
             for op in ops:
                 produced = (
@@ -115,9 +118,13 @@ class Migration:
                     else op.rollback_steps(phase, self.id)
                 )
                 for step in produced:
+                    if isinstance(step, SQLStep) and "$zdm$" in step.sql:
+                        step = replace(step, sql=retagged(step.sql))
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
             if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:
+                from zdmigrate.ops import _version_schema as version_schema
+
                 sink(version_schema.comment_step(self.id, self.reads_new_names_from()))
             return
         if self.kind == "alembic":
@@ -148,6 +155,12 @@ class Migration:
             function(ctx) if ctx is not None else function()
         except ZdmigrateError:
             raise  # from the executing sink (lock timeouts, failed steps) or nested loads
+        except SystemExit as exc:
+            raise MigrationFileError(
+                f"{function.__name__}() called sys.exit({exc.code!r}); "
+                "a migration must not end the run",
+                path=str(self.path), line=_line_in_file(exc, self.path),
+            ) from None
         except Exception as exc:
             line = _line_in_file(exc, self.path)
             raise MigrationFileError(
@@ -192,6 +205,15 @@ def load_migrations(directory: Path | str) -> list[Migration]:
 
 def load_file(path: Path) -> Migration:
     """Load and validate one migration file."""
+    source = path.read_bytes()
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = source[: exc.start].count(b"\n") + 1
+        raise MigrationFileError(
+            f"is not UTF-8 text (byte 0x{source[exc.start]:02x} cannot be decoded)",
+            path=str(path), line=line, hint="save the file as UTF-8",
+        ) from None
     module = _import(path)
     return migration_from_module(module, path)
 
@@ -218,12 +240,20 @@ def migration_from_module(module: ModuleType, path: Path) -> Migration:
 
 def find(migrations: Sequence[Migration], migration_id: str) -> Migration:
     """The migration with this id (or a unique prefix of it)."""
+    if not migration_id.strip():
+        raise UnknownMigration("the migration name is empty; give its revision id or leave it out")
     for migration in migrations:
         if migration.id == migration_id:
             return migration
     matches = [m for m in migrations if m.id.startswith(migration_id)]
     if len(matches) == 1:
         return matches[0]
+    if matches:
+        raise UnknownMigration(
+            f"migration {migration_id!r} is ambiguous: {len(matches)} ids start with it: "
+            + ", ".join(m.id for m in matches),
+            hint="give more of the id",
+        )
     known = ", ".join(m.id for m in migrations) or "none"
     raise UnknownMigration(f"unknown migration {migration_id!r}; known: {known}")
 
@@ -239,6 +269,11 @@ def _import(path: Path) -> ModuleType:
     except SyntaxError as exc:
         raise MigrationFileError(
             f"syntax error: {exc.msg}", path=str(path), line=exc.lineno
+        ) from None
+    except SystemExit as exc:
+        raise MigrationFileError(
+            f"importing it called sys.exit({exc.code!r}); a migration file must not end the run",
+            path=str(path), line=_line_in_file(exc, path),
         ) from None
     except Exception as exc:
         raise MigrationFileError(
@@ -292,6 +327,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
     has_alembic = "upgrade" in functions
     operations = getattr(module, "operations", None)
     if operations is not None:
+        # imported here: loading plain Alembic revisions (lint) need not pay for every op
+        from zdmigrate.ops.base import Operation
+
         if has_phases or has_alembic:
             raise MigrationFileError(
                 "declares both `operations` and phase functions; use one or the other",
@@ -304,6 +342,9 @@ def _kind(module: ModuleType, path: Path) -> tuple[str, list[Operation]]:
                 "`operations` must be a list of zdmigrate.ops operations",
                 path=str(path), line=_assignment_line(path, "operations"),
             )
+        for operation, line in zip(operations, _operation_lines(path, len(operations)), strict=False):
+            if operation.source is None:  # plan and lint show where each step was written
+                operation.source = Source(str(path), line)
         return "operations", list(operations)
     if has_phases and has_alembic:
         raise MigrationFileError(
@@ -358,6 +399,29 @@ def _ordered(loaded: dict[str, Migration]) -> list[Migration]:
     except RevisionError as exc:
         raise MigrationFileError(f"revision graph: {exc}") from None
     return [loaded[r.revision] for r in reversed(ordered)]
+
+
+def _operation_lines(path: Path, count: int) -> list[int]:
+    """The line of each operation in a literal ``operations = [...]`` (else the assignment's)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return []
+    for node in tree.body:
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
+            if isinstance(value, (ast.List, ast.Tuple)) and len(value.elts) == count:
+                return [element.lineno for element in value.elts]
+            return [node.lineno] * count
+    return []
 
 
 def _assignment_line(path: Path, name: str) -> int | None:

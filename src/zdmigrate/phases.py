@@ -1,22 +1,27 @@
 """The five phases of an expand-and-contract migration, and their order.
 
 A migration's state is the last phase it completed: `pending` first, `contract`
-last (complete). Compare phases with `<`, `>=`: they are ordered.
+last (complete). Compare phases with `<`, `>=`: they are ordered, also against
+a phase's name. A phase is a `str` equal to its name, so code written against
+the runtime may compare with plain strings:
 
     >>> Phase.parse("switch-read") > Phase.BACKFILL
     True
+    >>> Phase.EXPAND == "expand", Phase.EXPAND < "backfill"
+    (True, True)
+
+Warning: the order is the phases' order, not the alphabet's
+(``Phase.CONTRACT > "expand"``, though ``"contract" < "expand"`` as strings).
 """
 
 from __future__ import annotations
 
 import enum
-from functools import total_ordering
 
 from zdmigrate.errors import UnknownPhase
 
 
-@total_ordering
-class Phase(enum.Enum):
+class Phase(str, enum.Enum):
     PENDING = "pending"
     EXPAND = "expand"
     DUAL_WRITE = "dual-write"
@@ -25,13 +30,30 @@ class Phase(enum.Enum):
     CONTRACT = "contract"
 
     @property
-    def index(self) -> int:
+    def position(self) -> int:
         return _ORDER.index(self)
 
+    # str's own comparisons would order phases by the alphabet: order them by phase
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Phase):
-            return NotImplemented
-        return self.index < other.index
+        return self.position < _ordered(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.position <= _ordered(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.position > _ordered(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self.position >= _ordered(other)
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     @property
     def function_name(self) -> str:
@@ -40,12 +62,12 @@ class Phase(enum.Enum):
 
     @property
     def next(self) -> Phase | None:
-        i = self.index
+        i = self.position
         return _ORDER[i + 1] if i + 1 < len(_ORDER) else None
 
     @property
     def previous(self) -> Phase | None:
-        i = self.index
+        i = self.position
         return _ORDER[i - 1] if i > 0 else None
 
     @property
@@ -67,6 +89,15 @@ class Phase(enum.Enum):
 
 
 _ORDER = list(Phase)
+
+
+def _ordered(other: object) -> int:
+    """The position of a phase, or of a phase's name, in the order of phases."""
+    if isinstance(other, Phase):
+        return other.position
+    if isinstance(other, str):
+        return Phase.parse(other).position
+    raise TypeError(f"a phase compares with a phase or a phase's name, not {type(other).__name__}")
 
 #: The phases that do work, in order (everything but `pending`).
 WORK_PHASES: tuple[Phase, ...] = tuple(_ORDER[1:])

@@ -55,7 +55,7 @@ def blocker(
                    "backfill; compare rows with DualWrite.compare (zdmigrate.runtime), "
                    "or set shadow_read_window = 0")
     elif total["last_mismatch"] is not None and total["last_mismatch"] > now - span:
-        message = (f"{total['mismatched']} of {total['compared']} shadow reads of "
+        message = (f"{total['mismatched']:,} of {total['compared']:,} shadow reads of "
                    f"{migration_id} disagreed, the last at {total['last_mismatch']:%H:%M:%S}; "
                    f"fix the rows (run the backfill again) and wait {window:g}s without one")
     elif total["since"] is None or total["since"] > now - span:

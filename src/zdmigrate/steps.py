@@ -146,10 +146,17 @@ class GeneratedSQLStep:
     def render(self) -> str:
         """What `plan` shows: the description and the generating query."""
         query = "\n".join("--   " + line for line in self.query.strip().splitlines())
-        return f"-- generated when it runs: {self.description}\n-- from:\n{query}"
+        return f"-- generated when it runs: {comment_text(self.description)}\n-- from:\n{query}"
 
 
 Step = SQLStep | BackfillStep | GeneratedSQLStep
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe for one ``--`` comment line: a line break in a name would end the
+    comment and show the rest as bare SQL, so breaks are shown escaped."""
+    return (text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _fingerprint(payload: str) -> str:
@@ -234,32 +241,62 @@ def caller_source() -> Source | None:
     """The file and line of the nearest caller outside zdmigrate, alembic and sqlalchemy.
 
     That is the line in the migration file (or the user's helper) that asked
-    for the step: what `plan`, the linter and error messages point at.
+    for the step: what `plan`, the linter and error messages point at. When
+    linting a revision (`zdmigrate._lint_render`), it is the revision's own line
+    that led to the step (through helpers and plugins), where a suppression
+    comment can reach it.
     """
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    revision = mode.revision if mode is not None else None
+    folders = tuple(_library_folders())
     frame = sys._getframe(1)
+    nearest: Source | None = None
     while frame is not None:
-        raw = frame.f_code.co_filename
-        filename = raw if raw.startswith("<") else os.path.abspath(raw)
-        if not _is_library_file(filename):
+        filename = _absolute(frame.f_code.co_filename)
+        if revision is not None and filename == revision:
             return Source(filename, frame.f_lineno)
+        if nearest is None and not filename.startswith("<") and not filename.startswith(folders):
+            if revision is None:
+                return Source(filename, frame.f_lineno)
+            nearest = Source(filename, frame.f_lineno)
         frame = frame.f_back  # type: ignore[assignment]
-    return None
+    return nearest
+
+
+_ABSOLUTE: dict[str, str] = {}
+
+
+def _absolute(raw: str) -> str:
+    """os.path.abspath of a code object's file name, remembered (it is asked per frame)."""
+    found = _ABSOLUTE.get(raw)
+    if found is None:
+        found = _ABSOLUTE[raw] = raw if raw.startswith("<") else os.path.abspath(raw)
+    return found
 
 
 def _is_library_file(filename: str) -> bool:
     if filename.startswith("<"):
         return True
-    return any(filename.startswith(folder) for folder in _library_folders())
+    return filename.startswith(tuple(_library_folders()))
 
 
 _LIBRARY_FOLDERS: list[str] = []
+_LIBRARIES_NOT_SEEN = ["alembic", "sqlalchemy", "contextlib"]
 
 
 def _library_folders() -> list[str]:
-    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded."""
+    """zdmigrate's own folder and those of alembic and sqlalchemy, once loaded.
+
+    When linting, also installed packages and preloaded plugins (so a plugin op
+    is reported at the revision line that called it).
+    """
+    from zdmigrate import _lint_render
+
     if not _LIBRARY_FOLDERS:
         _LIBRARY_FOLDERS.append(_PACKAGE_DIR + os.sep)
-    for name in ("alembic", "sqlalchemy", "contextlib"):
+    for name in _LIBRARIES_NOT_SEEN[:]:
         module = sys.modules.get(name)
         path = getattr(module, "__file__", None)
         if path:
@@ -268,4 +305,8 @@ def _library_folders() -> list[str]:
                 folder = os.path.abspath(path)
             if folder not in _LIBRARY_FOLDERS:
                 _LIBRARY_FOLDERS.append(folder)
+            _LIBRARIES_NOT_SEEN.remove(name)
+    mode = _lint_render.active()
+    if mode is not None and mode.library_folders:
+        return _LIBRARY_FOLDERS + [f for f in mode.library_folders if f not in _LIBRARY_FOLDERS]
     return _LIBRARY_FOLDERS

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from zdmigrate.backfill.walkers import BatchOutcome, Position, Walker
+from zdmigrate.errors import OperationalError
 from zdmigrate.state.backfills import BackfillRow, Totals
 from zdmigrate.state.store import Backfills
 
@@ -46,7 +47,18 @@ class RangeLost(Exception):
     """This worker's range was taken over (it was thought dead); drop it."""
 
 
-__all__ = ["BackfillRow", "Claim", "ClaimState", "Claims", "RangeLost", "Totals"]
+class BackfillReset(OperationalError):
+    """The backfill's row is gone while it ran: a rollback reset its progress."""
+
+    def __init__(self, migration_id: str) -> None:
+        super().__init__(
+            f"the backfill of {migration_id} was reset while it ran (a rollback below "
+            "backfill forgot its progress); this worker stopped and wrote nothing more",
+            hint="advance the migration again; its backfill starts from the top",
+        )
+
+
+__all__ = ["BackfillReset", "BackfillRow", "Claim", "ClaimState", "Claims", "RangeLost", "Totals"]
 
 
 class Claims:
@@ -99,7 +111,9 @@ class Claims:
         """A range to work on, or why there is none right now."""
         with conn.transaction():
             current = self.read(conn)
-            if current is None or current.status == "done":
+            if current is None:
+                raise BackfillReset(self.migration_id)
+            if current.status == "done":
                 return ClaimState.FINISHED
             if current.status == "paused":
                 return ClaimState.PAUSED

@@ -122,6 +122,37 @@ def estimated_rows(conn: psycopg.Connection[Any], table: TableRef) -> int | None
     return int(rows) if rows is not None else None
 
 
+#: Statistics older than this share of changed rows are stale: the total is counted.
+STALE_SHARE = 0.2
+
+
+def row_total(conn: psycopg.Connection[Any], table: TableRef) -> tuple[int | None, bool]:
+    """The rows to walk: (total, whether it is an estimate).
+
+    The planner's estimate when the table's statistics are fresh; a count when
+    they are missing (never ANALYZEd) or stale (more than a fifth of the rows
+    changed since), since then the estimate can be off by any factor.
+
+    Warning: the count reads the whole table once (no lock beyond ACCESS SHARE).
+    """
+    row = conn.execute(
+        "SELECT c.reltuples, c.relpages, s.n_mod_since_analyze, "
+        "       s.last_analyze IS NULL AND s.last_autoanalyze IS NULL "
+        "  FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid "
+        " WHERE c.oid = %s::oid",
+        [table.oid],
+    ).fetchone()
+    if row is not None:
+        reltuples, relpages, changed, never = float(row[0]), int(row[1]), row[2], row[3]
+        missing = reltuples < 0 or (reltuples == 0 and relpages == 0) or bool(never)
+        stale = changed is not None and int(changed) > STALE_SHARE * max(reltuples, 1.0)
+        if missing or stale:
+            counted = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(table.ident)).fetchone()
+            return (int(counted[0]) if counted else None), False
+    return estimated_rows(conn, table), True
+
+
 def table_blocks(conn: psycopg.Connection[Any], table: TableRef) -> tuple[int, float]:
     """(blocks in the table now, estimated rows per block, at least 1)."""
     row = conn.execute(

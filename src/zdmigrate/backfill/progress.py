@@ -42,6 +42,8 @@ class BackfillEvent:
     batch_size: int | None = None
     workers: int = 1
     message: str | None = None
+    #: The total is the planner's estimate (statistics were fresh), not a count.
+    total_is_estimate: bool = False
     #: The estimated final verification scan, included in `eta_seconds`.
     verify_seconds: float | None = None
 
@@ -82,8 +84,10 @@ class ProgressMeter:
     def __init__(
         self, reporter: Reporter | None, *, migration_id: str, table: str, workers: int,
         rows_done: int, rows_updated: int, rows_total: int | None,
+        total_is_estimate: bool = False,
     ) -> None:
         self.reporter = reporter
+        self.total_is_estimate = total_is_estimate
         self.migration_id = migration_id
         self.table = table
         self.workers = workers
@@ -129,12 +133,13 @@ class ProgressMeter:
         if total is not None and total < self.rows_done:
             total = self.rows_done
         eta = None
-        if total is not None and rate and rate > 0:
+        # a paused or throttled run has no ETA: it is not moving
+        if kind == "progress" and total is not None and rate and rate > 0:
             eta = max(0.0, (total - self.rows_done) / rate) + (self.verify_seconds or 0.0)
         self._emitted = time.monotonic()
         return BackfillEvent(
             kind, self.migration_id, self.table, self.rows_done, total, self.rows_updated,
-            rate, eta, self.batch_size, self.workers, message,
+            rate, eta, self.batch_size, self.workers, message, self.total_is_estimate,
             None if self.verify_seconds is None else round(self.verify_seconds, 3),
         )
 
@@ -186,6 +191,13 @@ class ProgressMeter:
             self.reporter(event)
 
 
+def _total(event: BackfillEvent) -> str:
+    """``/200,000``, or ``/~200,000 (estimate)`` when the planner guessed it."""
+    if not event.rows_total:
+        return ""
+    return (f"/~{event.rows_total:,}" if event.total_is_estimate else f"/{event.rows_total:,}")
+
+
 def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -199,7 +211,7 @@ def _eta(seconds: float | None) -> str:
 
 def describe(event: BackfillEvent) -> str:
     """One human line for an event."""
-    total = f"/{event.rows_total:,}" if event.rows_total else ""
+    total = _total(event)
     pct = f" ({event.percent:.0f}%)" if event.percent is not None else ""
     rate = f", {event.rows_per_second:,.0f} rows/s" if event.rows_per_second else ""
     eta = f", ETA {_eta(event.eta_seconds)}" if event.kind == "progress" else ""
@@ -299,14 +311,15 @@ class RichReporter(_ContextReporter):
                     name, total=event.rows_total, counts="", rate="", eta="?"
                 )
                 self._tasks[name] = task
-            total = f"/{event.rows_total:,}" if event.rows_total else ""
+            total = _total(event)
             rate = f"{event.rows_per_second:,.0f} rows/s" if event.rows_per_second else ""
             if event.kind not in ("progress", "start", "done"):
                 rate = f"{event.kind}" + (f": {event.message}" if event.message else "")
             self.progress.update(
                 task, completed=event.rows_done, total=event.rows_total,
                 counts=f"{event.rows_done:,}{total} rows", rate=rate,
-                eta=_eta(0 if event.kind == "done" else event.eta_seconds),
+                eta=(_eta(0) if event.kind == "done" else event.kind if event.kind == "paused"
+                     else _eta(event.eta_seconds)),
             )
 
     def close(self) -> None:

@@ -28,13 +28,20 @@ import psycopg
 
 from zdmigrate import db
 from zdmigrate.backfill import upkeep
-from zdmigrate.backfill.claims import Claim, Claims, ClaimState, RangeLost, Totals
+from zdmigrate.backfill.claims import (
+    BackfillReset,
+    Claim,
+    Claims,
+    ClaimState,
+    RangeLost,
+    Totals,
+)
 from zdmigrate.backfill.keys import (
     TableKey,
     TableRef,
-    estimated_rows,
     find_key,
     resolve_table,
+    row_total,
     table_blocks,
     where_written,
 )
@@ -172,9 +179,10 @@ def run_backfill(
         cursor: dict[str, Any] = {"mode": walker.mode, "key": list(key.columns)}
         if isinstance(walker, BlockWalker):
             cursor["end_block"] = walker.end_block
+        total, total_is_estimate = row_total(conn, table)
         row = claims.open(
             conn, table_name=table.name, schema_name=table.schema, cursor=cursor,
-            rows_total=estimated_rows(conn, table), batch_size=opts.batch_size,
+            rows_total=total, batch_size=opts.batch_size,
         )
         stored = row.cursor
         if stored.get("mode") != walker.mode or stored.get("key") != list(key.columns):
@@ -208,6 +216,7 @@ def run_backfill(
     meter = ProgressMeter(
         reporter, migration_id=migration_id, table=str(table), workers=workers,
         rows_done=row.rows_done, rows_updated=row.rows_updated, rows_total=row.rows_total,
+        total_is_estimate=total_is_estimate,
     )
     meter.verify_seconds = verify_seconds
     meter.interval = opts.progress_interval
@@ -258,10 +267,14 @@ def run_backfill(
 
     with connect(url) as conn:
         final = claims.read(conn)
-        assert final is not None
+        if final is None:
+            raise BackfillReset(migration_id)
         verification = None
         if final.status == "done" and status != "done" and opts.vacuum_every_percent > 0:
-            vacuumer.run()  # the last ranges' old versions; sets the visibility map
+            try:  # the last ranges' old versions; sets the visibility map
+                vacuumer.run()
+            except psycopg.Error as exc:  # the backfill is done all the same
+                meter.note("vacuum", f"final vacuum of {table} failed: {first_line(exc)}")
         if final.status == "done" and verify:
             verification = verify_backfill(conn, step)
         size_after = upkeep.table_bytes(conn, table)
@@ -361,7 +374,7 @@ class _Worker:
             if got is ClaimState.FINISHED:
                 return
             if got is ClaimState.PAUSED:
-                s.meter.note("paused", "paused by an operator", state="operator")
+                s.meter.note("paused", _paused_message(s), state="operator")
                 if not s.opts.wait_when_paused:
                     return
                 s.stop.wait(s.opts.poll_interval)
@@ -460,7 +473,7 @@ class _Worker:
         self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim, totals: Totals
     ) -> bool:
         s = self.s
-        s.meter.note("paused", "paused by an operator", state="operator")
+        s.meter.note("paused", _paused_message(s), state="operator")
         if not s.opts.wait_when_paused:
             return False
         while not s.stop.is_set():
@@ -470,6 +483,13 @@ class _Worker:
                 return True
             s.stop.wait(s.opts.poll_interval)
         return False
+
+
+def _paused_message(s: _Shared) -> str:
+    how = ("waiting until it is resumed" if s.opts.wait_when_paused
+           else "stopping here")
+    return (f"paused by an operator, {how}: `zdmigrate backfill {s.migration_id} --resume` "
+            "resumes it")
 
 
 def _batch_failed(s: _Shared, claim: Claim, exc: psycopg.Error) -> StepFailed:
@@ -522,8 +542,9 @@ class _Upkeep:
         try:
             if self.vacuumer.maybe(rows):
                 self.s.meter.note("vacuum", f"vacuumed {self.s.table} ({self.vacuumer.rounds})")
-        except psycopg.Error as exc:  # a failed round is not fatal: the next one tries again
-            self.s.meter.note("vacuum", f"vacuum of {self.s.table} failed: {first_line(exc)}")
+        except (psycopg.Error, DatabaseUnreachable) as exc:  # not fatal: the next one tries
+            reason = exc.message if isinstance(exc, DatabaseUnreachable) else first_line(exc)
+            self.s.meter.note("vacuum", f"vacuum of {self.s.table} failed: {reason}")
 
     def _govern(self) -> None:
         s = self.s

@@ -20,6 +20,7 @@ import psycopg
 
 from zdmigrate.config import redact_url
 from zdmigrate.db import connect
+from zdmigrate.dsn import scrub
 from zdmigrate.errors import DatabaseUnreachable
 
 
@@ -44,7 +45,8 @@ class _QueryLag:
             self.close()
             reason = exc.message if isinstance(exc, DatabaseUnreachable) else str(exc)
             raise DatabaseUnreachable(
-                f"cannot read replication lag from {redact_url(self.dsn)}: {reason}"
+                f"cannot read replication lag from {redact_url(self.dsn)}: "
+                f"{scrub(reason, self.dsn)}"
             ) from None
         return float(row[0]) if row and row[0] is not None else 0.0
 

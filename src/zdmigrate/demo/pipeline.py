@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,26 @@ class ContractRefusal:
         return {"migration": self.migration, "during": self.during,
                 "old_versions": self.old_versions,
                 "blockers": [b.as_dict() for b in self.blockers]}
+
+
+def refusal_reason(blockers: list[Blocker]) -> str:
+    """Why contract was refused, counted as the view's table counts: instances (heartbeats)
+    per old version, and the connection groups seen (sessions) apart."""
+    instances: Counter[str] = Counter()
+    sessions: Counter[str] = Counter()
+    for b in blockers:
+        version = str(b.details.get("version", ""))
+        if version:
+            (sessions if b.details.get("source") == "session" else instances)[version] += 1
+    if not instances and not sessions:
+        return "not proven"
+    parts = []
+    for version in sorted(set(instances) | set(sessions)):
+        counts = [f"{instances[version]} instance(s)"] if instances[version] else []
+        if sessions[version]:
+            counts.append(f"{sessions[version]} session group(s)")
+        parts.append(f"{shop.APP} {version} live: " + " and ".join(counts))
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,7 @@ class Pipeline:
 
     def run(self, seed: Callable[[int], None]) -> None:
         first = self.migrations[0]
-        self.stage(f"the shop today: {first.id}, {self.rows} users with an order each")
+        self.stage(f"the shop today: {first.id}, {self.rows:,} users with an order each")
         self.advance(first, Phase.CONTRACT)
         seed(self.rows)
         self.deploy(initial_step(self.strategy, shop.OLD))
@@ -227,11 +248,10 @@ class Pipeline:
                 raise
             refusal = ContractRefusal(migration.id, during, list(exc.blockers))
             self.record.contract_refusals.append(refusal)
-            live = ", ".join(f"{shop.APP} {v}" for v in refusal.old_versions) or "not proven"
             self.progress.emit(
                 "refused",
                 f"`zdmigrate phase advance {migration.id} --to contract`: refused, "
-                f"{len(exc.blockers)} live instance(s) of an older version ({live})",
+                + refusal_reason(exc.blockers),
             )
             return
         for rules in migration.compat.values():

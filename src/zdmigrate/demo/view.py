@@ -37,7 +37,7 @@ def traffic_line(progress: DemoProgress, stats: TrafficStats) -> str:
     parts = []
     for version in stats.versions():
         t = stats.snapshot(version)
-        parts.append(f"{APP} {version}: {t.requests} req, {t.failed} failed, "
+        parts.append(f"{APP} {version}: {t.requests:,} req, {t.failed:,} failed, "
                      f"p99 {t.p99_ms:.1f} ms, {t.rate:.0f}/s")
     return f"[{progress.elapsed():6.1f}s] traffic: " + " | ".join(parts)
 
@@ -74,19 +74,29 @@ def plain_view(progress: DemoProgress, stats: TrafficStats, stream: TextIO,
 def live_view(progress: DemoProgress, stats: TrafficStats, stream: TextIO) -> Iterator[None]:
     """A rich Live view on `stream` (a terminal), redrawn four times a second."""
     console = Console(file=stream)
-    renderer = _LiveRenderer(progress, stats)
+    renderer = _LiveRenderer(progress, stats, console)
     with Live(get_renderable=renderer.render, console=console, refresh_per_second=4,
               screen=False, transient=False, redirect_stdout=False, redirect_stderr=False):
         yield
 
 
 class _LiveRenderer:
-    def __init__(self, progress: DemoProgress, stats: TrafficStats) -> None:
+    #: Below this size the view is compact: short headers, migrations counted per phase,
+    #: and the pipeline gets the lines that are left (never hidden).
+    FULL_SIZE = (100, 40)
+
+    def __init__(self, progress: DemoProgress, stats: TrafficStats,
+                 console: Console | None = None) -> None:
         self.progress = progress
         self.stats = stats
+        self.console = console
 
     def render(self) -> RenderableType:
         snap = self.progress.snapshot()
+        if self.console is not None:
+            width, height = self.console.size
+            if width < self.FULL_SIZE[0] or height < self.FULL_SIZE[1]:
+                return self._compact(snap, height)
         return Panel(
             Group(
                 f"[bold]{snap['stage']}[/bold]",
@@ -98,6 +108,58 @@ class _LiveRenderer:
             title=(f"zdmigrate demo · {self.progress.strategy} · {self.progress.database} · "
                    f"{self.progress.elapsed():.0f}s"),
             border_style="blue",
+        )
+
+    def _compact(self, snap: dict[str, object], height: int) -> RenderableType:
+        running: dict[str, int] = snap["running"]  # type: ignore[assignment]
+        shares: dict[str, float] = snap["shares"]  # type: ignore[assignment]
+        seen: dict[str, int] = snap["seen"]  # type: ignore[assignment]
+        fleet = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+        fleet.add_column(APP, no_wrap=True)
+        for column in ("inst", "seen", "share", "requests", "failed", "p99 ms"):
+            fleet.add_column(column, justify="right", no_wrap=True)
+        versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
+        for version in versions:
+            t = self.stats.snapshot(version)
+            fleet.add_row(
+                version, str(running.get(version, 0)), str(seen.get(version, 0)),
+                f"{100 * shares.get(version, 0.0):.0f}%" if running.get(version) else "-",
+                f"{t.requests:,}", f"[red]{t.failed:,}[/red]" if t.failed else "0",
+                f"{t.p99_ms:.1f}",
+            )
+        total = self.stats.total()
+        fleet.add_row("all", "", "", "", f"{total.requests:,}",
+                      f"[red]{total.failed:,}[/red]" if total.failed else "[green]0[/green]",
+                      f"{total.p99_ms:.1f}", style="bold")
+        phases: dict[str, Phase] = snap["phases"]  # type: ignore[assignment]
+        counts = {p: 0 for p in Phase}
+        for mid in self.progress.migrations:
+            counts[phases.get(mid, Phase.PENDING)] += 1
+        summary = "migrations: " + ", ".join(
+            f"{n} {p}" for p, n in reversed(list(counts.items())) if n)
+        backfills: list[dict[str, object]] = snap["backfills"]  # type: ignore[assignment]
+        moving = [b for b in backfills if b.get("status") != "done"][:2]
+        lines = [
+            f"backfill {b['migration_id']} {b['table_name']}: "
+            f"{int(b.get('rows_done') or 0):,}"  # type: ignore[call-overload]
+            + (f"/{int(b['rows_total']):,}" if b.get("rows_total") else "")  # type: ignore[call-overload]
+            + f" rows, {b.get('status')}"
+            for b in moving
+        ]
+        # panel borders 2, stage 1, fleet header+rows+total, summary 1, backfills, title 1
+        used = 2 + 1 + (len(versions) + 2) + 1 + len(lines) + 1
+        events = Table(title="pipeline", title_justify="left", expand=True, show_header=False,
+                       box=None, pad_edge=False)
+        events.add_column(width=7, justify="right", no_wrap=True)
+        events.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        for event in self.progress.recent_events(max(2, height - used)):
+            style = _EVENT_STYLE.get(event.kind, "")
+            text = event.text.replace("[", "\\[")
+            events.add_row(f"{event.at:.1f}s", f"[{style}]{text}[/{style}]" if style else text)
+        return Panel(
+            Group(f"[bold]{snap['stage']}[/bold]", fleet, summary, *lines, events),
+            title=f"zdmigrate demo · {self.progress.strategy} · {self.progress.elapsed():.0f}s",
+            border_style="blue", padding=(0, 1),
         )
 
     def _fleet(self, snap: dict[str, object]) -> RenderableType:
@@ -113,7 +175,7 @@ class _LiveRenderer:
         versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
         for version in versions:
             t = self.stats.snapshot(version)
-            failed = f"[red]{t.failed}[/red]" if t.failed else "[green]0[/green]"
+            failed = f"[red]{t.failed:,}[/red]" if t.failed else "[green]0[/green]"
             table.add_row(
                 f"{version} {role(version)}", str(running.get(version, 0)),
                 str(seen.get(version, 0)), f"{100 * shares.get(version, 0.0):.0f}%"
@@ -122,7 +184,7 @@ class _LiveRenderer:
             )
         total = self.stats.total()
         table.add_row("all", "", "", "", f"{total.requests:,}",
-                      f"[red]{total.failed}[/red]" if total.failed else "[green]0[/green]",
+                      f"[red]{total.failed:,}[/red]" if total.failed else "[green]0[/green]",
                       "", f"{total.p50_ms:.1f}", f"{total.p99_ms:.1f}", style="bold")
         return table
 

@@ -10,6 +10,8 @@ locks only for their own short transaction, bounded by lock_timeout.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -24,6 +26,7 @@ from zdmigrate.engine.selection import default_migration
 from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, validated
 from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
 from zdmigrate.migration import Migration, find
+from zdmigrate.ops._names import retagged
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.steps import SQLStep
@@ -46,7 +49,7 @@ def advance(
     thus goes from pending to complete in one call.
 
     Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
-    refusal stay entered. With `dry_run`, shows the steps and checks the gates of
+    refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
     each phase without changing anything.
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
@@ -56,27 +59,31 @@ def advance(
         raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
     migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
-                 migrations=migrations) as run:
+                 migrations=migrations, defer_state=True) as run:
         if migration_id is not None:
             migration = find(run.migrations, migration_id)
         else:
             chosen = default_migration(run.migrations, run.phase_of, "advance")
             if chosen is None:
-                log("every migration is complete; nothing to do")
+                log("every migration is complete")
                 return []
             migration = chosen
         current = run.phase_of(migration.id)
         goal = target_phase or next_with_work(migration, current)
         if goal is None or goal <= current:
-            log(f"{migration.id} is already at {current}; nothing to do")
+            log(f"{migration.id} is already at {current}")
             return []
         check_unchanged(run, migration, accept_changed)
-        transitions = []
+        transitions: list[Transition] = []
         for phase in phases_between(current, goal):
-            transitions.append(
-                _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
-                       override_reason=override_reason)
-            )
+            try:
+                transitions.append(
+                    _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
+                           override_reason=override_reason)
+                )
+            except PhaseRefused as refused:
+                refused.done = list(transitions)  # what moved before the refusal: report it too
+                raise
         return transitions
 
 
@@ -112,6 +119,7 @@ def _enter(
             run.log(f"{migration.id}: overriding [{b.check}] ({override_reason}): {b.message}")
     if blockers:
         if not dry_run:
+            run.ensure_state()
             with run.conn.transaction():
                 state.log_start(
                     run.conn, run.schema, migration_id=migration.id, action="advance",
@@ -131,6 +139,7 @@ def _enter(
         _check_requirements(run, migration)
     if phase is Phase.CONTRACT:
         _check_contract_requirements(run, migration)
+    run.ensure_state()
     with run.conn.transaction():
         log_id = state.log_start(
             run.conn, run.schema, migration_id=migration.id, action="advance",
@@ -167,38 +176,87 @@ def _enter(
 def _check_requirements(run: Run, migration: Migration) -> None:
     """Check every operation's requirements against the live schema; exit 2 if any is unmet.
 
-    All of it runs in one transaction that is rolled back, so nothing changes.
-    Operation i is checked after the transactional expand steps of operations
-    0..i-1 ran in that transaction, so it may use what they create (a table and
-    then an index on it). Skipped when expand already started: an interrupted run
-    changed the schema the requirements describe.
+    Nothing changes: every check runs in a transaction that is rolled back. Each
+    operation is checked in a short transaction of its own that only reads, so the
+    checks take no lock the application waits on. A requirement unmet there may
+    depend on what an earlier operation of the migration creates (a table, then an
+    index on it): only then is it checked again after the transactional expand
+    steps of the earlier operations are replayed, and that transaction, which holds
+    their locks, is cut off at lock_timeout (what it could not check in time, the
+    real run will report). Skipped when a step of expand was started or done: an
+    interrupted or failed run changed the schema the requirements describe, and the
+    steps themselves recognise what it left (see `db.execute_step`).
     """
-    if state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance"):
+    if run.state_ready and (
+        state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
+        or state.started_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
+    ):
         return
     problems: list[str] = []
-    with run.conn.transaction(force_rollback=True):
-        run.conn.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            [f"{int(run.settings.lock_timeout * 1000)}ms", "30s"],
+    replay: list[SQLStep] = []
+    for op in migration.operations:
+        unmet = _unmet(run, op.requirements(), [])
+        if unmet and replay:
+            unmet = _unmet(run, [r for r, _ in unmet], replay)
+        problems.extend(f"{op.describe()}: {problem}" for _, problem in unmet)
+        replay.extend(
+            step for step in op.steps(Phase.EXPAND, migration.id)
+            if isinstance(step, SQLStep) and not step.autocommit
         )
-        for op in migration.operations:
-            for requirement in op.requirements():
-                problem = _requirement_problem(run.conn, requirement)
-                if problem is not None:
-                    problems.append(f"{op.describe()}: {problem}")
-            for step in op.steps(Phase.EXPAND, migration.id):
-                if isinstance(step, SQLStep) and not step.autocommit:
-                    try:
-                        with run.conn.transaction():  # a savepoint
-                            run.conn.execute(step.sql.encode(), step.params)
-                    except psycopg.Error:
-                        pass  # its own requirements said why, or the real run will
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
             "nothing was changed",
             problems,
         )
+
+
+def _unmet(
+    run: Run, requirements: Sequence[Requirement], replay: list[SQLStep]
+) -> list[tuple[Requirement, str]]:
+    """The requirements that do not hold, each with what is wrong, in one rolled-back transaction.
+
+    With `replay`, those statements run first and everything after the first lock
+    they take must end within lock_timeout; what is left unchecked then counts as met.
+    """
+    if not requirements:
+        return []
+    limit = run.settings.lock_timeout
+    deadline = time.monotonic() + limit
+    unmet: list[tuple[Requirement, str]] = []
+    with run.conn.transaction(force_rollback=True):
+        run.conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{max(1, int(limit * 1000))}ms", "30s"],
+        )
+
+        def within_deadline() -> bool:
+            left = deadline - time.monotonic()
+            if left <= 0.001:
+                return False
+            run.conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                             [f"{int(left * 1000)}ms"])
+            return True
+
+        for step in replay:
+            if not within_deadline():
+                return []
+            try:
+                with run.conn.transaction():  # a savepoint
+                    run.conn.execute(retagged(step.sql).encode(), step.params)
+            except psycopg.errors.QueryCanceled:
+                return []
+            except psycopg.Error:
+                pass  # its own requirements said why, or the real run will
+        for requirement in requirements:
+            if replay and not within_deadline():
+                break
+            problem = _requirement_problem(run.conn, requirement)
+            if replay and time.monotonic() >= deadline:
+                break  # cancelled at the deadline: not checked
+            if problem is not None:
+                unmet.append((requirement, problem))
+    return unmet
 
 
 def _check_contract_requirements(run: Run, migration: Migration) -> None:
@@ -234,7 +292,7 @@ def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement
     """None when the requirement holds, else what is wrong (run in a savepoint)."""
     try:
         with conn.transaction():
-            cursor = conn.execute(requirement.sql.encode(), requirement.params)
+            cursor = conn.execute(retagged(requirement.sql).encode(), requirement.params)
             if requirement.expect == "true":
                 row = cursor.fetchone()
                 if not row or row[0] is not True:

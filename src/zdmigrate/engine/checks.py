@@ -78,8 +78,21 @@ def check_backfill_verified(ctx: CheckContext) -> list[Blocker]:
 
 
 def check_fleet(ctx: CheckContext) -> list[Blocker]:
-    """Backfill needs dual-writing app versions; contract needs no old one live (fleet.py)."""
-    return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
+    """Backfill needs dual-writing app versions; contract needs no old one live (fleet.py).
+
+    Fleet data that cannot be read (no privilege on the instances table, say) proves
+    nothing: the phase is refused, never entered on a guess.
+    """
+    try:
+        return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
+    except psycopg.Error as exc:
+        ctx.conn.rollback() if not ctx.conn.autocommit else None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [Blocker(
+            "fleet-unreadable",
+            f"cannot read which app versions are live ({ctx.settings.state_schema}.instances, "
+            f"pg_stat_activity): {reason}; not proven, so {ctx.target} is refused",
+        )]
 
 
 def check_shadow_reads(ctx: CheckContext) -> list[Blocker]:

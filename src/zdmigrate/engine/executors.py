@@ -37,6 +37,13 @@ class StepRun:
         state.mark_step_done(conn, self.run.schema, self.migration.id, self.phase,
                              self.direction, self.index, step.key)
 
+    def mark_started(self, step: Step) -> None:
+        """Mark a step that is not atomic started, committed before it runs: a rerun after
+        a kill then knows that what it finds (a half-built index) is its own leftover."""
+        with self.run.conn.transaction():
+            state.mark_step_started(self.run.conn, self.run.schema, self.migration.id,
+                                    self.phase, self.direction, self.index, step.key)
+
     def record_now(self, step: Step) -> None:
         with self.run.conn.transaction():
             self.record(self.run.conn, step)
@@ -74,7 +81,7 @@ def execute_backfill(where: StepRun, step: BackfillStep) -> None:
                 f"backfill of {step.qualified_table} {result.status} before the end",
                 hint=f"resume it with `zdmigrate backfill {where.migration.id}`",
             )
-        run.log(f"  backfilled {result.rows_done} row(s) of {step.qualified_table}")
+        run.log(f"  backfilled {result.rows_done:,} row(s) of {step.qualified_table}")
     where.record_now(step)
 
 
@@ -136,10 +143,22 @@ def run_steps(
                 )
             transition.steps_skipped += 1
             return
-        executor_for(step)(StepRun(run, migration, phase, direction, index), step)
+        where = StepRun(run, migration, phase, direction, index)
+        if _not_atomic(step):
+            where.mark_started(step)
+        executor_for(step)(where, step)
         transition.steps_run += 1
 
     migration.emit(phase, direction, execute)
+
+
+def _not_atomic(step: Step) -> bool:
+    """Can the step leave part of its work behind when it fails or the run dies?
+
+    A transactional step commits with its done-mark or not at all; a CONCURRENTLY
+    statement (or a generated step's series of them) can leave an index half built.
+    """
+    return isinstance(step, GeneratedSQLStep) or (isinstance(step, SQLStep) and step.autocommit)
 
 
 def one_line(text: str, limit: int = 100) -> str:

@@ -74,6 +74,8 @@ def rollback(
         ]
         _refuse_what_cannot_be_undone(migration, interrupted)
         partial = [p for p, _ in interrupted]
+        if goal < Phase.BACKFILL:
+            refusals += _running_backfill(run, migration)
         if refusals:
             raise PhaseRefused(f"{migration.id}: cannot roll back to {goal}", refusals)
         transitions = []
@@ -130,10 +132,29 @@ def _undo(
     with run.conn.transaction():
         state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
         state.clear_steps(run.conn, run.schema, migration.id, [phase])
-        if phase is Phase.BACKFILL:
-            state.backfills.delete_migration(run.conn, run.schema, migration.id)
+        if after < Phase.BACKFILL:
+            # whatever a backfill recorded is about data this rollback may undo (a
+            # dropped column, a trigger gone): the next backfill starts from the top
+            state.Store(run.conn, run.schema).backfills.delete_migration(migration.id)
         state.log_finish(run.conn, run.schema, log_id, "done")
         state.notify_phase(run.conn, run.schema, migration.id, after)
     run.reload()
     run.log(f"{migration.id}: now at {after}")
     return transition
+
+
+def _running_backfill(run: Run, migration: Migration) -> list[Blocker]:
+    """A backfill whose workers are connected now: rolling back under it would kill it
+    half-way and leave a cursor that no longer describes the data."""
+    workers = state.Store(run.conn, run.schema).backfills.connected_workers(migration.id)
+    if not workers:
+        return []
+    pids = sorted({int(w["pid"]) for w in workers})
+    return [Blocker(
+        "backfill-running",
+        f"a backfill of {migration.id} is running ({len(pids)} worker connection(s), "
+        f"backend pid {', '.join(map(str, pids))}); pause it with "
+        f"`zdmigrate backfill {migration.id} --pause` and wait until its workers stop, "
+        "then roll back",
+        {"pids": pids},
+    )]

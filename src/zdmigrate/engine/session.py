@@ -17,7 +17,7 @@ import psycopg
 
 from zdmigrate import db, state
 from zdmigrate.config import Settings
-from zdmigrate.errors import MigrationChanged, RunLocked
+from zdmigrate.errors import BadInput, MigrationChanged, RunLocked, first_line
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
 
@@ -47,6 +47,21 @@ class Run:
     actor: str
     log: Log
     simulated: set[str] = field(default_factory=set)
+    #: Whether zdmigrate's schema is in place and this run recorded as the lock holder.
+    state_ready: bool = True
+    command: str = ""
+
+    def ensure_state(self) -> None:
+        """Create (or upgrade) zdmigrate's schema and record this run as the lock holder.
+
+        A session opened with ``defer_state=True`` calls this before its first write,
+        so input found bad after connecting (exit 2) leaves the database untouched.
+        """
+        if self.state_ready:
+            return
+        state.ensure_schema(self.conn, self.schema)
+        state.record_lock_holder(self.conn, self.schema, actor=self.actor, command=self.command)
+        self.state_ready = True
 
     @property
     def schema(self) -> str:
@@ -63,9 +78,14 @@ class Run:
 @contextmanager
 def session(
     settings: Settings, command: str, *, lock: bool, log: Log,
-    migrations: list[Migration] | None = None,
+    migrations: list[Migration] | None = None, defer_state: bool = False,
 ) -> Iterator[Run]:
-    """Load the migrations (bad files fail here, before any connection), connect, lock."""
+    """Load the migrations (bad files fail here, before any connection), connect, lock.
+
+    With `defer_state`, a locked session creates zdmigrate's schema only when the
+    command calls `Run.ensure_state` (when it exists already, it is upgraded at once).
+    A role that may not read zdmigrate's schema is bad input (exit 2), said plainly.
+    """
     if migrations is None:
         migrations = load_migrations(settings.migrations)
     actor = settings.actor or default_actor()
@@ -77,27 +97,57 @@ def session(
             refusal = not_adopted(conn, settings.state_schema, migrations)
             if refusal is not None:
                 raise refusal  # before the state schema is created: nothing changed
+        run = Run(conn, settings, migrations, {}, actor, log, command=command)
         if lock:
             holder = state.try_run_lock(conn, settings.state_schema)
             if holder is not None:
                 raise RunLocked(
                     f"another zdmigrate run holds the lock on this database: {holder.describe()}",
-                    hint="wait for it to finish; a killed run releases the lock at once",
+                    hint=_lock_hint(holder),
                 )
-            state.ensure_schema(conn, settings.state_schema)
-            state.record_lock_holder(conn, settings.state_schema, actor=actor, command=command)
-        states = (
-            state.load_migrations(conn, settings.state_schema)
-            if state.schema_exists(conn, settings.state_schema) else {}
-        )
-        run = Run(conn, settings, migrations, states, actor, log)
+            run.state_ready = False
+            if not defer_state or state.schema_exists(conn, settings.state_schema):
+                run.ensure_state()
+        if state.schema_exists(conn, settings.state_schema):
+            run.reload()
         try:
             yield run
         finally:
             if lock and not conn.closed and not conn.broken:
                 state.release_run_lock(conn, settings.state_schema)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise StatePrivilegeMissing(
+            f"the database role may not use zdmigrate's schema {settings.state_schema!r}: "
+            f"{first_line(exc)}",
+            hint="run zdmigrate as the role that owns that schema (see docs/security.md), "
+            "or grant this role what it lacks",
+        ) from None
     finally:
         conn.close()
+
+
+def _lock_hint(holder: state.LockHolder) -> str:
+    """What the holder is doing, and the truth about a killed run: PostgreSQL notices its
+    client is gone only when the running statement ends, and only then is the lock freed."""
+    if holder.pid is None:
+        return "run again in a moment"
+    if holder.backend_state == "active" and holder.statement:
+        running = (f" for {holder.statement_seconds:.0f}s" if holder.statement_seconds is not None
+                   else "")
+        flat = " ".join(holder.statement.split())
+        shown = flat if len(flat) <= 80 else flat[:77] + "..."
+        return (
+            f"its backend (pid {holder.pid}) has been running `{shown}`{running}; if that run "
+            "was killed, the lock is freed only when this statement ends (it is bounded by "
+            "lock_timeout / statement_timeout, or not at all for CONCURRENTLY builds); to end "
+            f"it now: SELECT pg_cancel_backend({holder.pid})"
+        )
+    return (f"wait for it to finish; if that run was killed, its backend (pid {holder.pid}) "
+            "frees the lock as soon as PostgreSQL notices the closed connection")
+
+
+class StatePrivilegeMissing(BadInput):
+    """The connected role lacks a privilege on zdmigrate's own schema (exit 2)."""
 
 
 def validated(settings: Settings, migration_id: str | None) -> list[Migration]:

@@ -23,6 +23,12 @@ def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
     with session(settings, "status", lock=False, log=log) as run:
         has_schema = state.schema_exists(run.conn, run.schema)
         progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
+        if progress:
+            workers = state.Store(run.conn, run.schema).backfills.live_workers()
+            for b in progress:
+                b["live_workers"] = workers.get((b["migration_id"], b["step_key"]), 0)
+                if b["status"] == "running" and not b["live_workers"]:
+                    b["status"] = "interrupted"  # marked running, but no worker is connected
         refusal = not_adopted(run.conn, run.schema, run.migrations)
         version_schemas = _version_schemas(run, settings)
         out: list[MigrationStatus] = []

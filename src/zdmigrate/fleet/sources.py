@@ -57,8 +57,10 @@ def live_instances(
               "ttl_seconds": s.ttl_seconds, "info": s.info} for s in sessions],
         )
     stored = stored_instances(conn, schema) if exists else []
-    seen = {(i.app, i.instance_id) for i in stored}
-    merged = stored + [s for s in sessions if (s.app, s.instance_id) not in seen]
+    # a session connected now always counts, whatever a stored row of the same id
+    # says: rows can be written by others, pg_stat_activity cannot
+    connected = {(s.app, s.instance_id) for s in sessions}
+    merged = [i for i in stored if (i.app, i.instance_id) not in connected] + sessions
     if app is not None:
         merged = [i for i in merged if i.app == app]
     return sorted(merged, key=lambda i: (i.app, _version_key(i), i.source, i.instance_id))

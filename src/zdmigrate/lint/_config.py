@@ -6,6 +6,7 @@
     disable = ["drop-index"]        # by id or category
     severity = { "prefer-text" = "error", "identifier-too-long" = "warning" }
     since = "0007_orders"           # skip migrations up to and including this revision
+    preload = ["alembic_postgresql_enum"]  # modules imported before revisions (Alembic plugins)
 
 Unknown keys, rule ids or severities are a ConfigError (exit 2), so a typo never
 silently turns a rule off.
@@ -19,11 +20,12 @@ from functools import cached_property
 from typing import Any
 
 from zdmigrate.errors import ConfigError
+from zdmigrate.lint._diagnostics import DIAGNOSTICS
 from zdmigrate.lint._violation import Severity
 from zdmigrate.lint.rules import Category, Rule, all_rules
 from zdmigrate.phases import Phase
 
-KEYS = ("pg_version", "enable", "disable", "severity", "since")
+KEYS = ("pg_version", "enable", "disable", "severity", "since", "preload")
 _CATEGORIES = {c.value for c in Category}
 
 
@@ -34,6 +36,7 @@ class LintConfig:
     disable: frozenset[str] = frozenset()
     severity: Mapping[str, Severity] = field(default_factory=dict)
     since: str | None = None
+    preload: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | LintConfig | None) -> LintConfig:
@@ -65,12 +68,21 @@ class LintConfig:
                     f"{where} severity of {rule_id!r} is {sev!r}; use \"error\" or \"warning\""
                 ) from None
         since = values.get("since")
+        preload = values.get("preload") or []
+        if isinstance(preload, str):
+            preload = [preload]
+        if not isinstance(preload, (list, tuple)) or not all(
+            isinstance(m, str) and m.replace(".", "").replace("_", "").isalnum() for m in preload
+        ):
+            raise ConfigError(f"{where} preload must be a list of module names, like "
+                              "[\"alembic_postgresql_enum\"]")
         return cls(
             pg_version=pg,
             enable=frozenset(_name_list(values.get("enable"), f"{where} enable")),
             disable=frozenset(_name_list(values.get("disable"), f"{where} disable")),
             severity=severity,
             since=None if since in (None, "") else str(since),
+            preload=tuple(preload),
         )
 
     def with_(self, **changes: Any) -> LintConfig:
@@ -113,6 +125,12 @@ class LintConfig:
     def severity_of(self, rule: Rule) -> Severity:
         return self.severity.get(rule.id, rule.severity)
 
+    def diagnostic_severity(self, diagnostic_id: str) -> Severity | None:
+        """The severity of a diagnostic (`_diagnostics`), None when it is disabled."""
+        if {diagnostic_id, "all"} & self.disable:
+            return None
+        return self.severity.get(diagnostic_id, DIAGNOSTICS[diagnostic_id])
+
 
 _DEFAULT = LintConfig()
 
@@ -146,7 +164,7 @@ def _name_list(value: Any, what: str) -> list[str]:
 def _check_names(names: Iterable[str], what: str, *, categories: bool) -> None:
     known = all_rules()
     for name in names:
-        if name in known or (categories and (name in _CATEGORIES or name == "all")):
+        if name in known or name in DIAGNOSTICS or (categories and (name in _CATEGORIES or name == "all")):
             continue
         raise ConfigError(
             f"{what}: unknown rule {name!r}",

@@ -33,7 +33,7 @@ class RendersPhases(Protocol):
     id: str
     path: Any
 
-    def render(self, phase: Phase) -> list[Step]: ...
+    def emit(self, phase: Phase, direction: str, sink: Any) -> None: ...
 
 
 class _Run:
@@ -44,6 +44,11 @@ class _Run:
         self.pg_version = pg_version or self.config.pg_version or DEFAULT_PG_VERSION
         self.active = self.config.active_rules
         self.violations: list[Violation] = []
+        #: the table each violation is about (parallel to `violations`), for folding
+        self.tables: list[str | None] = []
+        #: table -> number of violations before its (last) DROP TABLE
+        self.drops: dict[str, int] = {}
+        self.read_reported = False
         self.state = LintState(pg_version=self.pg_version)
 
     def rules_for(self, phase: Phase) -> dict[str, list[Rule]]:
@@ -54,7 +59,7 @@ class _Run:
 
     def emit(
         self, rule_id: str, message: str, *, path: str | None, line: int | None,
-        phase: Phase | None, statement: str = "",
+        phase: Phase | None, statement: str = "", table: str | None = None,
     ) -> None:
         rule = self.active.get(rule_id)
         if rule is None:
@@ -63,6 +68,33 @@ class _Run:
             Violation(rule_id, self.config.severity_of(rule), message, path, line,
                       phase.value if phase else None, statement)
         )
+        self.tables.append(table.lower() if table else None)
+
+    def diagnose(self, diagnostic_id: str, message: str, *, path: str | None, line: int | None,
+                 phase: Phase | None = None) -> None:
+        """Report a `_diagnostics` diagnostic (unless the config disables it)."""
+        severity = self.config.diagnostic_severity(diagnostic_id)
+        if severity is not None:
+            self.violations.append(Violation(diagnostic_id, severity, message, path, line,
+                                             phase.value if phase else None))
+            self.tables.append(None)
+
+    def folded(self) -> list[Violation]:
+        """The violations, without those on a table that the same unit then drops.
+
+        A revision that drops an index and then its table is reported once, at
+        the DROP TABLE: the findings before it on that table are noise.
+        """
+        if not self.drops:
+            return self.violations
+        keep = []
+        for index, (violation, table) in enumerate(zip(self.violations, self.tables, strict=True)):
+            cut = self.drops.get(table) if table else None
+            if cut is not None and index < cut and violation.rule != "drop-table" \
+                    and violation.rule in _FOLDABLE:
+                continue
+            keep.append(violation)
+        return keep
 
     # -- one unit: a text of SQL ------------------------------------------------
 
@@ -115,7 +147,10 @@ class _Run:
                         if report:
                             self.emit(rule.id, rule.message(finding), path=path,
                                       line=where(finding.line or stmt.line), phase=phase,
-                                      statement=stmt.sql)
+                                      statement=stmt.sql, table=finding.table)
+            if stmt.kind == "DropStmt" and stmt.node.get("removeType") == "OBJECT_TABLE":
+                for name in _dropped_tables(stmt):
+                    self.drops[name] = len(self.violations)
             state.track(stmt)
         for rule in self.finishers(phase):
             for finding in rule.finish(state):
@@ -130,7 +165,9 @@ class _Run:
         self, suppressions: Iterable[Suppression], *, path: str | None, phase: Phase | None,
         line_of: Any,
     ) -> None:
-        known = all_rules()
+        from zdmigrate.lint._diagnostics import DIAGNOSTICS
+
+        known = {**all_rules(), **DIAGNOSTICS}
         for s in suppressions:
             line = line_of(s)
             unknown = [r for r in s.rules if r not in known]
@@ -150,6 +187,27 @@ class _Run:
                           f"the suppression of {', '.join(s.rules)} silenced nothing. A stale "
                           "suppression would hide a future problem. Safe way: remove it.",
                           path=path, line=line, phase=phase)
+
+
+def _dropped_tables(stmt: Statement) -> list[str]:
+    from zdmigrate.lint._nodes import strings
+
+    out = []
+    for obj in stmt.node.get("objects") or ():
+        names = strings((obj.get("List") or {}).get("items"))
+        if names:
+            out.append(names[-1].lower())
+    return out
+
+
+def _foldable() -> frozenset[str]:
+    from zdmigrate.lint.rules import Category
+
+    return frozenset(rid for rid, rule in all_rules().items()
+                     if rule.category in (Category.DESTRUCTIVE, Category.LOCK))
+
+
+_FOLDABLE = _foldable()
 
 
 def _alter_subtypes(stmt: Statement) -> set[str]:
@@ -180,9 +238,23 @@ def _sql_targets(
     return out
 
 
+#: statement kinds that steps.needs_autocommit can answer yes for; the others are not asked
+_ALWAYS_AUTOCOMMIT = frozenset({"VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt"})
+_IF_CONCURRENTLY = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"})
+
+
 def _needs_autocommit(statements: Sequence[Statement]) -> bool:
-    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule."""
-    return any(needs_autocommit(stmt.sql) for stmt in statements)
+    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule.
+
+    Only statements that can need it are asked (the rule parses again): linting a
+    history of ordinary steps must not parse every statement twice.
+    """
+    return any(
+        (stmt.kind in _ALWAYS_AUTOCOMMIT
+         or (stmt.kind in _IF_CONCURRENTLY and "concurrently" in stmt.sql.lower()))
+        and needs_autocommit(stmt.sql)
+        for stmt in statements
+    )
 
 
 _PARAM = re.compile(r"%\((\w+)\)s|%s|%%")
@@ -230,7 +302,7 @@ def lint_sql(
     """
     run = _Run(config, pg_version)
     run.lint_text(text, phase=phase, path=path)
-    return sorted(run.violations, key=sort_key)
+    return sorted(run.folded(), key=sort_key)
 
 
 def lint_steps(
@@ -252,7 +324,7 @@ def lint_steps(
     if created_tables is not None:
         run.state.created_tables = created_tables
     _lint_phase(run, steps, phase, report=True, python={})
-    return sorted(run.violations, key=sort_key)
+    return sorted(run.folded(), key=sort_key)
 
 
 def lint_migration(
@@ -261,31 +333,146 @@ def lint_migration(
     *,
     pg_version: int | None = None,
     config: Mapping[str, Any] | LintConfig | None = None,
+    keep_going: bool = False,
+    known_types: dict[tuple[str, str], Any] | None = None,
+    catalog_types: Mapping[tuple[str, str], str] | None = None,
+    rollbacks: bool = False,
 ) -> list[Violation]:
     """Lint a migration phase by phase, from its rendered steps (offline, no database).
 
     Every phase is rendered in order so that what an earlier phase did (a
     validated CHECK, a column's type) is known to a later one; only `phases`
     (default: all) are reported. A table counts as new (empty, so lock rules
-    spare it) only within the phase that created it: the app writes to it from
-    then on. A plain Alembic revision renders only expand.
+    spare it) only within the phase that created it and until a COMMIT: the app
+    writes to it from then on. A plain Alembic revision renders only expand.
+
+    With `keep_going`, a revision whose code raises while rendering gives one
+    ``revision-not-linted`` violation (at the failing line) instead of a
+    MigrationFileError. `known_types` ((table, column) -> type) carries column
+    types from earlier revisions and is updated; `catalog_types` gives the live
+    database's types (SQL text) for columns no revision declared. With
+    `rollbacks`, a phase function that `phase rollback` could not undo is a
+    ``phase-without-rollback`` warning (what `zdmigrate lint` reports).
     """
+    from zdmigrate import _lint_render
+    from zdmigrate.errors import MigrationFileError
+
     wanted = set(WORK_PHASES if phases is None else phases)
     run = _Run(config, pg_version)
+    if known_types is not None:
+        run.state.column_types = known_types
+    if catalog_types:
+        run.state.catalog_types = catalog_types
     python: dict[str, list[Suppression]] = {}
     path = str(migration.path) if getattr(migration, "path", None) else None
     if path and path.endswith(".py"):
         python[path] = _read_python_suppressions(path)
-    for phase in WORK_PHASES:
-        if phase > max(wanted, default=Phase.EXPAND):
-            break
-        # a table created in an earlier phase has taken the app's writes since: not empty
-        run.state.created_tables = set()
-        _lint_phase(run, migration.render(phase), phase, report=phase in wanted, python=python)
+    from dataclasses import replace
+
+    mode = replace(_lint_render.active() or _lint_render.LintRendering(),
+                   revision=path if path and path.endswith(".py") else None)
+    with _lint_render.lint_rendering(mode):
+        for phase in WORK_PHASES:
+            if phase > max(wanted, default=Phase.EXPAND):
+                break
+            # a table created in an earlier phase has taken the app's writes since: not empty
+            run.state.created_tables = set()
+            items: list[Any] = []
+            try:
+                migration.emit(phase, "advance", items.append)
+            except (MigrationFileError, SystemExit) as exc:
+                if not keep_going:
+                    raise
+                _lint_phase(run, items, phase, report=phase in wanted, python=python)
+                if isinstance(exc, SystemExit):  # upgrade() called sys.exit()
+                    exc = MigrationFileError(f"rendering it called exit({exc.code!r})", path=path,
+                                             line=_last_line_in(exc, path))
+                not_linted(run, exc, path, python)
+                break
+            _lint_phase(run, items, phase, report=phase in wanted, python=python)
+    if rollbacks:
+        _phases_without_rollback(run, migration, wanted, python)
     if phases is None or wanted == set(WORK_PHASES):
         for file, suppressions in python.items():
             run.report_suppressions(suppressions, path=file, phase=None, line_of=lambda s: s.line)
-    return sorted(run.violations, key=sort_key)
+    return sorted(run.folded(), key=sort_key)
+
+
+def _phases_without_rollback(
+    run: _Run, migration: Any, wanted: set[Phase], python: dict[str, list[Suppression]]
+) -> None:
+    """A phase function (not backfill, not contract) that `phase rollback` could not undo."""
+    from zdmigrate.lint._diagnostics import PHASE_WITHOUT_ROLLBACK, no_rollback_message
+
+    if getattr(migration, "kind", None) != "phased":
+        return
+    path = str(migration.path)
+    for phase in sorted(wanted):
+        if phase in (Phase.BACKFILL, Phase.CONTRACT) or not migration.defines(phase):
+            continue
+        if migration.can_roll_back(phase):
+            continue
+        function = getattr(migration.module, phase.function_name)
+        line = function.__code__.co_firstlineno
+        suppressions = python.get(path, [])
+        covering = [s for s in suppressions
+                    if s.covers(PHASE_WITHOUT_ROLLBACK) and line in (s.line, s.target_line)]
+        for suppression in covering:
+            suppression.used.add(PHASE_WITHOUT_ROLLBACK)
+        if covering:
+            continue
+        run.diagnose(PHASE_WITHOUT_ROLLBACK, no_rollback_message(phase.function_name),
+                     path=path, line=line, phase=phase)
+
+
+def not_linted(run: _Run, exc: Exception, path: str | None,
+               python: dict[str, list[Suppression]] | None = None) -> None:
+    """Report that a revision could not be loaded or rendered (one violation, at its line)."""
+    from zdmigrate.lint._diagnostics import REVISION_NOT_LINTED, not_linted_message
+
+    where_path = getattr(exc, "path", None) or path
+    line = getattr(exc, "line", None)
+    cause = getattr(exc, "message", None) or str(exc)
+    prefix = f"{where_path}:{line}: " if line is not None else f"{where_path}: "
+    if cause.startswith(prefix):
+        cause = cause[len(prefix):]
+    cause = " ".join(cause.split())
+    if where_path and str(where_path).endswith(".py"):
+        if python is None or where_path not in python:
+            suppressions = _read_python_suppressions(str(where_path))
+            if python is not None:
+                python[str(where_path)] = suppressions
+        else:
+            suppressions = python[str(where_path)]
+        if _suppressed(REVISION_NOT_LINTED, suppressions):
+            return
+    env_py = bool(where_path) and Path(str(where_path)).name == "env.py"
+    run.diagnose(REVISION_NOT_LINTED, not_linted_message(cause, env_py=env_py), path=where_path,
+                 line=line or 1, phase=None)
+
+
+def _last_line_in(exc: BaseException, path: str | None) -> int | None:
+    """The last line of `path` in the traceback of `exc` (where the revision gave up)."""
+    import os
+    import traceback
+
+    if not path:
+        return None
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == os.path.abspath(path):
+            line = frame.lineno
+    return line
+
+
+def lint_unloadable(
+    path: str, exc: Exception, *, config: Mapping[str, Any] | LintConfig | None = None,
+) -> list[Violation]:
+    """The ``revision-not-linted`` violation for a file that could not be loaded (if any)."""
+    run = _Run(config, None)
+    python: dict[str, list[Suppression]] = {}
+    not_linted(run, exc, path, python)
+    return run.violations
 
 
 def _read_python_suppressions(path: str) -> list[Suppression]:
@@ -296,13 +483,26 @@ def _read_python_suppressions(path: str) -> list[Suppression]:
 
 
 def _lint_phase(
-    run: _Run, steps: Sequence[Step], phase: Phase, *, report: bool,
+    run: _Run, steps: Sequence[Any], phase: Phase, *, report: bool,
     python: dict[str, list[Suppression]],
 ) -> None:
+    from zdmigrate import _lint_render as events
+
     standalone = not python
     lines_seen: set[tuple[str, int]] = set()
     for step in steps:
         if not isinstance(step, SQLStep):
+            if isinstance(step, events.TransactionBoundary):
+                if step.kind == "commit":  # committed: the app may write to those tables now
+                    run.state.created_tables.clear()
+            elif isinstance(step, events.ColumnTypeHint):
+                info = type_of(step.type_sql)
+                if info is not None:
+                    run.state.column_types[(step.table.lower(), step.column)] = info
+            elif isinstance(step, events.IndexTableHint):
+                run.state.index_tables.setdefault(step.index, step.table.lower())
+            elif isinstance(step, events.DataRead) and report and not run.read_reported:
+                _report_read(run, step.source, phase, python)
             continue
         source = step.source
         path = source.path if source else None
@@ -325,6 +525,35 @@ def _lint_phase(
         for file, suppressions in python.items():
             mine = [s for s in suppressions if (file, s.target_line or 0) in lines_seen]
             run.report_suppressions(mine, path=file, phase=phase, line_of=lambda s: s.line)
+
+
+def _report_read(run: _Run, source: Any, phase: Phase,
+                 python: dict[str, list[Suppression]]) -> None:
+    from zdmigrate.lint._diagnostics import DATA_DEPENDENT_SQL, data_read_message
+
+    run.read_reported = True
+    path = source.path if source else None
+    line = source.line if source else None
+    if path and line and path.endswith(".py"):
+        if path not in python:
+            python[path] = _read_python_suppressions(path)
+        own = [s for s in python[path] if s.target_line == line]
+        if _suppressed(DATA_DEPENDENT_SQL, own):
+            return
+    run.diagnose(DATA_DEPENDENT_SQL, data_read_message(), path=path, line=line, phase=phase)
+
+
+def type_of(type_sql: str) -> Any:
+    """The `TypeInfo` of a type written in SQL (``VARCHAR(128)``), or None if it does not parse."""
+    from zdmigrate.lint import _nodes as n
+
+    parsed = parse(f"SELECT NULL::{type_sql}")
+    if parsed.problems or not parsed.statements:
+        return None
+    targets = parsed.statements[0].node.get("targetList") or ()
+    value = ((targets[0].get("ResTarget") or {}).get("val") or {}) if targets else {}
+    cast = value.get("TypeCast") or {}
+    return n.type_info(cast.get("typeName"))
 
 
 __all__ = ["Severity", "Violation", "lint_migration", "lint_sql", "lint_steps"]

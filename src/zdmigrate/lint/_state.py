@@ -14,6 +14,7 @@ transaction unless it must run outside one).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from zdmigrate.lint import _nodes as n
@@ -33,6 +34,8 @@ class LintState:
     validated_not_null: set[tuple[str, str]] = field(default_factory=set)
     #: (table, column) -> type, for columns whose type this migration wrote
     column_types: dict[tuple[str, str], n.TypeInfo] = field(default_factory=dict)
+    #: (table, column) -> type (SQL text) in the live database, when lint was given one
+    catalog_types: Mapping[tuple[str, str], str] = field(default_factory=dict)
     #: index name -> its table, for indexes this migration created
     index_tables: dict[str, str] = field(default_factory=dict)
     #: an explicit BEGIN is open; holds the line of that BEGIN
@@ -48,6 +51,21 @@ class LintState:
 
     def is_new_table(self, name: str | None) -> bool:
         return name is not None and name.lower() in self.created_tables
+
+    def old_type(self, table: str, column: str) -> n.TypeInfo | None:
+        """The column's type before this statement: written earlier in the input, else the catalog's."""
+        known = self.column_types.get((table, column))
+        if known is not None or not self.catalog_types:
+            return known
+        text = self.catalog_types.get((table, column))
+        if text is None:
+            return None
+        from zdmigrate.lint._runner import type_of
+
+        info: n.TypeInfo | None = type_of(text)
+        if info is not None:
+            self.column_types[(table, column)] = info
+        return info
 
     def begin_unit(self, *, implicit_transaction: bool) -> None:
         self.transaction_line = None
@@ -155,6 +173,9 @@ def _track_transaction(state: LintState, stmt: Statement) -> None:
     ):
         state.transaction_line = None
         state.not_valid_in_transaction.clear()
+        if kind != "TRANS_STMT_PREPARE":
+            # committed (or gone): other sessions can write to those tables from now on
+            state.created_tables.clear()
 
 
 def _track_drop(state: LintState, stmt: Statement) -> None:

@@ -21,15 +21,20 @@ from zdmigrate.ops.create_enum import CreateEnum
 from zdmigrate.ops.create_index import CreateIndex
 from zdmigrate.ops.create_table import CreateTable
 from zdmigrate.ops.drop_column import DropColumn
+from zdmigrate.ops.drop_constraint import DropConstraint
 from zdmigrate.ops.drop_default import DropDefault
 from zdmigrate.ops.drop_index import DropIndex
 from zdmigrate.ops.drop_not_null import DropNotNull
 from zdmigrate.ops.drop_table import DropTable
 from zdmigrate.ops.raw_sql import SQL
 from zdmigrate.ops.rename_column import RenameColumn
+from zdmigrate.ops.rename_constraint import RenameConstraint
 from zdmigrate.ops.rename_table import RenameTable
+from zdmigrate.ops.set_comment import SetComment
 from zdmigrate.ops.set_default import SetDefault
 from zdmigrate.ops.set_not_null import SetNotNull
+from zdmigrate.ops.set_replica_identity import SetReplicaIdentity
+from zdmigrate.ops.widen_column_type import WidenColumnType
 
 __all__ = [
     "SQL",
@@ -44,14 +49,19 @@ __all__ = [
     "CreateIndex",
     "CreateTable",
     "DropColumn",
+    "DropConstraint",
     "DropDefault",
     "DropIndex",
     "DropNotNull",
     "DropTable",
     "Operation",
     "RenameColumn",
+    "RenameConstraint",
     "RenameTable",
     "Requirement",
+    "SetComment",
     "SetDefault",
     "SetNotNull",
+    "SetReplicaIdentity",
+    "WidenColumnType",
 ]

@@ -23,7 +23,13 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.ops import _memo
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import (
+    QualifiedName,
+    generated_name,
+    render,
+    retagged,
+    sql_name_prefix,
+)
 from zdmigrate.steps import SCAFFOLDING, GeneratedSQLStep, SQLStep
 
 _MARK = "zdm_carry"
@@ -81,7 +87,7 @@ SELECT statement FROM (
   JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
   JOIN pg_catalog.pg_am am ON am.oid = c.relam
   LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'u'
-  CROSS JOIN LATERAL (SELECT left(c.relname, 40) || '_zdm' || substr(md5({mig} || c.relname), 1, 8)
+  CROSS JOIN LATERAL (SELECT {sql_name_prefix('c.relname', 40)} || '_zdm' || substr(md5({mig} || c.relname), 1, 8)
                       AS copy) n
   CROSS JOIN LATERAL (VALUES
     (1, format('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %I ON %s USING %I (%s)%s',
@@ -99,7 +105,7 @@ SELECT statement FROM (
   UNION ALL
   SELECT e ->> 'index', s.step, s.statement
   FROM jsonb_array_elements({memo}()) AS e
-  CROSS JOIN LATERAL (SELECT left(e ->> 'index', 40) || '_zdm'
+  CROSS JOIN LATERAL (SELECT {sql_name_prefix("(e ->> 'index')", 40)} || '_zdm'
                              || substr(md5({mig} || (e ->> 'index')), 1, 8) AS copy) n
   CROSS JOIN LATERAL (VALUES
     (1, format('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
@@ -150,7 +156,7 @@ def plan_rebuilt(
     memo = _memo.function(memo_name(table, old, migration_id))
     create_memo = f"CREATE OR REPLACE FUNCTION {memo}() RETURNS jsonb LANGUAGE sql IMMUTABLE AS "
     return SQLStep(
-        f"""DO {_TAG}
+        retagged(f"""DO {_TAG}
 DECLARE
   r record;
   names text[] := '{{}}';
@@ -201,7 +207,7 @@ BEGIN
   END LOOP;
   EXECUTE {_literal(create_memo)} || quote_literal('SELECT ' || quote_literal(defs::text) || '::jsonb');
 END
-{_TAG}""",
+{_TAG}"""),
         description=f"rewrite the definitions of the indexes of {table}.{old} for {new}",
     )
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.ops._names import QualifiedName, dollar_quoted, render
 from zdmigrate.steps import SQLStep
-
-_TAG = "$zdm$"
 
 
 def function(name: QualifiedName) -> str:
@@ -29,8 +27,9 @@ def save_step(name: QualifiedName, facts: str) -> SQLStep:
         )
     )
     return SQLStep(
-        f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(create))}"
-        f" || quote_literal('SELECT ' || quote_literal(({facts})::text) || '::jsonb');\nEND\n{_TAG}",
+        "DO " + dollar_quoted(
+            f"\nBEGIN\n  EXECUTE {render(sql.Literal(create))}"
+            f" || quote_literal('SELECT ' || quote_literal(({facts})::text) || '::jsonb');\nEND\n"),
         description=f"save the old state in {name}()",
     )
 

@@ -68,6 +68,45 @@ def generated_name(migration_id: str, *parts: str) -> str:
     return f"{head}_{digest}"
 
 
+def dollar_quoted(body: str) -> str:
+    """`body` in dollar quotes whose tag does not occur in it (a name may hold ``$zdm$``)."""
+    tag, n = "$zdm$", 0
+    while tag in body or body.endswith(tag[:-1]):
+        n += 1
+        tag = f"$zdm{n}$"
+    return f"{tag}{body}{tag}"
+
+
+def retagged(statement: str, tag: str = "$zdm$") -> str:
+    """`statement`, written with the fixed dollar-quote `tag` after ``DO`` or ``AS``, with
+    that tag replaced by one absent from the body when a name in the body holds `tag`
+    (a column named ``a$zdm$b`` would end the quote early)."""
+    import re
+
+    opening = re.search(r"\b(?:DO|AS) (" + re.escape(tag) + ")", statement)
+    if opening is None:
+        return statement
+    start, end = opening.start(1), statement.rfind(tag)
+    body = statement[start + len(tag):end]
+    if end <= start or tag not in body:
+        return statement
+    return statement[:start] + dollar_quoted(body) + statement[end + len(tag):]
+
+
+def sql_name_prefix(expr: str, max_bytes: int) -> str:
+    """SQL for the longest prefix of the name `expr` (SQL text) that fits in `max_bytes` bytes.
+
+    ``left(name, n)`` counts characters: 40 CJK characters are 120 bytes, which
+    PostgreSQL then cuts at 63, so a generated name could come out as the original.
+    """
+    return (
+        f"(SELECT coalesce(string_agg(ch, '' ORDER BY pos), '') FROM (SELECT ch, pos, "
+        f"sum(octet_length(ch)) OVER (ORDER BY pos) AS upto FROM "
+        f"regexp_split_to_table({expr}, '') WITH ORDINALITY AS chars(ch, pos)) AS p "
+        f"WHERE upto <= {int(max_bytes)})"
+    )
+
+
 def render(composed: sql.Composable) -> str:
     """SQL text of a composed statement; needs no connection."""
     return composed.as_string(None)

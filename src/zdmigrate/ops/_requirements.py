@@ -133,3 +133,18 @@ def rows_satisfy(table: QualifiedName, condition: str, problem: str) -> Requirem
         table.ident, sql.SQL(condition)
     )
     return Requirement(render(query), problem)
+
+
+_CONSTRAINT = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+    "JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND c.relname = %s AND k.conname = %s)"
+)
+
+
+def constraint_exists(table: QualifiedName, name: str) -> Requirement:
+    return Requirement(
+        _CONSTRAINT, f"constraint {name!r} does not exist on table {table}",
+        params=[table.schema, table.name, name],
+    )

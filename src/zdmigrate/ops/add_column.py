@@ -1,6 +1,7 @@
 """AddColumn: a new column, filled for existing rows and for writers that do not know it.
 
-    ops.AddColumn("users", "email_lower", "text", nullable=False, up="lower(email)")
+    ops.AddColumn("users", "email_lower", "text", nullable=False, up="lower(email)",
+                  comment="lower(email), for lookups")
 
 expand adds the column (nullable; with `up`, a sync trigger fills it for rows
 written by app versions that do not know it); backfill fills existing rows from
@@ -26,6 +27,7 @@ from zdmigrate.ops._triggers import SyncTrigger, derived_body
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops._values import DefaultSpec, render_default
 from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.set_comment import comment_sql
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
 
@@ -42,6 +44,7 @@ class AddColumn(Operation):
         nullable: bool = True,
         default: DefaultSpec = None,
         up: str | None = None,
+        comment: str | None = None,
         schema: str | None = None,
     ) -> None:
         self.table = QualifiedName.parse(table, schema)
@@ -50,6 +53,10 @@ class AddColumn(Operation):
         self.nullable = nullable
         self.default = render_default(default)
         self.up = check_expression(up, "up") if up is not None else None
+        if comment is not None and not isinstance(comment, str):
+            raise OperationInvalid(
+                f"AddColumn {self.table}.{column}: comment must be text, got {comment!r}")
+        self.comment = comment
         if not nullable and self.up is None and self.default is None:
             raise OperationInvalid(
                 f"AddColumn {self.table}.{column}: nullable=False needs `up` or `default` "
@@ -80,6 +87,8 @@ class AddColumn(Operation):
             )
             out.append(SQLStep(render(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}{}").format(
                 t, c, sql.SQL(self.type), default))))
+            if self.comment is not None:
+                out.append(SQLStep(comment_sql(self.table, self.column, self.comment)))
             if trigger:
                 out += trigger.create_steps()
         elif phase is Phase.BACKFILL and self.up is not None:

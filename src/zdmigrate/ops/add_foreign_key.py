@@ -1,26 +1,33 @@
 """AddForeignKey: a foreign key added NOT VALID at expand and validated at switch-read.
 
     ops.AddForeignKey("orders", ["user_id"], "users", ["id"], on_delete="CASCADE")
+    ops.AddForeignKey("orders", ["user_id"], "users", ["id"], fix={"user_id": "NULL"})
 
 ``ADD CONSTRAINT ... NOT VALID`` is an instant (it checks only new rows); the
 scan of existing rows happens in ``VALIDATE CONSTRAINT`` at switch-read, which
 lets reads and writes go on. Rolling back switch-read makes the key NOT VALID again.
 
-Warning: from expand on, every write (old app versions too) must satisfy the key.
+Without `fix`, every write (old app versions too) must satisfy the key from
+expand on. With `fix` (column -> SQL expression over the row), a trigger
+rewrites a row an old app version writes with a missing reference, and backfill
+rewrites existing such rows, so nobody's write fails and VALIDATE succeeds;
+contract drops the trigger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, columns_list, render
+from zdmigrate.ops._fix_rows import parse_fix, references_present
+from zdmigrate.ops._names import QualifiedName, columns_list, generated_name, render
+from zdmigrate.ops._triggers import SyncTrigger, fix_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.steps import BackfillStep, SQLStep, Step
 
 _ACTIONS = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
 _TAG = "$zdm$"
@@ -67,6 +74,7 @@ class AddForeignKey(Operation):
         *,
         name: str | None = None,
         on_delete: str | None = None,
+        fix: Mapping[str, str] | None = None,
         schema: str | None = None,
         ref_schema: str | None = None,
     ) -> None:
@@ -84,6 +92,14 @@ class AddForeignKey(Operation):
                 f"AddForeignKey {self.constraint}: on_delete {on_delete!r} is not one of "
                 f"{', '.join(sorted(_ACTIONS))}")
         self.on_delete = on_delete.upper() if on_delete else None
+        self.fix = parse_fix(fix, f"AddForeignKey {self.constraint}")
+
+    def _trigger(self, migration_id: str) -> SyncTrigger | None:
+        if not self.fix:
+            return None
+        present = references_present(self.columns, self.ref_table, self.ref_columns)
+        return SyncTrigger(self.table, generated_name(migration_id, "fk", self.constraint),
+                           fix_body(present, self.fix))
 
     def _add(self) -> str:
         return render(sql.SQL(
@@ -100,8 +116,17 @@ class AddForeignKey(Operation):
             self.table.ident, sql.Identifier(self.constraint)))
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        trigger = self._trigger(migration_id)
         if phase is Phase.EXPAND:
-            return [SQLStep(self._add())]
+            return [*(trigger.create_steps() if trigger else []), SQLStep(self._add())]
+        if phase is Phase.BACKFILL and self.fix:
+            present = references_present(self.columns, self.ref_table, self.ref_columns,
+                                         outer=self.table)
+            dangling = f"{present} IS FALSE"
+            return [BackfillStep(self.table.name, dict(self.fix), where=dangling, verify=dangling,
+                                 schema=self.table.schema)]
+        if phase is Phase.CONTRACT and trigger:
+            return list(trigger.drop_steps())
         if phase is Phase.SWITCH_READ:
             return [SQLStep(render(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                 self.table.ident, sql.Identifier(self.constraint))))]
@@ -109,7 +134,8 @@ class AddForeignKey(Operation):
 
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.EXPAND:
-            return [SQLStep(self._drop())]
+            trigger = self._trigger(migration_id)
+            return [SQLStep(self._drop()), *(trigger.drop_steps() if trigger else [])]
         if phase is Phase.SWITCH_READ:
             return [SQLStep(f"{self._drop()}; {self._add()}",
                             description="make the foreign key NOT VALID again, in one transaction")]
@@ -122,7 +148,11 @@ class AddForeignKey(Operation):
             *(req.column_exists(self.table, c) for c in self.columns),
             *(req.column_exists(self.ref_table, c) for c in self.ref_columns),
             req.constraint_absent(self.table, self.constraint),
-            no_dangling_rows(self.table, self.columns, self.ref_table, self.ref_columns),
+            # with `fix`, backfill repairs dangling rows: they are not an error
+            *([] if self.fix else [
+                no_dangling_rows(self.table, self.columns, self.ref_table, self.ref_columns)]),
+            *(req.column_exists(self.table, c) for c in self.fix if c not in self.columns),
+            *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
 
     def describe(self) -> str:

@@ -14,13 +14,11 @@ from psycopg import sql
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import QualifiedName, dollar_quoted, generated_name, render
 from zdmigrate.ops._values import DefaultSpec, render_default
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 class SetDefault(Operation):
@@ -66,9 +64,10 @@ class SetDefault(Operation):
         memo = self._memo(migration_id)
         set_prefix = render(sql.Literal(render(self._alter()) + " SET DEFAULT "))
         restore = SQLStep(
-            f"DO {_TAG}\nDECLARE\n  saved text := {_memo.read(memo, 'default')};\nBEGIN\n"
-            f"  IF saved IS NULL THEN\n    {render(self._alter())} DROP DEFAULT;\n"
-            f"  ELSE\n    EXECUTE {set_prefix} || saved;\n  END IF;\nEND\n{_TAG}",
+            "DO " + dollar_quoted(
+                f"\nDECLARE\n  saved text := {_memo.read(memo, 'default')};\nBEGIN\n"
+                f"  IF saved IS NULL THEN\n    {render(self._alter())} DROP DEFAULT;\n"
+                f"  ELSE\n    EXECUTE {set_prefix} || saved;\n  END IF;\nEND\n"),
             description=f"restore the default of {self.table}.{self.column}",
         )
         return [restore, _memo.drop_step(memo)]

@@ -1,4 +1,4 @@
-"""Renderers of every command's result: text, json, github (gate); lint has lint/reporters.
+"""Renderers of every command's result: text, json, github (gate); lint has output/lint/.
 
 Commands return data; only this package (and the CLI calling it) draws text.
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
 
-#: Formats of every command; `gate` adds github, `lint` github and sarif (lint/reporters).
+#: Formats of every command; `gate` adds github, `lint` github and sarif (output/lint/).
 FORMATS = ("text", "json")
 GATE_FORMATS = ("text", "json", "github")
 
@@ -46,8 +46,11 @@ def new(path: Path, output_format: str) -> None:
     _renderer(output_format).new(path)
 
 
-def status(statuses: Sequence[MigrationStatus], output_format: str) -> None:
-    _renderer(output_format).status(statuses)
+def status(statuses: Sequence[MigrationStatus], output_format: str, *, wide: bool = False) -> None:
+    if output_format == "json":
+        json.status(statuses)
+    else:
+        text.status(statuses, wide=wide)
 
 
 def plan(plans: Sequence[PhasePlan], output_format: str) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import CheckFailed, OperationInvalid, ZdmigrateError
+from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -32,12 +32,17 @@ def error(exc: ZdmigrateError) -> None:
         payload["error"]["problems"] = exc.problems
     if exc.hint:
         payload["error"]["hint"] = exc.hint
+    if isinstance(exc, PhaseRefused):  # what moved before the refusal: a pipeline must know
+        payload["transitions"] = [t.as_dict() for t in exc.done]
     emit(payload)
 
 
 def init(result: InitResult) -> None:
     emit({"migrations": str(result.migrations), "created_directory": result.created_directory,
-          "schema": result.schema, "schema_version": result.schema_version})
+          "schema": result.schema, "schema_version": result.schema_version,
+          "alembic_project": result.alembic_project,
+          "found_by_alembic_config": result.found_by_alembic_config,
+          "adopt_revision": result.adopt_revision})
 
 
 def new(path: Path) -> None:

@@ -7,11 +7,13 @@ output stays machine-readable.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import Blocker, ZdmigrateError
+from zdmigrate.errors import Blocker, PhaseRefused, ZdmigrateError
+from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -26,11 +28,23 @@ def log_line(message: str) -> None:
 
 
 def error(exc: ZdmigrateError) -> None:
+    if isinstance(exc, PhaseRefused) and exc.done:  # what moved before the refusal, first
+        transitions(exc.done)
+        sys.stdout.flush()
     sys.stderr.write(f"error: {exc}\n")
 
 
 def init(result: InitResult) -> None:
     print(("created " if result.created_directory else "found ") + str(result.migrations))
+    if result.alembic_project:
+        print("an Alembic project: its revisions are zdmigrate's migrations too, and "
+              "`alembic upgrade head` keeps working (docs/adopting.md)")
+    if result.found_by_alembic_config:
+        print(f'found through the Alembic config: set migrations = "{result.migrations}" '
+              "in [tool.zdmigrate] (or ZDMIGRATE_MIGRATIONS) for the other commands")
+    if result.adopt_revision:
+        print(f"this database is at Alembic revision {result.adopt_revision}, not adopted yet: "
+              "run `zdmigrate adopt`")
     if result.schema:
         print(f"state schema {result.schema} is at version {result.schema_version}")
     else:
@@ -41,7 +55,14 @@ def new(path: Path) -> None:
     print(f"created {path}")
 
 
-def status(statuses: Sequence[MigrationStatus]) -> None:
+def status(statuses: Sequence[MigrationStatus], *, wide: bool = False) -> None:
+    """A table of phases and backfills, then what blocks each migration, below it.
+
+    Fits the terminal (80 columns when not a terminal): ids and phases are never cut,
+    blockers of many instances of one app version are one line with a count, and a
+    command to copy stands on its own line, never wrapped. `wide` prints every
+    blocker of every instance, lines as long as they need.
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -49,27 +70,88 @@ def status(statuses: Sequence[MigrationStatus]) -> None:
     if not statuses:
         print("no migrations")
         return
+    console = Console(width=100_000 if wide else None, soft_wrap=wide)
+    width = 100_000 if wide else console.width
     table = Table(show_lines=False, header_style="bold")
-    for column in ("migration", "phase", "next", "blocked by", "backfill"):
-        table.add_column(column)
+    table.add_column("migration", no_wrap=True, min_width=max(len(s.id) for s in statuses))
+    table.add_column("phase", no_wrap=True)
+    table.add_column("next", no_wrap=True)
+    table.add_column("blocked", no_wrap=True, justify="right")
+    table.add_column("backfill")
     for s in statuses:
-        blocked = "\n".join(_blocker_text(b) for b in s.blocked_by) or "-"
-        if s.partial:
-            blocked = "\n".join(
-                [f"interrupted: {p['direction']} of {p['phase']} ({p['steps_done']} step(s) done)"
-                 for p in s.partial] + ([] if blocked == "-" else [blocked])
-            )
         progress = "\n".join(_backfill_text(b) for b in s.backfills) or "-"
-        if s.shadow_reads:
-            shadow = (f"shadow reads: {s.shadow_reads['compared']} compared, "
-                      f"{s.shadow_reads['mismatched']} mismatched")
-            progress = shadow if progress == "-" else f"{progress}\n{shadow}"
         name = f"{s.id}\n[dim]{escape(s.message)}[/dim]" if s.message and s.message not in s.id \
             else s.id
+        blocked = len(_blocker_groups(s.blocked_by, wide)) + len(s.partial)
         table.add_row(name, s.phase.value, s.next.value if s.next else "(complete)",
-                      escape(blocked), escape(progress))
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+                      str(blocked) if blocked else "-", escape(progress))
+    console.print(table)
     _search_paths(statuses)
+    for s in statuses:
+        lines = [f"interrupted: {p['direction']} of {p['phase']} ({p['steps_done']} step(s) "
+                 "done); rerun the phase command to finish it, or roll it back"
+                 for p in s.partial]
+        lines += [
+            f"backfill of {b['table_name']} is interrupted: marked running, but no worker is "
+            f"connected; this resumes it: `zdmigrate backfill {s.id}`"
+            for b in s.backfills if b["status"] == "interrupted"
+        ]
+        if s.shadow_reads:
+            lines.append(f"shadow reads: {_n(s.shadow_reads['compared'])} compared, "
+                         f"{_n(s.shadow_reads['mismatched'])} mismatched")
+        lines += [_group_text(group) for group in _blocker_groups(s.blocked_by, wide)]
+        if not lines:
+            continue
+        print()
+        print(f"{s.id} ({s.phase.value} -> {s.next.value if s.next else 'complete'}):")
+        for line in lines:
+            for out in _with_commands_apart(line, width):
+                print(out)
+
+
+def _blocker_groups(blockers: Sequence[Blocker], wide: bool) -> list[list[Blocker]]:
+    """Blockers of instances of one app version with one check and one remedy, together."""
+    if wide:
+        return [[b] for b in blockers]
+    groups: dict[tuple[str, ...], list[Blocker]] = {}
+    for i, b in enumerate(blockers):
+        d = b.details
+        key = ((b.check, str(d.get("app")), str(d.get("version")), str(d.get("required")),
+                str(d.get("source"))) if "instance_id" in d and "unblock" in d
+               else (str(i),))
+        groups.setdefault(key, []).append(b)
+    return list(groups.values())
+
+
+def _group_text(group: list[Blocker]) -> str:
+    first = group[0]
+    if len(group) == 1:
+        return _blocker_text(first)
+    # the remedy of the instance that counts longest (its TTL runs out last)
+    last = max(group, key=lambda b: str(b.details.get("expires_at", "")))
+    d = last.details
+    ids = [str(b.details.get("instance_id")) for b in group]
+    shown = ", ".join(ids[:3]) + (f" and {_n(len(ids) - 3)} more" if len(ids) > 3 else "")
+    unblock = str(d.get("unblock")).replace("that instance", "those instances")
+    return (f"[{first.check}] {d.get('app')} {d.get('version')}: {_n(len(group))} live "
+            f"instances ({d.get('source')}: {shown}) below {d.get('required')}; {unblock}")
+
+
+def _with_commands_apart(text: str, width: int) -> list[str]:
+    """`text` wrapped to `width` with each `zdmigrate ...` command on a line of its own."""
+    import re
+
+    commands = re.findall(r"`(zdmigrate [^`]+)`", text)
+    prose = re.sub(r"`(zdmigrate [^`]+)`", "(below)" if len(commands) == 1 else "(see below)",
+                   text)
+    lines = textwrap.wrap(prose, width=max(40, width - 2), initial_indent="  - ",
+                          subsequent_indent="    ", break_on_hyphens=False)
+    return lines + [f"      {command}" for command in commands]
+
+
+def _n(number: Any) -> str:
+    """A count as text: thousands separated, everywhere the same."""
+    return f"{number:,}" if isinstance(number, int) else str(number)
 
 
 def _search_paths(statuses: Sequence[MigrationStatus]) -> None:
@@ -94,7 +176,7 @@ def _search_paths(statuses: Sequence[MigrationStatus]) -> None:
 def _backfill_text(progress: dict[str, Any]) -> str:
     done, total = progress["rows_done"], progress.get("rows_total")
     share = ""
-    if total and progress["status"] != "done":
+    if total and progress["status"] not in ("done",):
         share = f" (~{min(99.9, 100 * done / total):.1f}% of ~{total:,})"
     line = f"{progress['table_name']}: {done:,} rows{share}, {progress['status']}"
     info = progress.get("info") or {}
@@ -130,7 +212,10 @@ def plan(plans: Sequence[PhasePlan]) -> None:
             continue
         print(f"-- {p.phase}:")
         for step in p.steps:
-            where = f"  -- {step.source.path.rsplit('/', 1)[-1]}:{step.source.line}" if step.source else ""
+            where = (
+                f"  -- {comment_text(step.source.path.rsplit('/', 1)[-1])}:{step.source.line}"
+                if step.source else ""
+            )
             print(f"{step.render()};{where}")
         if p.rollback:
             print(f"-- rollback of {p.phase}:")
@@ -150,7 +235,7 @@ def transitions(transitions: Sequence[Transition]) -> None:
         if t.dry_run:
             print(f"{t.migration_id}: would {t.action} {t.from_phase} -> {t.to_phase}")
             for step in t.steps:
-                print(f"    {step.render()};")
+                print(textwrap.indent(f"{step.render()};", "    "))
         else:
             print(f"{t.migration_id}: {t.from_phase} -> {t.to_phase} "
                   f"({t.steps_run} step(s) run, {t.steps_skipped} already done)")
@@ -212,6 +297,22 @@ def gate(answer: GateAnswer) -> str:
 
 
 def fleet(instances: Sequence[Instance]) -> None:
-    from zdmigrate.fleet import render_table  # psycopg: only when there is a fleet to show
+    print(fleet_table(instances))
 
-    print(render_table(instances))
+
+def fleet_table(instances: Sequence[Instance]) -> str:
+    """The instances as an aligned text table (what `zdmigrate fleet` prints)."""
+    from zdmigrate.compat.checks import timestamp
+
+    if not instances:
+        return "no live instances (no heartbeats, app@version sessions or declarations)"
+    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
+    rows = [
+        (i.app, i.version, i.source, i.instance_id, timestamp(i.last_seen), timestamp(i.expires_at))
+        for i in instances
+    ]
+    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )

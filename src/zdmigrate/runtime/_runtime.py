@@ -66,6 +66,7 @@ class Runtime:
         start_timeout: float = 5.0,
         retry_interval: float = 0.5,
         retry_interval_max: float = 5.0,
+        query_timeout: float = 5.0,
     ) -> None:
         if not app or not version:
             raise ValueError("Runtime needs a non-empty app and version")
@@ -73,6 +74,8 @@ class Runtime:
             raise ValueError(f"schema {schema!r} is not a plain SQL identifier")
         if ttl_seconds < 1 or heartbeat_interval <= 0 or poll_interval <= 0:
             raise ValueError("ttl_seconds must be >= 1; intervals must be > 0")
+        if query_timeout <= 0:
+            raise ValueError("query_timeout must be > 0")
         self.app = app
         self.version = version
         self.schema = schema
@@ -82,6 +85,9 @@ class Runtime:
         self.start_timeout = start_timeout
         self.retry_interval = retry_interval
         self.retry_interval_max = retry_interval_max
+        #: Each of the runtime's own queries must be answered within this, seconds;
+        #: silence longer than that (a hung proxy) cuts the connection and reconnects.
+        self.query_timeout = query_timeout
         self.host = socket.gethostname()
         self._given_instance_id = instance_id
         self.instance_id = self._make_instance_id()
@@ -143,6 +149,16 @@ class Runtime:
         worker = self._worker
         return worker is not None and worker.connected
 
+    @property
+    def reconnect_delay(self) -> float:
+        """Seconds the thread waits before its next reconnect attempt after a failure.
+
+        Starts at `retry_interval`, doubles per failed attempt up to
+        `retry_interval_max`, and starts again after every successful connection.
+        """
+        worker = self._worker
+        return worker.retry_delay if worker is not None else self.retry_interval
+
     # -- phases (memory only) --------------------------------------------------
 
     def phase(self, migration: str) -> Phase:
@@ -186,11 +202,6 @@ class Runtime:
 
     def replace_version_schemas(self, schemas: list[VersionSchema]) -> None:
         self._version_schemas = schemas
-
-    def set_phase(self, migration: str, phase: Phase) -> None:
-        phases = dict(self._phases)
-        phases[migration] = phase
-        self._phases = phases
 
     def heartbeat_info(self) -> dict[str, Any]:
         return {

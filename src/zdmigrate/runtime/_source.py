@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from zdmigrate import dsn
+
 #: A callable that opens a new autocommit psycopg connection.
 Connect = Callable[[], "psycopg.Connection[Any]"]
 
@@ -61,6 +63,11 @@ def runtime_conninfo(
     conninfo: str, application_name: str, kwargs: Mapping[str, Any] | None = None
 ) -> str:
     """`conninfo` as the runtime connects with it: named, with its keepalive defaults."""
+    # libpq's parse errors quote the string, password included: say it in our words
+    problem = dsn.problem(conninfo)
+    if problem is not None:
+        raise ValueError(f"Runtime: {problem} ({dsn.redact(conninfo)})")
+    conninfo = dsn.normalize_url(conninfo)
     params = conninfo_to_dict(conninfo)
     extra = {k: v for k, v in _DEFAULTS.items() if k not in params and k not in (kwargs or {})}
     return make_conninfo(conninfo, application_name=application_name, **extra)

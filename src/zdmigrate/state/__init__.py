@@ -40,7 +40,14 @@ from zdmigrate.state.run_lock import (
     try_run_lock,
 )
 from zdmigrate.state.schema import CURRENT_VERSION, SCHEMA_VERSIONS, ensure_schema, schema_exists
-from zdmigrate.state.steps import clear_steps, done_steps, mark_step_done, partial_phases
+from zdmigrate.state.steps import (
+    clear_steps,
+    done_steps,
+    mark_step_done,
+    mark_step_started,
+    partial_phases,
+    started_steps,
+)
 from zdmigrate.state.store import Store
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "log_finish",
     "log_start",
     "mark_step_done",
+    "mark_step_started",
     "migrations",
     "notify_channel",
     "notify_phase",
@@ -72,6 +80,7 @@ __all__ = [
     "schema_exists",
     "set_checksum",
     "set_phase",
+    "started_steps",
     "steps",
     "try_run_lock",
 ]

@@ -70,6 +70,30 @@ def backfill_progress(
         return list(cur.fetchall())
 
 
+def live_workers(conn: psycopg.Connection[Any], schema: str) -> dict[tuple[str, str], int]:
+    """Per (migration_id, step_key): claimed ranges whose owner's session is still connected.
+
+    A backfill marked running with none is not being worked on: its process was
+    killed (or lost its connection) and a rerun resumes it. Sessions are matched
+    on pid and backend start, so a reused pid does not count.
+    """
+    found = conn.execute(
+        "SELECT to_regclass(format('%%I.backfill_ranges', %s::text)) IS NOT NULL", [schema]
+    ).fetchone()
+    if not found or not found[0]:
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT r.migration_id, r.step_key, count(*) FILTER (WHERE EXISTS ("
+            "  SELECT FROM pg_stat_activity a WHERE a.pid = r.owner_pid"
+            "  AND (a.backend_start IS NULL OR r.owner_started IS NULL"
+            "       OR a.backend_start = r.owner_started))) "
+            "FROM {} r WHERE r.status = 'claimed' GROUP BY 1, 2"
+        ).format(table(schema, "backfill_ranges"))
+    ).fetchall()
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
 # -- the operator's switches ----------------------------------------------------------
 
 
@@ -116,6 +140,34 @@ def delete_finished(
     return cur.rowcount
 
 
+def connected_workers(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str
+) -> list[dict[str, Any]]:
+    """Workers holding a claimed range of `migration_id` whose connection is still open.
+
+    Each as ``{"step_key", "range_no", "owner", "pid"}``. A worker whose backend is
+    gone (killed, crashed) is not live: its range waits for a taker, its cursor is
+    only progress. A backend in ``pg_stat_activity`` under the recorded pid (and the
+    same start time, where this role may see it) is live, whatever its heartbeat.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                """
+                SELECT r.step_key, r.range_no, r.owner, r.owner_pid AS pid FROM {} r
+                WHERE r.migration_id = %s AND r.status = 'claimed'
+                  AND EXISTS (
+                       SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.owner_pid
+                       AND (a.backend_start IS NULL OR r.owner_started IS NULL
+                            OR a.backend_start = r.owner_started))
+                ORDER BY r.step_key, r.range_no
+                """
+            ).format(table(schema, "backfill_ranges")),
+            [migration_id],
+        )
+        return list(cur.fetchall())
+
+
 def delete_migration(conn: psycopg.Connection[Any], schema: str, migration_id: str) -> None:
     """Forget every backfill of a migration (its backfill phase was rolled back)."""
     conn.execute(
@@ -138,8 +190,9 @@ def open_backfill(
             "INSERT INTO {} AS b (migration_id, step_key, table_name, schema_name, status, "
             "cursor, rows_total, batch_size) VALUES (%s, %s, %s, %s, 'running', %s, %s, %s) "
             "ON CONFLICT (migration_id, step_key) DO UPDATE SET "
-            "rows_total = CASE WHEN b.status = 'done' THEN b.rows_total "
-            "ELSE excluded.rows_total END, "
+            # keep the first estimate: a resume would estimate from a table the
+            # backfill's own updates have bloated (the planner scales by its size)
+            "rows_total = coalesce(b.rows_total, excluded.rows_total), "
             # a row created by `--pause` before the first run has no cursor yet
             "cursor = CASE WHEN b.cursor ? 'mode' THEN b.cursor ELSE excluded.cursor END"
         ).format(table(schema, "backfills")),

@@ -59,6 +59,14 @@ def live_rows(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]
         return list(cur.fetchall())
 
 
+def apps(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """Every app with a row, live or expired: the apps the fleet has heard of."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT DISTINCT app FROM {} ORDER BY app")
+                    .format(table(schema, "instances")))
+        return [row[0] for row in cur.fetchall()]
+
+
 def remember_sessions(
     conn: psycopg.Connection[Any], schema: str, sessions: Sequence[Mapping[str, Any]]
 ) -> None:
@@ -138,7 +146,26 @@ def write_heartbeat(
     ttl_seconds: int,
     info: dict[str, Any],
 ) -> None:
-    """The runtime's heartbeat: refresh this instance's row (``started_at`` stays as first written)."""
+    """The runtime's heartbeat, through ``runtime_heartbeat`` (schema version 14).
+
+    The function runs as the schema's owner and refuses (SQLSTATE 42501,
+    ``InsufficientPrivilege``) to replace a live row that is not a heartbeat, to
+    change a live row's version, or to cut its TTL short: a role that may only
+    heartbeat cannot hide an instance. On a schema older than version 14 the row
+    is written directly, which needs write grants on the table.
+    """
+    args = [app, instance_id, version, host, pid, ttl_seconds, json.dumps(info)]
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SELECT {}(%s, %s, %s, %s, %s, %s, %s::jsonb)").format(
+                    table(schema, "runtime_heartbeat")
+                ),
+                args,
+            )
+        return
+    except pg_errors.UndefinedFunction:
+        pass
     conn.execute(
         sql.SQL(
             "INSERT INTO {} AS i (app, instance_id, version, host, pid, source, ttl_seconds, info) "
@@ -147,14 +174,33 @@ def write_heartbeat(
             "host = excluded.host, pid = excluded.pid, source = 'heartbeat', "
             "ttl_seconds = excluded.ttl_seconds, info = excluded.info, last_seen = now()"
         ).format(table(schema, "instances")),
-        [app, instance_id, version, host, pid, ttl_seconds, json.dumps(info)],
+        args,
     )
+
+
+def unregister_heartbeat(
+    conn: psycopg.Connection[Any], schema: str, *, app: str, instance_id: str
+) -> bool:
+    """The runtime's clean stop: remove the heartbeat row this connection wrote last.
+
+    Through ``runtime_unregister`` (schema version 14), which deletes only a row
+    whose last heartbeat came from this same backend; directly on older schemas.
+    """
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                sql.SQL("SELECT {}(%s, %s)").format(table(schema, "runtime_unregister")),
+                [app, instance_id],
+            ).fetchone()
+        return bool(row and row[0])
+    except pg_errors.UndefinedFunction:
+        return delete_heartbeat(conn, schema, app=app, instance_id=instance_id)
 
 
 def delete_heartbeat(
     conn: psycopg.Connection[Any], schema: str, *, app: str, instance_id: str
 ) -> bool:
-    """Remove an instance's heartbeat row (a clean stop); True if there was one."""
+    """Remove an instance's heartbeat row (a clean stop, by a role that may write the table)."""
     cur = conn.execute(
         sql.SQL("DELETE FROM {} WHERE app = %s AND instance_id = %s AND source = 'heartbeat'").format(
             table(schema, "instances")

@@ -25,6 +25,10 @@ class LockHolder:
     command: str | None
     since: datetime | None
     application_name: str | None = None
+    #: What the holder's backend is doing now: its state, statement and for how long (s).
+    backend_state: str | None = None
+    statement: str | None = None
+    statement_seconds: float | None = None
 
     def describe(self) -> str:
         who = self.actor or self.application_name or "unknown"
@@ -68,7 +72,9 @@ def lock_holder(conn: psycopg.Connection[Any], schema: str) -> LockHolder:
     """Who holds the run lock now, from pg_locks and the run_lock table."""
     row = conn.execute(
         """
-        SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l
+        SELECT l.pid, a.application_name, a.backend_start, a.state, a.query,
+               extract(epoch FROM clock_timestamp() - a.query_start)::float8
+        FROM pg_locks l
         LEFT JOIN pg_stat_activity a ON a.pid = l.pid
         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s
           AND l.objid = hashtext(%s)::oid AND l.database = (
@@ -77,7 +83,11 @@ def lock_holder(conn: psycopg.Connection[Any], schema: str) -> LockHolder:
         [_RUN_LOCK_KEY, schema],
     ).fetchone()
     pid = row[0] if row else None
-    holder = LockHolder(pid, None, None, row[2] if row else None, row[1] if row else None)
+    activity: dict[str, Any] = (
+        {"backend_state": row[3], "statement": row[4], "statement_seconds": row[5]} if row else {}
+    )
+    holder = LockHolder(pid, None, None, row[2] if row else None, row[1] if row else None,
+                        **activity)
     if pid is not None and schema_exists(conn, schema):
         info = conn.execute(
             sql.SQL("SELECT actor, command, since FROM {} WHERE pid = %s").format(
@@ -86,7 +96,8 @@ def lock_holder(conn: psycopg.Connection[Any], schema: str) -> LockHolder:
             [pid],
         ).fetchone()
         if info:
-            holder = LockHolder(pid, info[0], info[1], info[2], holder.application_name)
+            holder = LockHolder(pid, info[0], info[1], info[2], holder.application_name,
+                                **activity)
     return holder
 
 

@@ -14,6 +14,10 @@ Tables (version 1):
 - ``instances``: live app instances (heartbeats, declarations, remembered sessions: v3);
 - ``run_lock``: who holds the one-run-per-database advisory lock, and since when.
 
+Version 14 adds ``instances.writer_pid`` and the two SECURITY DEFINER functions
+the runtime's role writes its heartbeat through (``runtime_heartbeat``,
+``runtime_unregister``); see docs/security.md.
+
 Version 2 adds ``backfill_ranges`` (the key range each backfill worker claimed,
 with its own cursor) and ``backfills.rows_updated`` / ``backfills.schema_name``.
 
@@ -139,6 +143,100 @@ SCHEMA_VERSIONS: list[tuple[int, list[str]]] = [
                 CHECK (source IN ('heartbeat','declared','session'))""",
         ],
     ),
+    (
+        # numbered after issue 14, ahead of the versions other branches add
+        14,
+        [
+            # the runtime's role writes no table: it calls these two functions, which
+            # run as the schema's owner and only ever touch the caller's own rows
+            "ALTER TABLE {schema}.instances ADD COLUMN writer_pid int",
+            """CREATE FUNCTION {schema}.runtime_heartbeat(
+                   p_app text, p_instance_id text, p_version text, p_host text, p_pid int,
+                   p_ttl int, p_info jsonb) RETURNS void
+               LANGUAGE plpgsql SECURITY DEFINER
+               SET search_path = pg_catalog, {schema}, pg_temp
+               AS $zdm_runtime_heartbeat$
+               DECLARE
+                   old_source text;
+                   old_version text;
+                   old_expires timestamptz;
+               BEGIN
+                   IF p_app IS NULL OR p_app = '' OR p_version IS NULL OR p_version = ''
+                      OR p_instance_id IS NULL OR p_instance_id = '' THEN
+                       RAISE EXCEPTION 'a heartbeat needs an app, a version and an instance id'
+                           USING ERRCODE = '22023';
+                   END IF;
+                   IF p_ttl IS NULL OR p_ttl < 1 OR p_ttl > 3600 THEN
+                       RAISE EXCEPTION 'a heartbeat''s ttl must be 1 to 3600 seconds'
+                           USING ERRCODE = '22023';
+                   END IF;
+                   IF p_instance_id LIKE 'session:%' OR p_instance_id LIKE 'declared:%' THEN
+                       RAISE EXCEPTION 'instance ids session:... and declared:... are not a heartbeat''s'
+                           USING ERRCODE = '42501';
+                   END IF;
+                   SELECT source, version, last_seen + make_interval(secs => ttl_seconds)
+                     INTO old_source, old_version, old_expires
+                     FROM instances WHERE app = p_app AND instance_id = p_instance_id
+                      FOR UPDATE;
+                   IF FOUND AND old_expires > now() THEN
+                       IF old_source <> 'heartbeat' THEN
+                           RAISE EXCEPTION 'instance % of % is a live % row; a heartbeat may not replace it',
+                               p_instance_id, p_app, old_source USING ERRCODE = '42501';
+                       END IF;
+                       IF old_version <> p_version THEN
+                           RAISE EXCEPTION 'instance % of % runs % until %; a heartbeat may not change its version',
+                               p_instance_id, p_app, old_version, old_expires USING ERRCODE = '42501';
+                       END IF;
+                   END IF;
+                   INSERT INTO instances AS i (app, instance_id, version, host, pid, source,
+                                               ttl_seconds, info, writer_pid)
+                   VALUES (p_app, p_instance_id, p_version, p_host, p_pid, 'heartbeat', p_ttl,
+                           coalesce(p_info, '{{}}'::jsonb), pg_backend_pid())
+                   ON CONFLICT (app, instance_id) DO UPDATE
+                      SET host = excluded.host, pid = excluded.pid, source = 'heartbeat',
+                          version = excluded.version, info = excluded.info,
+                          last_seen = now(),
+                          -- only the backend that wrote a live row may unregister it; it
+                          -- passes to another backend once the writer's is gone (a reconnect)
+                          writer_pid = CASE WHEN old_expires > now() AND EXISTS (
+                                  SELECT FROM pg_stat_activity WHERE pid = i.writer_pid)
+                              THEN i.writer_pid ELSE excluded.writer_pid END,
+                          -- a live row is never cut short: it counts at least as long as before
+                          ttl_seconds = CASE WHEN old_expires > now()
+                              THEN greatest(excluded.ttl_seconds,
+                                            ceil(extract(epoch FROM old_expires - now()))::int)
+                              ELSE excluded.ttl_seconds END,
+                          started_at = CASE WHEN i.version = excluded.version
+                                            THEN i.started_at ELSE now() END;
+               END
+               $zdm_runtime_heartbeat$""",
+            """CREATE FUNCTION {schema}.runtime_unregister(p_app text, p_instance_id text)
+               RETURNS boolean
+               LANGUAGE sql SECURITY DEFINER
+               SET search_path = pg_catalog, {schema}, pg_temp
+               AS $zdm_runtime_unregister$
+                   WITH gone AS (
+                       DELETE FROM instances
+                        WHERE app = p_app AND instance_id = p_instance_id
+                          AND source = 'heartbeat' AND writer_pid = pg_backend_pid()
+                       RETURNING 1)
+                   SELECT EXISTS (SELECT FROM gone)
+               $zdm_runtime_unregister$""",
+            # functions are executable by PUBLIC by default: only the roles granted may
+            "REVOKE ALL ON FUNCTION {schema}.runtime_heartbeat(text, text, text, text, int, int,"
+            " jsonb) FROM PUBLIC",
+            "REVOKE ALL ON FUNCTION {schema}.runtime_unregister(text, text) FROM PUBLIC",
+        ],
+    ),
+    (
+        40,
+        [
+            # a step is recorded as started before it runs, so a rerun after a kill
+            # knows that what it finds (an index half built) is its own leftover
+            """ALTER TABLE {schema}.steps ADD COLUMN status text NOT NULL DEFAULT 'done'
+                CHECK (status IN ('started','done'))""",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = SCHEMA_VERSIONS[-1][0]
@@ -188,6 +286,35 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> int:
             )
             current = max(current, version)
     return current
+
+
+#: What the runtime's role needs, and nothing more (see docs/security.md).
+_RUNTIME_GRANTS = [
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT ON {schema}.migrations TO {role}",
+    "GRANT EXECUTE ON FUNCTION {schema}.runtime_heartbeat(text, text, text, text, int, int, "
+    "jsonb) TO {role}",
+    "GRANT EXECUTE ON FUNCTION {schema}.runtime_unregister(text, text) TO {role}",
+]
+
+
+def runtime_grants(schema: str, role: str) -> list[sql.Composed]:
+    """The GRANT statements that let `role` run `zdmigrate.runtime`, and nothing more.
+
+    It may read the phases and write and delete its own heartbeat rows through
+    two SECURITY DEFINER functions; it may write no table of the schema.
+    """
+    return [
+        sql.SQL(statement).format(schema=sql.Identifier(schema), role=sql.Identifier(role))
+        for statement in _RUNTIME_GRANTS
+    ]
+
+
+def grant_runtime(conn: psycopg.Connection[Any], schema: str, role: str) -> None:
+    """Run `runtime_grants` (as the schema's owner, after `ensure_schema`)."""
+    with conn.transaction():
+        for statement in runtime_grants(schema, role):
+            conn.execute(statement)
 
 
 def table(schema: str, name: str) -> sql.Identifier:

