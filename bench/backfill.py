@@ -1,17 +1,17 @@
 """Benchmark: one big UPDATE against the zdmigrate backfill of the same change, with app writes.
 
-Builds a table (default 1M rows), then in one run measures, while an app thread
-writes single rows all along:
+For each size (100k and 1M rows; 5M with --with-5m) it builds a fresh table and,
+while an app thread updates a random row every 5 ms, measures:
 
-1. ``UPDATE t SET new = old * 2`` as one statement;
-2. the zdmigrate backfill of the same change (in a child process, to measure its
-   peak memory).
+1. ``UPDATE bench_items SET new = old * 2`` as one statement;
+2. the zdmigrate backfill of the same change at default settings, on a fresh copy
+   (in a child process, to measure its peak memory).
 
-Prints each one's throughput, the ratio (backfill / single UPDATE), the longest
-wait an app write saw during each, and the backfill's peak RSS (with the RSS of a
-child that only imports zdmigrate, as the baseline). Not run by the tests.
+Prints per size: rows/s of each and the ratio (backfill / UPDATE), the app's
+write p99 and longest wait during each, WAL bytes written, the table size after
+over before, and the backfill's peak RSS. Not run by the tests.
 
-    python bench/backfill.py --database-url postgresql://postgres@127.0.0.1/postgres --rows 1000000
+    python bench/backfill.py --database-url postgresql://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -39,14 +40,14 @@ import json, resource, sys, time
 from zdmigrate.backfill import run_backfill
 from zdmigrate.config import Settings
 from zdmigrate.steps import BackfillStep
-url, workers, only_import = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
-if only_import:
-    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-    sys.exit()
+url, workers, extra = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 step = BackfillStep("bench_items", {"new": "old * 2"}, where="new IS NULL")
 result = run_backfill(Settings(database_url=url), migration_id="bench", step=step,
-                      workers=workers, max_replication_lag=0, verify=False)
+                      workers=int(workers) if workers != "auto" else None,
+                      max_replication_lag=0, **extra)
 print(json.dumps({"elapsed": result.elapsed, "rows": result.rows_updated,
+                  "workers": result.workers, "reason": result.workers_reason,
+                  "vacuums": result.vacuums,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -69,15 +70,32 @@ def build(url: str, rows: int) -> None:
         conn.execute("CHECKPOINT")
 
 
+def table_size(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_table_size('bench_items')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wal_lsn(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    return str(row[0]) if row else "0/0"
+
+
+def wal_bytes(url: str, since: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [since]).fetchone()
+    return int(row[0]) if row else 0
+
+
 class AppWriter:
-    """Single-row UPDATEs on random rows, as fast as they go; records the slowest."""
+    """A single-row UPDATE of a random row every 5 ms; records each write's duration."""
 
     def __init__(self, url: str, rows: int) -> None:
         self.url = url
         self.rows = rows
         self.stop = threading.Event()
-        self.longest = 0.0
-        self.writes = 0
+        self.waits: list[float] = []
         self.thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
@@ -89,9 +107,13 @@ class AppWriter:
                     "UPDATE bench_items SET app_writes = app_writes + 1 WHERE id = %s",
                     [rng.randint(1, self.rows)],
                 )
-                self.longest = max(self.longest, time.monotonic() - began)
-                self.writes += 1
-                time.sleep(0.002)
+                took = time.monotonic() - began
+                self.waits.append(took)
+                self.stop.wait(max(0.0, 0.005 - took))
+
+    def p99(self) -> float:
+        ordered = sorted(self.waits)
+        return ordered[int(len(ordered) * 0.99)] if ordered else 0.0
 
     def __enter__(self) -> AppWriter:
         self.thread.start()
@@ -102,10 +124,10 @@ class AppWriter:
         self.thread.join()
 
 
-def child(url: str, workers: int, only_import: bool) -> dict[str, float]:
+def child(url: str, workers: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, url, str(workers), "1" if only_import else "0"],
+        [sys.executable, "-c", CHILD, url, workers, json.dumps(dict(ARGS.option))],
         check=True, capture_output=True, text=True, env=env,
     ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
@@ -120,49 +142,72 @@ def machine() -> str:
             f"PostgreSQL {version[0] if version else '?'}")
 
 
-def main() -> None:
-    rows = ARGS.rows
+def measure(rows: int) -> dict[str, Any]:
     url = ARGS.database_url
-    print(f"machine: {machine()}")
-    print(f"rows: {rows:,}, backfill workers: {ARGS.workers}")
-
     build(url, rows)
+    before = table_size(url)
+    lsn = wal_lsn(url)
     with AppWriter(url, rows) as app, psycopg.connect(url, autocommit=True) as conn:
         time.sleep(0.5)
         began = time.monotonic()
         conn.execute("UPDATE bench_items SET new = old * 2")
         single = time.monotonic() - began
-    single_wait, single_writes = app.longest, app.writes
+    update = {"rate": rows / single, "seconds": single, "p99": app.p99(),
+              "max": max(app.waits), "wal": wal_bytes(url, lsn),
+              "growth": table_size(url) / before}
 
     build(url, rows)
+    before = table_size(url)
+    lsn = wal_lsn(url)
     with AppWriter(url, rows) as app:
         time.sleep(0.5)
-        result = child(url, ARGS.workers, only_import=False)
-    backfill_wait, backfill_writes = app.longest, app.writes
-    baseline = child(url, ARGS.workers, only_import=True)
+        result = child(url, ARGS.workers)
+    backfill = {"rate": result["rows"] / result["elapsed"], "seconds": result["elapsed"],
+                "p99": app.p99(), "max": max(app.waits), "wal": wal_bytes(url, lsn),
+                "growth": table_size(url) / before, "rss": result["maxrss_kb"] / 1024,
+                "workers": result["workers"], "reason": result["reason"],
+                "vacuums": result["vacuums"]}
     with psycopg.connect(url) as conn:
         wrong = conn.execute("SELECT count(*) FROM bench_items WHERE new IS DISTINCT FROM old * 2")
         assert wrong.fetchone() == (0,), "the backfill left rows wrong"
+    return {"rows": rows, "update": update, "backfill": backfill}
 
-    single_rate = rows / single
-    backfill_rate = result["rows"] / result["elapsed"]
+
+def main() -> None:
+    sizes = [100_000, 1_000_000] + ([5_000_000] if ARGS.with_5m else [])
+    if ARGS.sizes:
+        sizes = [int(s) for s in ARGS.sizes.split(",")]
+    print(f"machine: {machine()}")
+    print(f"backfill workers: {ARGS.workers}, options: {dict(ARGS.option) or 'defaults'}; "
+          "app: one random-row UPDATE every 5 ms")
     print()
-    print(f"{'':28}{'rows/s':>12}{'seconds':>10}{'longest app wait':>18}{'app writes':>12}")
-    print(f"{'single UPDATE':28}{single_rate:>12,.0f}{single:>10.2f}{single_wait:>17.3f}s"
-          f"{single_writes:>12,}")
-    print(f"{'zdmigrate backfill':28}{backfill_rate:>12,.0f}{result['elapsed']:>10.2f}"
-          f"{backfill_wait:>17.3f}s{backfill_writes:>12,}")
-    print()
-    print(f"throughput ratio (backfill / single UPDATE): {backfill_rate / single_rate:.2f}x")
-    print(f"backfill peak RSS: {result['maxrss_kb'] / 1024:.1f} MiB "
-          f"(a process that only imports zdmigrate: {baseline['maxrss_kb'] / 1024:.1f} MiB)")
+    print(f"{'rows':>10} {'run':<9}{'rows/s':>10}{'s':>8}{'ratio':>7}{'app p99':>9}"
+          f"{'app max':>9}{'WAL MiB':>9}{'size x':>8}{'RSS MiB':>9}")
+    results = []
+    for rows in sizes:
+        m = measure(rows)
+        results.append(m)
+        u, b = m["update"], m["backfill"]
+        for name, r in (("UPDATE", u), ("backfill", b)):
+            ratio = f"{r['rate'] / u['rate']:.2f}x"
+            rss = f"{r['rss']:.0f}" if "rss" in r else "-"
+            print(f"{rows:>10,} {name:<9}{r['rate']:>10,.0f}{r['seconds']:>8.1f}{ratio:>7}"
+                  f"{r['p99'] * 1000:>7.1f}ms{r['max']:>8.3f}s{r['wal'] / 2**20:>9.0f}"
+                  f"{r['growth']:>7.2f}x{rss:>9}", flush=True)
+        print(f"{'':>10} ({b['reason']}; {b['vacuums']} VACUUM rounds)", flush=True)
+    if ARGS.json:
+        Path(ARGS.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get(
         "ZDMIGRATE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--sizes", help="comma-separated row counts (default 100k,1M)")
+    parser.add_argument("--with-5m", action="store_true", help="also 5M rows")
+    parser.add_argument("--workers", default="auto", help="backfill workers (default: auto)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--option", action="append", default=[], type=lambda o: o.split("=", 1),
+                        help="a backfill option NAME=VALUE (repeatable), to try non-defaults")
     ARGS = parser.parse_args()
     main()

@@ -83,7 +83,7 @@ def test_new_in_a_hash_id_history_writes_an_alembic_style_revision(
     match = re.fullmatch(r"([0-9a-f]{12})_rename_accounts_unicode\.py", path.name)
     assert match, path.name
     text = path.read_text()
-    assert f'revision = "{match.group(1)}"' in text
+    assert f"revision = '{match.group(1)}'" in text  # the project's script.py.mako style
     assert "down_revision = '1c2d3e4f5a6b'" in text
     assert f"Revision ID: {match.group(1)}\nRevises: 1c2d3e4f5a6b" in text
     assert "upgrade, downgrade = alembic_functions(globals())" in text
@@ -263,3 +263,19 @@ def test_init_in_an_alembic_project_finds_its_revisions_and_says_adopt(
     assert run_cli(["adopt"], env).returncode == 0
     again = run_cli(["init", "--format", "json"], env)
     assert json.loads(again.stdout)["adopt_revision"] is None
+
+
+def test_new_renders_the_projects_script_template(tmp_path: Path, db_url: str) -> None:
+    _, versions = project(tmp_path, db_url)
+    mako = versions.parent / "script.py.mako"
+    mako.write_text("# house style header\n" + mako.read_text())
+    made = run_cli(["new", "add bio"], cli_env(None, versions))
+    assert made.returncode == 0, made.stderr
+    [path] = versions.glob("*_add_bio.py")
+    text = path.read_text()
+    assert text.startswith("# house style header\n")
+    assert "branch_labels = None" in text and "Revises: 1c2d3e4f5a6b" in text
+    assert "def upgrade():" not in text  # the phase functions and the bridge replace it
+    assert "def expand(ctx):" in text
+    [new] = [m for m in load_migrations(versions) if path.name.startswith(m.id)]
+    assert new.kind == "phased" and new.down_revision == "1c2d3e4f5a6b"

@@ -12,7 +12,9 @@ from tests.alembic_project import sqlalchemy_url
 from tests.helpers import settings_for
 from zdmigrate import autogenerate, engine
 from zdmigrate.errors import BadInput, MigrationFileError
+from zdmigrate.lint import lint_migration
 from zdmigrate.migration import load_migrations
+from zdmigrate.phases import Phase
 
 BASE = """
 CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text, age int NOT NULL,
@@ -94,6 +96,8 @@ def test_generated_migration_runs_end_to_end_and_leaves_no_difference(
         title="models", revision="0001_models", down_revision=None, generated=generated,
         app="shop"))
     settings = settings_for(db_url, folder)
+    [migration] = load_migrations(folder)
+    assert [v for v in lint_migration(migration, [Phase.EXPAND]) if v.is_error] == []
     engine.advance(settings, to="contract", override_reason="test: no app version runs")
     assert diff(db_url, md) == []
     with psycopg.connect(dsn) as conn:

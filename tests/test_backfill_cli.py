@@ -76,6 +76,11 @@ def test_backfill_command_runs_to_the_end_with_json_progress(
     progress = status["backfill"][0]
     assert (progress["table_name"], progress["status"], progress["rows_done"]) == (
         "users", "done", 1000)
+    # status says why it ran that many workers, and the table's size before and after
+    assert progress["info"]["workers_reason"] == "2 worker(s): as asked"
+    assert progress["info"]["table_bytes_before"] > 0
+    assert progress["info"]["table_bytes_after"] > 0
+    assert summary["backfills"][0]["workers"] == 2
 
     # the phase advance finds the backfill done and does not redo it
     engine.advance(settings, to="backfill")

@@ -360,8 +360,9 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 
 @cli.command()
 @click.argument("migration", required=False, shell_complete=_complete_migration)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker threads in this process (more processes may run at once).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker threads in this process (more processes may run at once) "
+              "[chosen from the server's cores and load].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows in the first batch.")
 @click.option("--min-batch-size", type=click.IntRange(min=1), help="Smallest batch [10].")
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Largest batch [50000].")
@@ -376,7 +377,7 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--again", is_flag=True,
               help="Walk a finished backfill once more (rows that disagree are fixed).")
 @global_options(RUNS)
-def backfill(migration: str | None, workers: int, pause: bool, resume: bool, again: bool,
+def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
              **kwargs: Any) -> None:
     """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
     from zdmigrate.backfill import choose_reporter
@@ -499,7 +500,7 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
     Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
     """
     from zdmigrate.lint import _explain as explain_module
-    from zdmigrate.lint import reporters
+    from zdmigrate.output import lint as reporters
 
     settings, fmt = settings_from(kwargs)
     formats(fmt, reporters.FORMATS)

@@ -253,8 +253,8 @@ def _set_timeouts(
     )
 
 
-def _index_target(statement: str) -> tuple[str | None, str] | None:
-    """(schema, name) of the index a CREATE INDEX CONCURRENTLY builds, if named."""
+def _index_stmt(statement: str) -> Any:
+    """The parsed CREATE INDEX of `statement` (pglast's IndexStmt), or None."""
     import pglast
     from pglast import ast
 
@@ -264,8 +264,13 @@ def _index_target(statement: str) -> tuple[str | None, str] | None:
         return None
     if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.IndexStmt):
         return None
-    node = stmts[0].stmt
-    if not node.concurrent or not node.idxname or node.relation is None:
+    return stmts[0].stmt
+
+
+def _index_target(statement: str) -> tuple[str | None, str] | None:
+    """(schema, name) of the index a CREATE INDEX CONCURRENTLY builds, if named."""
+    node = _index_stmt(statement)
+    if node is None or not node.concurrent or not node.idxname or node.relation is None:
         return None
     return (node.relation.schemaname, node.idxname)
 
@@ -285,16 +290,9 @@ def _index_differs(
 def _index_shape(statement: str) -> str | None:
     """A CREATE INDEX statement rendered without what does not change the index itself:
     CONCURRENTLY, IF NOT EXISTS, the schema of the table, the default access method."""
-    import pglast
-    from pglast import ast
-
-    try:
-        stmts = pglast.parse_sql(statement)
-    except pglast.parser.ParseError:
+    node = _index_stmt(statement)
+    if node is None:
         return None
-    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.IndexStmt):
-        return None
-    node = stmts[0].stmt
     node.concurrent = False
     node.if_not_exists = False
     node.accessMethod = node.accessMethod or "btree"

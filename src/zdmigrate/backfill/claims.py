@@ -96,6 +96,10 @@ class Claims:
     def read(self, conn: psycopg.Connection[Any]) -> BackfillRow | None:
         return self._rows(conn).read(*self._ids)
 
+    def merge_info(self, conn: psycopg.Connection[Any], info: dict[str, Any]) -> None:
+        """Record what this run chose and why, and the table's sizes (shown by `status`)."""
+        self._rows(conn).merge_info(*self._ids, info)
+
     def set_batch_size(self, conn: psycopg.Connection[Any], size: int) -> None:
         self._rows(conn).set_batch_size(*self._ids, size)
 

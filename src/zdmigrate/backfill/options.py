@@ -15,6 +15,8 @@ from typing import Any
 
 from zdmigrate.errors import BadInput
 
+_SYNCHRONOUS_COMMIT = ("off", "local", "remote_write", "on", "remote_apply")
+
 
 @dataclass(frozen=True)
 class BackfillOptions:
@@ -41,6 +43,24 @@ class BackfillOptions:
     lock_timeout_ms: float = 500.0
     #: SET LOCAL statement_timeout of a batch, milliseconds (0 = none).
     statement_timeout_ms: float = 30_000.0
+    #: SET LOCAL synchronous_commit of a batch. ``off`` (the default) is safe for
+    #: a backfill: a batch commits with its cursor, so a crash that loses the last
+    #: commits loses their cursors as well and a rerun redoes those batches.
+    synchronous_commit: str = "off"
+    #: With workers left to the backfill: at most this many (it picks the server's
+    #: cores less its active backends, and parks workers while app writes wait on it).
+    max_workers: int = 4
+    #: The server's cores, when the backfill cannot tell (0 = this machine's when the
+    #: server is local, else the server's max_parallel_workers).
+    server_cores: int = 0
+    #: A throttled plain VACUUM of the table each time this share of it is done,
+    #: percent (0 = never), and once at the end: old row versions are reused and
+    #: the table stays near its size.
+    vacuum_every_percent: float = 5.0
+    #: vacuum_cost_delay of those VACUUMs, milliseconds.
+    vacuum_cost_delay_ms: float = 2.0
+    #: Emit a progress event at least this often, seconds, batches or not.
+    progress_interval: float = 1.0
     #: A claimed range whose worker has not written for this long is taken over,
     #: seconds. (A range whose worker's connection is gone is taken over at once.)
     lease_seconds: float = 60.0
@@ -75,11 +95,16 @@ class BackfillOptions:
                 f"max_batch_size (got {self.min_batch_size}, {self.batch_size}, "
                 f"{self.max_batch_size})"
             )
-        for name in ("min_batch_size", "chunk_rows"):
+        for name in ("min_batch_size", "chunk_rows", "max_workers"):
             if getattr(self, name) < 1:
                 raise BadInput(f"{where}: {name} must be at least 1")
         if self.target_batch_ms <= 0:
             raise BadInput(f"{where}: target_batch_ms must be positive")
+        if self.synchronous_commit not in _SYNCHRONOUS_COMMIT:
+            raise BadInput(
+                f"{where}: backfill option synchronous_commit={self.synchronous_commit!r} "
+                f"must be one of {', '.join(_SYNCHRONOUS_COMMIT)}"
+            )
         if self.lease_seconds <= 0:
             raise BadInput(f"{where}: lease_seconds must be positive")
 

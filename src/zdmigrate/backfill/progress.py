@@ -22,10 +22,10 @@ from types import TracebackType
 from typing import Any, TextIO
 
 #: kinds: start, progress, paused, resumed, throttled, unthrottled, lock-timeout,
-#: range-lost, done, stopped
+#: range-lost, workers (the running worker count changed, and why), vacuum, done, stopped
 EVENT_KINDS = (
     "start", "progress", "paused", "resumed", "throttled", "unthrottled", "lock-timeout",
-    "range-lost", "done", "stopped",
+    "range-lost", "workers", "vacuum", "done", "stopped",
 )
 
 
@@ -44,6 +44,8 @@ class BackfillEvent:
     message: str | None = None
     #: The total is the planner's estimate (statistics were fresh), not a count.
     total_is_estimate: bool = False
+    #: The estimated final verification scan, included in `eta_seconds`.
+    verify_seconds: float | None = None
 
     @property
     def percent(self) -> float | None:
@@ -66,9 +68,18 @@ Reporter = Callable[[BackfillEvent], None]
 
 
 class ProgressMeter:
-    """Thread-safe: workers call `batch` and `note`; the reporter sees events."""
+    """Thread-safe: workers call `batch` and `note`; the reporter sees events.
 
-    WINDOW = 10.0  # seconds of history for the rows/s rate
+    The rate is exponentially weighted over samples at least `SAMPLE` seconds
+    apart (the early rate of a backfill is higher than its steady one, so the
+    recent one counts most); the ETA adds `verify_seconds`, the estimated final
+    verification scan. `tick` emits a progress event every `interval` seconds
+    whether or not a batch committed.
+    """
+
+    WINDOW = 10.0  # seconds of history for the rows/s rate before the first sample
+    SAMPLE = 1.0  # seconds between samples of the weighted rate
+    ALPHA = 0.3  # weight of the newest sample
 
     def __init__(
         self, reporter: Reporter | None, *, migration_id: str, table: str, workers: int,
@@ -88,9 +99,27 @@ class ProgressMeter:
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), rows_done)])
         self._states: set[str] = set()
+        self._ewma: float | None = None
+        self._sampled = (time.monotonic(), rows_done)
+        self._emitted = time.monotonic()
+        self.verify_seconds: float | None = None
+        self.interval = 1.0
+
+    def _weigh(self, now: float) -> None:
+        t0, r0 = self._sampled
+        if now - t0 < self.SAMPLE:
+            return
+        sample = (self.rows_done - r0) / (now - t0)
+        self._ewma = sample if self._ewma is None else (
+            self.ALPHA * sample + (1 - self.ALPHA) * self._ewma
+        )
+        self._sampled = (now, self.rows_done)
 
     def rate(self) -> float | None:
         now = time.monotonic()
+        self._weigh(now)
+        if self._ewma is not None:
+            return self._ewma
         while len(self._samples) > 2 and now - self._samples[1][0] > self.WINDOW:
             self._samples.popleft()
         (t0, r0), (t1, r1) = self._samples[0], self._samples[-1]
@@ -106,10 +135,12 @@ class ProgressMeter:
         eta = None
         # a paused or throttled run has no ETA: it is not moving
         if kind == "progress" and total is not None and rate and rate > 0:
-            eta = max(0.0, (total - self.rows_done) / rate)
+            eta = max(0.0, (total - self.rows_done) / rate) + (self.verify_seconds or 0.0)
+        self._emitted = time.monotonic()
         return BackfillEvent(
             kind, self.migration_id, self.table, self.rows_done, total, self.rows_updated,
             rate, eta, self.batch_size, self.workers, message, self.total_is_estimate,
+            None if self.verify_seconds is None else round(self.verify_seconds, 3),
         )
 
     def note(self, kind: str, message: str | None = None, *, state: str | None = None) -> None:
@@ -121,6 +152,15 @@ class ProgressMeter:
                     return
                 (self._states.add if entering else self._states.discard)(state)
             event = self._event(kind, message)
+        if self.reporter is not None:
+            self.reporter(event)
+
+    def tick(self) -> None:
+        """A progress event if none went out for `interval` seconds (call it often)."""
+        with self._lock:
+            if time.monotonic() - self._emitted < self.interval:
+                return
+            event = self._event("progress")
         if self.reporter is not None:
             self.reporter(event)
 

@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 
 from zdmigrate import db
+from zdmigrate.backfill import upkeep
 from zdmigrate.backfill.claims import (
     BackfillReset,
     Claim,
@@ -90,6 +91,13 @@ class BackfillResult:
     elapsed: float
     verification: Verification | None = None
     messages: list[str] = field(default_factory=list)
+    #: Workers this call ran, and why that many.
+    workers: int = 1
+    workers_reason: str = ""
+    #: pg_table_size of the table when the backfill first started, and now.
+    table_bytes_before: int | None = None
+    table_bytes_after: int | None = None
+    vacuums: int = 0
 
     @property
     def done(self) -> bool:
@@ -102,6 +110,9 @@ class BackfillResult:
             "rows_updated": self.rows_updated, "rows_total": self.rows_total,
             "batches": self.batches, "elapsed": round(self.elapsed, 3),
             "verification": self.verification.as_dict() if self.verification else None,
+            "workers": self.workers, "workers_reason": self.workers_reason,
+            "table_bytes_before": self.table_bytes_before,
+            "table_bytes_after": self.table_bytes_after, "vacuums": self.vacuums,
         }
 
 
@@ -123,7 +134,7 @@ def run_backfill(
     *,
     migration_id: str,
     step: BackfillStep,
-    workers: int = 1,
+    workers: int | None = None,
     reporter: Reporter | None = None,
     lag_source: LagSource | None = None,
     stop: threading.Event | None = None,
@@ -133,7 +144,10 @@ def run_backfill(
     """Run or resume the backfill `step` of `migration_id` until every range is done.
 
     Several calls (in threads, processes or on other machines) on the same step
-    cooperate. `options` override the step's own options (see `BackfillOptions`);
+    cooperate. With `workers` None the backfill picks them from the server's cores
+    and load (at most ``max_workers``) and parks some while app writes wait on its
+    locks; the result and `status` say why. `options` override the step's own
+    options (see `BackfillOptions`);
     `lag_source` replaces the replication-lag check; setting `stop` makes the
     workers finish their batch in flight and return (status ``stopped``).
 
@@ -142,7 +156,7 @@ def run_backfill(
         assert result.done and result.verification.mismatches == 0
     """
     where = where_written(step)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise BadInput(f"{where}: workers must be at least 1 (got {workers})")
     merged = {**dict(step.options), **{k: v for k, v in options.items() if v is not None}}
     opts = BackfillOptions.from_mapping(merged, where=where)
@@ -182,16 +196,41 @@ def run_backfill(
             )
         if isinstance(walker, BlockWalker) and "end_block" in stored:
             walker.end_block = int(stored["end_block"])
+        if workers is None:
+            workers, workers_reason = upkeep.choose_workers(
+                conn, url, hint=opts.server_cores, limit=opts.max_workers
+            )
+        else:
+            workers_reason = f"{workers} worker(s): as asked"
+        info = dict(stored.get("info") or {})
+        size_before = info.get("table_bytes_before")
+        if size_before is None:
+            size_before = upkeep.table_bytes(conn, table)
+        info.update(workers=workers, workers_reason=workers_reason,
+                    table_bytes_before=size_before)
+        with conn.transaction():
+            claims.merge_info(conn, info)
+        verify_seconds = None
+        if verify and row.status != "done":
+            verify_seconds = upkeep.table_bytes(conn, table) / upkeep.scan_rate(conn, table)
 
     meter = ProgressMeter(
         reporter, migration_id=migration_id, table=str(table), workers=workers,
         rows_done=row.rows_done, rows_updated=row.rows_updated, rows_total=row.rows_total,
         total_is_estimate=total_is_estimate,
     )
+    meter.verify_seconds = verify_seconds
+    meter.interval = opts.progress_interval
     status = row.status
     errors: list[BaseException] = []
+    vacuumer = upkeep.Vacuumer(
+        url, table, every_rows=int((row.rows_total or 0) * opts.vacuum_every_percent / 100),
+        cost_delay_ms=opts.vacuum_cost_delay_ms,
+    )
+    if opts.vacuum_every_percent > 0 and vacuumer.every_rows <= 0:
+        vacuumer.every_rows = 50_000  # the table's size is unknown (never analyzed)
     if status != "done":
-        meter.note("start", f"walking by {key.describe()}, {workers} worker(s)")
+        meter.note("start", f"walking by {key.describe()}; {workers_reason}")
         source = lag_source
         if source is None and opts.max_replication_lag > 0:
             source = ReplicaLag(opts.replica_dsn) if opts.replica_dsn else PrimaryLag(url)
@@ -199,8 +238,10 @@ def run_backfill(
             url=url, settings=settings, migration_id=migration_id, step=step, table=table,
             walker=walker, opts=opts, meter=meter, stop=stop,
             lag=LagThrottle(source, opts.max_replication_lag, opts.lag_check_interval),
-            rate=RateLimiter(opts.max_rows_per_second), errors=errors,
+            rate=RateLimiter(opts.max_rows_per_second), errors=errors, running=workers,
+            vacuumer=vacuumer,
         )
+        upkeep_ = _Upkeep(shared, vacuumer, workers, auto=options_workers_auto(workers_reason))
         threads = [
             threading.Thread(target=_Worker(shared, i).run, name=f"zdmigrate-backfill-{i}")
             for i in range(workers)
@@ -210,7 +251,9 @@ def run_backfill(
                 t.start()
             for t in threads:
                 while t.is_alive():
-                    t.join(0.2)
+                    t.join(0.05)
+                    upkeep_.tick()
+            upkeep_.wait_vacuum()
         except KeyboardInterrupt:
             # let the batches in flight finish or roll back, then tell the caller
             stop.set()
@@ -228,8 +271,16 @@ def run_backfill(
         if final is None:
             raise BackfillReset(migration_id)
         verification = None
+        if final.status == "done" and status != "done" and opts.vacuum_every_percent > 0:
+            try:  # the last ranges' old versions; sets the visibility map
+                vacuumer.run()
+            except psycopg.Error as exc:  # the backfill is done all the same
+                meter.note("vacuum", f"final vacuum of {table} failed: {first_line(exc)}")
         if final.status == "done" and verify:
             verification = verify_backfill(conn, step)
+        size_after = upkeep.table_bytes(conn, table)
+        with conn.transaction():
+            claims.merge_info(conn, {"table_bytes_after": size_after})
     if final.status == "done":
         outcome = "done"
     elif final.status == "paused" and not stop.is_set():
@@ -245,6 +296,8 @@ def run_backfill(
         status=outcome, rows_done=final.rows_done, rows_updated=final.rows_updated,
         rows_total=final.rows_total, batches=meter.batches,
         elapsed=time.monotonic() - started, verification=verification,
+        workers=workers, workers_reason=workers_reason, table_bytes_before=size_before,
+        table_bytes_after=size_after, vacuums=vacuumer.rounds,
     )
 
 
@@ -271,11 +324,16 @@ class _Shared:
     lag: LagThrottle
     rate: RateLimiter
     errors: list[BaseException]
+    #: Workers allowed to claim ranges now (the others park between ranges).
+    running: int = 1
+    vacuumer: upkeep.Vacuumer | None = None
+    pids: dict[int, int] = field(default_factory=dict)
 
 
 class _Worker:
     def __init__(self, shared: _Shared, index: int) -> None:
         self.s = shared
+        self.index = index
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:8]}"
         opts = shared.opts
         self.sizer = BatchSizer(
@@ -287,7 +345,19 @@ class _Worker:
     def run(self) -> None:
         try:
             with connect(self.s.url) as conn:
-                self._loop(conn)
+                self.s.pids[self.index] = conn.info.backend_pid
+                try:
+                    self._loop(conn)
+                except psycopg.OperationalError as exc:
+                    # lost between batches (claiming, waiting): as lost within one
+                    if not (conn.closed or conn.broken):
+                        raise
+                    raise DatabaseUnreachable(
+                        f"{where_written(self.s.step)}: the backfill of {self.s.table} lost "
+                        f"its database connection: {first_line(exc)}",
+                        hint="run the same command again when the database is back: it "
+                        "resumes from the saved cursor",
+                    ) from None
         except BaseException as exc:  # reported by run_backfill in the main thread
             self.s.errors.append(exc)
             self.s.stop.set()
@@ -298,6 +368,9 @@ class _Worker:
             s.settings.state_schema, s.migration_id, s.step.key, self.owner, s.opts.lease_seconds
         )
         while not s.stop.is_set():
+            if self.index >= s.running:
+                s.stop.wait(s.opts.poll_interval)  # parked, between ranges
+                continue
             failpoint("backfill.claim.before")
             got = claims.claim(conn, s.walker, s.opts.chunk_rows)
             failpoint("backfill.claim.after")
@@ -333,14 +406,27 @@ class _Worker:
             )
             if s.stop.is_set():
                 return False
+            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done):
+                s.meter.note("throttled", "waiting for a VACUUM round to catch up",
+                             state="vacuum")
+                while s.vacuumer.behind(s.meter.rows_done) and not s.stop.is_set():
+                    s.stop.wait(0.05)
+                s.meter.note("unthrottled", state="vacuum")
+                continue
             size = self.sizer.size
             began = time.monotonic()
             try:
                 with conn.transaction():
+                    # synchronous_commit off: the batch's commit does not wait for its
+                    # WAL flush, so it never queues with the app's commits on it. Safe:
+                    # a batch and its cursor commit together, so a crash that loses
+                    # the last commits loses their cursors too and a rerun redoes them.
                     conn.execute(
                         "SELECT set_config('lock_timeout', %s, true), "
-                        "set_config('statement_timeout', %s, true)",
-                        [f"{int(s.opts.lock_timeout_ms)}ms", f"{int(s.opts.statement_timeout_ms)}ms"],
+                        "set_config('statement_timeout', %s, true), "
+                        "set_config('synchronous_commit', %s, true)",
+                        [f"{int(s.opts.lock_timeout_ms)}ms", f"{int(s.opts.statement_timeout_ms)}ms",
+                         s.opts.synchronous_commit],
                     )
                     failpoint("backfill.fence.before")
                     claims.fence(conn, claim)
@@ -420,3 +506,77 @@ def _batch_failed(s: _Shared, claim: Claim, exc: psycopg.Error) -> StepFailed:
         f"failed: {first_line(exc)}",
         hint="nothing of this batch was applied; fix the cause and run again",
     )
+
+
+def options_workers_auto(reason: str) -> bool:
+    return not reason.endswith("as asked")
+
+
+class _Upkeep:
+    """The main thread's chores while workers run: progress at a regular interval,
+    the throttled VACUUM rounds (in a thread of their own), and, for workers the
+    backfill chose, parking one while app writes wait on its locks and bringing it
+    back after a quiet while."""
+
+    CHECK = 2.0  # seconds between looks at the app's lock waits
+    QUIET = 20.0  # seconds without lock waits before a parked worker comes back
+
+    def __init__(self, shared: _Shared, vacuumer: upkeep.Vacuumer, workers: int, *, auto: bool):
+        self.s = shared
+        self.vacuumer = vacuumer
+        self.chosen = workers
+        self.auto = auto
+        self._vacuum: threading.Thread | None = None
+        self._checked = time.monotonic()
+        self._calm_since = time.monotonic()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def tick(self) -> None:
+        s = self.s
+        s.meter.tick()
+        if self._vacuum is None or not self._vacuum.is_alive():
+            rows = s.meter.rows_done
+            if self.vacuumer.due(rows):
+                self._vacuum = threading.Thread(
+                    target=self._vacuum_round, args=(rows,), name="zdmigrate-backfill-vacuum"
+                )
+                self._vacuum.start()
+        if self.auto and self.chosen > 1 and time.monotonic() - self._checked >= self.CHECK:
+            self._checked = time.monotonic()
+            self._govern()
+
+    def _vacuum_round(self, rows: int) -> None:
+        try:
+            if self.vacuumer.maybe(rows):
+                self.s.meter.note("vacuum", f"vacuumed {self.s.table} ({self.vacuumer.rounds})")
+        except (psycopg.Error, DatabaseUnreachable) as exc:  # not fatal: the next one tries
+            reason = exc.message if isinstance(exc, DatabaseUnreachable) else first_line(exc)
+            self.s.meter.note("vacuum", f"vacuum of {self.s.table} failed: {reason}")
+
+    def _govern(self) -> None:
+        s = self.s
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = connect(s.url)
+            waits = upkeep.lock_waits_on(self._conn, list(s.pids.values()))
+        except (psycopg.Error, DatabaseUnreachable):
+            return
+        now = time.monotonic()
+        if waits and s.running > 1:
+            s.running -= 1
+            self._calm_since = now
+            s.meter.note("workers", f"{s.running} worker(s): {waits} app backend(s) waited "
+                         "on the backfill's row locks")
+        elif waits:
+            self._calm_since = now
+        elif s.running < self.chosen and now - self._calm_since >= self.QUIET:
+            s.running += 1
+            self._calm_since = now
+            s.meter.note("workers", f"{s.running} worker(s): no app lock waits for "
+                         f"{self.QUIET:g}s")
+
+    def wait_vacuum(self) -> None:
+        if self._vacuum is not None:
+            self._vacuum.join()
+        if self._conn is not None:
+            self._conn.close()

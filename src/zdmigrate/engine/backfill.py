@@ -35,7 +35,7 @@ def backfill(
     settings: Settings,
     migration_id: str | None = None,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     pause: bool = False,
     resume: bool = False,
     again: bool = False,

@@ -90,6 +90,9 @@ def new(
     else:
         header = _alembic_header(revision, head) if alembic_ids else ""
         text = TEMPLATE.format(title=name, header=header, revision=revision, down_revision=head)
+        mako = folder.parent / "script.py.mako"
+        if alembic_ids and mako.is_file():
+            text = _from_project_template(mako, name, revision, head) or text
     if is_alembic_project(folder, migrations):
         text += ALEMBIC_BRIDGE
     path.write_text(text)
@@ -127,6 +130,40 @@ def _next_number(folder: Path, slug: str) -> str:
 def _alembic_header(revision: str, head: str | None) -> str:
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     return f"\n\nRevision ID: {revision}\nRevises: {head or ''}\nCreate Date: {created}\n"
+
+
+_UP, _DOWN = "__zdmigrate_upgrade__", "__zdmigrate_downgrade__"
+_PHASES_START = "# Which app versions fit which phase"
+
+
+def _from_project_template(mako: Path, title: str, revision: str, head: str | None) -> str | None:
+    """The project's script.py.mako rendered as Alembic renders it, with phase functions in
+    place of its upgrade()/downgrade(); None when the template does not have that shape."""
+    import ast
+
+    from alembic import util
+    from mako.template import Template  # type: ignore[import-untyped]
+
+    try:
+        rendered: str = Template(filename=str(mako)).render_unicode(
+            up_revision=revision, down_revision=head, branch_labels=None, depends_on=None,
+            create_date=datetime.now(timezone.utc), comma=util.format_as_comma, message=title,
+            imports="", upgrades=_UP, downgrades=_DOWN,
+        )
+    except Exception:  # a template of the project's own: anything may go wrong in it
+        return None
+    up = re.search(rf"\ndef upgrade\(\)[^\n]*:\n\s*{_UP}\n", rendered)
+    down = re.search(rf"\ndef downgrade\(\)[^\n]*:\n\s*{_DOWN}\n", rendered)
+    if up is None or down is None:
+        return None
+    body = TEMPLATE[TEMPLATE.index(_PHASES_START):]
+    text = (rendered[: up.start()] + "\n\n" + body.replace("{{", "{").replace("}}", "}")
+            + rendered[down.end():]).rstrip() + "\n"
+    try:
+        ast.parse(text)
+    except SyntaxError:
+        return None
+    return text
 
 
 def _parse_renames(renames: Sequence[str]) -> dict[str, str]:

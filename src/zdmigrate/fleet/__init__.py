@@ -22,7 +22,6 @@ from zdmigrate.compat import (
 )
 from zdmigrate.fleet.checks import check_migration, destructive_contract_statements
 from zdmigrate.fleet.model import SOURCES, Instance
-from zdmigrate.fleet.render import render_table
 from zdmigrate.fleet.settings import DEFAULT_APPLICATION_NAME_PATTERN, FleetSettings, ttl_seconds
 from zdmigrate.fleet.sources import live_instances, session_instances, stored_instances
 from zdmigrate.fleet.writes import declare, heartbeat, retire, stop_heartbeat
@@ -44,7 +43,6 @@ __all__ = [
     "migration_needs_app_dual_writes",
     "needs_app_dual_writes",
     "phase_blockers",
-    "render_table",
     "retire",
     "session_instances",
     "stop_heartbeat",

@@ -1,4 +1,4 @@
-"""Renderers of every command's result: text, json, github (gate); lint has lint/reporters.
+"""Renderers of every command's result: text, json, github (gate); lint has output/lint/.
 
 Commands return data; only this package (and the CLI calling it) draws text.
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
 
-#: Formats of every command; `gate` adds github, `lint` github and sarif (lint/reporters).
+#: Formats of every command; `gate` adds github, `lint` github and sarif (output/lint/).
 FORMATS = ("text", "json")
 GATE_FORMATS = ("text", "json", "github")
 

@@ -178,7 +178,21 @@ def _backfill_text(progress: dict[str, Any]) -> str:
     share = ""
     if total and progress["status"] not in ("done",):
         share = f" (~{min(99.9, 100 * done / total):.1f}% of ~{total:,})"
-    return f"{progress['table_name']}: {done:,} rows{share}, {progress['status']}"
+    line = f"{progress['table_name']}: {done:,} rows{share}, {progress['status']}"
+    info = progress.get("info") or {}
+    if info.get("workers_reason"):
+        line += f"\n  {info['workers_reason']}"
+    before, after = info.get("table_bytes_before"), info.get("table_bytes_after")
+    if before:
+        size = f"table {_mib(before)}"
+        if after:
+            size += f" -> {_mib(after)} ({after / before:.2f}x)"
+        line += f"\n  {size}"
+    return line
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
 
 
 def _blocker_text(blocker: Blocker) -> str:
@@ -236,6 +250,13 @@ def backfill(run: BackfillRun) -> None:
         checked = ", verified: every row agrees" if result.verification else ""
         print(f"{run.migration_id} {result.table}: {result.status}, "
               f"{result.rows_done:,} rows covered, {result.rows_updated:,} updated{checked}")
+        if result.workers_reason:
+            print(f"  {result.workers_reason}")
+        if result.table_bytes_before and result.table_bytes_after:
+            print(f"  table {_mib(result.table_bytes_before)} -> "
+                  f"{_mib(result.table_bytes_after)} "
+                  f"({result.table_bytes_after / result.table_bytes_before:.2f}x), "
+                  f"{result.vacuums} VACUUM round(s)")
 
 
 def heartbeat(result: Instance | bool) -> None:
@@ -276,6 +297,22 @@ def gate(answer: GateAnswer) -> str:
 
 
 def fleet(instances: Sequence[Instance]) -> None:
-    from zdmigrate.fleet import render_table  # psycopg: only when there is a fleet to show
+    print(fleet_table(instances))
 
-    print(render_table(instances))
+
+def fleet_table(instances: Sequence[Instance]) -> str:
+    """The instances as an aligned text table (what `zdmigrate fleet` prints)."""
+    from zdmigrate.compat.checks import timestamp
+
+    if not instances:
+        return "no live instances (no heartbeats, app@version sessions or declarations)"
+    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
+    rows = [
+        (i.app, i.version, i.source, i.instance_id, timestamp(i.last_seen), timestamp(i.expires_at))
+        for i in instances
+    ]
+    widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )

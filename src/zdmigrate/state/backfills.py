@@ -59,7 +59,8 @@ def backfill_progress(
 ) -> list[dict[str, Any]]:
     query = sql.SQL(
         "SELECT migration_id, step_key, table_name, status, rows_done, rows_total, "
-        "updated_at FROM {} {} ORDER BY migration_id, started_at"
+        "updated_at, coalesce(cursor->'info', '{{}}'::jsonb) AS info "
+        "FROM {} {} ORDER BY migration_id, started_at"
     ).format(
         table(schema, "backfills"),
         sql.SQL("WHERE migration_id = ANY(%s)") if migration_ids is not None else sql.SQL(""),
@@ -212,6 +213,21 @@ def read_backfill(
     if row is None:
         return None
     return BackfillRow(row[0], dict(row[1] or {}), int(row[2]), int(row[3]), row[4])
+
+
+def merge_info(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str,
+    info: dict[str, Any],
+) -> None:
+    """Merge `info` (what a run chose and why, sizes) into the backfill's ``cursor.info``."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET cursor = jsonb_set(cursor, '{{info}}', "
+            "coalesce(cursor->'info', '{{}}'::jsonb) || %s) "
+            "WHERE migration_id = %s AND step_key = %s"
+        ).format(table(schema, "backfills")),
+        [Jsonb(info), migration_id, step_key],
+    )
 
 
 def set_batch_size(

@@ -22,26 +22,27 @@ from zdmigrate.state.schema import table
 def done_steps(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str
 ) -> dict[int, str]:
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT step_index, step_key FROM {} WHERE migration_id = %s AND phase = %s "
-            "AND direction = %s AND status = 'done'"
-        ).format(table(schema, "steps")),
-        [migration_id, phase.value, direction],
-    ).fetchall()
-    return {int(r[0]): str(r[1]) for r in rows}
+    """The steps of a phase recorded done: index -> step key."""
+    return _steps_with_status(conn, schema, migration_id, phase, direction, "done")
 
 
 def started_steps(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str
 ) -> dict[int, str]:
     """Steps started and not done: a run died while they ran (or a step failed)."""
+    return _steps_with_status(conn, schema, migration_id, phase, direction, "started")
+
+
+def _steps_with_status(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str,
+    status: str,
+) -> dict[int, str]:
     rows = conn.execute(
         sql.SQL(
             "SELECT step_index, step_key FROM {} WHERE migration_id = %s AND phase = %s "
-            "AND direction = %s AND status = 'started'"
+            "AND direction = %s AND status = %s"
         ).format(table(schema, "steps")),
-        [migration_id, phase.value, direction],
+        [migration_id, phase.value, direction, status],
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
 

@@ -118,6 +118,9 @@ class Backfills(_Table):
     def resume(self, migration_id: str, step_key: str) -> int:
         return backfills.resume(self._conn, self._schema, migration_id, step_key)
 
+    def merge_info(self, migration_id: str, step_key: str, info: dict[str, Any]) -> None:
+        backfills.merge_info(self._conn, self._schema, migration_id, step_key, info)
+
     def delete_finished(self, migration_id: str, step_keys: Sequence[str]) -> int:
         return backfills.delete_finished(self._conn, self._schema, migration_id, step_keys)
 

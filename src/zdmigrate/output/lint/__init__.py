@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from zdmigrate.errors import BadInput
 from zdmigrate.lint._violation import Violation
-from zdmigrate.lint.reporters import github, json, sarif, text
+from zdmigrate.output.lint import github, json, sarif, text
 
 FORMATS = ("text", "json", "github", "sarif")
 
