@@ -66,7 +66,7 @@ def expand(ctx):
 def backfill(ctx):
     ctx.backfill("items", set={{"copy": "n"}}, batch_size={BATCH}, min_batch_size={BATCH},
                  max_batch_size={BATCH}, chunk_rows=1000, lease_seconds=2,
-                 max_replication_lag=0, poll_interval=0.1)
+                 max_replication_lag=0, poll_interval=0.1, max_workers=1)
 
 
 def switch_read(ctx):
@@ -439,7 +439,7 @@ def test_a_worker_thought_dead_cannot_apply_a_batch_over_its_successor(
     env = _project(tmp_path, db_url, dsn)
     assert run_cli(["phase", "advance", MIGRATION, "--to", "dual-write"], env).returncode == 0
     sleeper = subprocess.Popen(
-        [sys.executable, "-m", "zdmigrate", "backfill", MIGRATION],
+        [sys.executable, "-m", "zdmigrate", "backfill", MIGRATION, "--workers", "1"],
         env={**env, failpoints.ENV: "backfill.fence.before=stop@2"}, cwd=str(ROOT),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -448,7 +448,7 @@ def test_a_worker_thought_dead_cannot_apply_a_batch_over_its_successor(
         assert _backfill_progress(dsn) == (BATCH, BATCH)
         # the lease (2s) runs out while it sleeps; this run takes its range over
         try:
-            successor = run_cli(["backfill", MIGRATION], env, timeout=90)
+            successor = run_cli(["backfill", MIGRATION, "--workers", "1"], env, timeout=90)
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"the successor did not finish: {exc.stderr!r}; sessions: {_sessions(dsn)}")
         assert successor.returncode == 0, successor.stderr
