@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims as claims
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, render, retagged, sql_name_prefix
 from zdmigrate.steps import GeneratedSQLStep, SQLStep
 
 _TAG = "$zdm$"
-_MARK = "zdm_carry"
+_MARK = claims.CARRY_MARK
 SHAPE = "zdm_shape"
 
 
@@ -52,6 +54,20 @@ def copy_name(migration_id: str, old: str, original: str) -> str:
     """SQL: the generated name of the copy of constraint `original` (an SQL text expression)."""
     key = _literal(f"{migration_id}:{old}:")
     return f"{sql_name_prefix(original, 40)} || '_zdm' || substr(md5({key} || {original}), 1, 8)"
+
+
+def copy_claims(table: QualifiedName, old: str, migration_id: str) -> Claim:
+    """The names of the copies of the CHECKs and foreign keys on `old` (made at expand)
+    and of the foreign keys to it (re-pointed at switch-read), each on its own table."""
+    t, num = claims.table_oid(table), claims.column_number(table, old)
+    return Claim(f"""SELECT n.copy, format('the copy of constraint %I on %s', k.conname,
+       k.conrelid::regclass), format('constraint %I on %s', o.conname, o.conrelid::regclass)
+FROM pg_catalog.pg_constraint k
+CROSS JOIN LATERAL (SELECT {copy_name(migration_id, old, 'k.conname')} AS copy) n
+JOIN pg_catalog.pg_constraint o ON o.conrelid = k.conrelid AND o.conname = n.copy
+WHERE ((k.conrelid = {t} AND k.contype IN ('c', 'f') AND {num} = ANY(k.conkey))
+       OR (k.contype = 'f' AND k.confrelid = {t} AND {num} = ANY(k.confkey)))
+  AND NOT {claims.ours('o.oid', 'pg_constraint', migration_id)}""")
 
 
 def _mark(migration_id: str, table: QualifiedName, old: str, k: str) -> str:

@@ -25,7 +25,9 @@ from psycopg import sql
 
 from zdmigrate.ops import _carry_constraints as constraints
 from zdmigrate.ops import _carry_indexes as carry
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_dependents import contract_guard_step, uncarriable_sql
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
@@ -197,6 +199,17 @@ class ColumnCopy(Operation):
             *self._trigger(migration_id).drop_steps(),
             SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(
                 self.table.ident, sql.Identifier(self.new)))),
+        ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [
+            *_claims.sync_trigger(self.table, self._trigger(migration_id).name),
+            _claims.not_null_check(self.table, generated_name(migration_id, self.new, "nn"),
+                                   self.new, migration_id),
+            _claims.memo(carry.memo_name(self.table, self.old, migration_id),
+                         f"the index definitions of {self.old}"),
+            carry.copy_claims(self.table, self.old, migration_id),
+            constraints.copy_claims(self.table, self.old, migration_id),
         ]
 
     def contract_requirements(self, migration_id: str) -> list[Requirement]:

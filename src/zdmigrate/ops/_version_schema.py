@@ -36,17 +36,24 @@ from collections.abc import Mapping
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims
+from zdmigrate.ops._claims import VERSION_SCHEMA_MARK, Claim
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.steps import SQLStep
 
 _TAG = "$zdm$"
 #: Every version schema's comment starts with this JSON key (see `comment`).
-MARKER_KEY = "zdmigrate_version_schema"
+MARKER_KEY = VERSION_SCHEMA_MARK
 
 
 def schema_name(migration_id: str) -> str:
     """``zdm_<revision>``, cut to 63 bytes with a hash of the whole name when longer."""
     return generated_name(migration_id)
+
+
+def schema_claim(migration_id: str) -> Claim:
+    """The version schema's name: free, or already the version schema of this migration."""
+    return _claims.schema(schema_name(migration_id), "its version schema", migration_id)
 
 
 def comment(migration_id: str, read_new_from: Mapping[str, str] | None = None) -> str:

@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._fix_rows import parse_fix, references_present
 from zdmigrate.ops._names import QualifiedName, columns_list, generated_name, render
 from zdmigrate.ops._triggers import SyncTrigger, fix_body
@@ -154,6 +156,10 @@ class AddForeignKey(Operation):
             *(req.column_exists(self.table, c) for c in self.fix if c not in self.columns),
             *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        return _claims.sync_trigger(self.table, trigger.name) if trigger else []
 
     def describe(self) -> str:
         return f"add foreign key {self.constraint} on {self.table}"

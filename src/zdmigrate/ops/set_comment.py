@@ -15,8 +15,9 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -95,6 +96,9 @@ class SetComment(Operation):
 
     def describe_target(self) -> str:
         return f"{self.table}.{self.column}" if self.column else f"table {self.table}"
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the comment of {self.describe_target()}")]
 
     def describe(self) -> str:
         return f"set comment on {self.describe_target()}"

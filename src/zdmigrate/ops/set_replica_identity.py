@@ -17,8 +17,9 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -111,6 +112,9 @@ class SetReplicaIdentity(Operation):
                 params=[self.table.schema, self.table.name, self.index],
             ))
         return out
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the replica identity of {self.table}")]
 
     def describe(self) -> str:
         what = f"index {self.index}" if self.index else self.identity

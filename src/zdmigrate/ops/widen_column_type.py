@@ -31,8 +31,9 @@ import pglast
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops.base import Operation, Requirement
@@ -214,6 +215,9 @@ class WidenColumnType(Operation):
                 "without a rewrite (see WidenColumnType; use ChangeColumnType)",
             ),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the type of {self.column}")]
 
     def describe(self) -> str:
         return f"widen {self.table}.{self.column} to {self.new_type}"
