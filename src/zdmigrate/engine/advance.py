@@ -28,7 +28,6 @@ from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, 
 from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration, find
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import retagged
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.steps import SQLStep
@@ -254,7 +253,7 @@ def _unmet(
                 return []
             try:
                 with run.conn.transaction():  # a savepoint
-                    run.conn.execute(retagged(step.sql).encode(), step.params)
+                    run.conn.execute(step.sql.encode(), step.params)
             except psycopg.errors.QueryCanceled:
                 return []
             except psycopg.Error:
@@ -301,7 +300,7 @@ def _requirement_problems(conn: psycopg.Connection[Any], requirement: Requiremen
     """What is wrong, none when the requirement holds (run in a savepoint)."""
     try:
         with conn.transaction():
-            cursor = conn.execute(retagged(requirement.sql).encode(), requirement.params)
+            cursor = conn.execute(requirement.sql.encode(), requirement.params)
             if requirement.expect == "clear":
                 return [str(row[0]) for row in cursor.fetchall()]
             if requirement.expect == "true":

@@ -28,10 +28,9 @@ from psycopg import sql
 
 from zdmigrate.ops import _claims as claims
 from zdmigrate.ops._claims import Claim
-from zdmigrate.ops._names import QualifiedName, render, retagged, sql_name_prefix
+from zdmigrate.ops._names import QualifiedName, do_block, render, sql_name_prefix
 from zdmigrate.steps import GeneratedSQLStep, SQLStep
 
-_TAG = "$zdm$"
 _MARK = claims.CARRY_MARK
 SHAPE = "zdm_shape"
 
@@ -136,7 +135,7 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
         shape, sql.Identifier(new), sql.SQL(new_type)))
     add = render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT %I CHECK (%s)").format(shape))
     return (
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\n  names text[] := '{{}}';\n  exprs text[] := '{{}}';\n"
+        do_block(f"\nDECLARE\n  r record;\n  names text[] := '{{}}';\n  exprs text[] := '{{}}';\n"
         f"  bad text[] := '{{}}';\nBEGIN\n"
         f"{shape_statements(table, old, new, None)}\n"
         f"  FOR r IN SELECT s.conname, pg_get_expr(s.conbin, s.conrelid) AS expr\n"
@@ -153,7 +152,7 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
         f"      bad := bad || format('CHECK %s (%s): %s', names[i], exprs[i], SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
         f"  IF coalesce(array_length(bad, 1), 0) > 0 THEN\n"
-        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n{_TAG}")
+        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n")
     )
 
 
@@ -171,7 +170,7 @@ def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
     )
     probe = f"SELECT NULL::{new_type} = NULL::"
     return (
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\n  bad text[] := '{{}}';\nBEGIN\n"
+        do_block(f"\nDECLARE\n  r record;\n  bad text[] := '{{}}';\nBEGIN\n"
         f"  FOR r IN SELECT k.conname, {other} AS other FROM pg_catalog.pg_constraint k\n"
         f"    WHERE k.contype = 'f' AND ((k.conrelid = {t} AND {old_num} = ANY(k.conkey))\n"
         f"      OR (k.confrelid = {t} AND {old_num} = ANY(k.confkey)))\n"
@@ -180,7 +179,7 @@ def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
         f"      bad := bad || format('foreign key %s: %s', r.conname, SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
         f"  IF coalesce(array_length(bad, 1), 0) > 0 THEN\n"
-        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n{_TAG}")
+        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n")
     )
 
 
@@ -193,7 +192,7 @@ def add_copies(
     add = render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT %I %s NOT VALID").format(table.ident))
     comment = render(sql.SQL("COMMENT ON CONSTRAINT %I ON {} IS %L").format(table.ident))
     return SQLStep(
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\nBEGIN\n"
+        do_block(f"\nDECLARE\n  r record;\nBEGIN\n"
         f"{shape_statements(table, old, new, new_type)}\n"
         f"  FOR r IN\n"
         f"    SELECT {copy} AS copy, 'CHECK (' || pg_get_expr(s.conbin, s.conrelid) || ')'"
@@ -213,7 +212,7 @@ def add_copies(
         f" AND conname = r.copy) THEN\n"
         f"      EXECUTE format({_literal(add)}, r.copy, r.def);\n"
         f"      EXECUTE format({_literal(comment)}, r.copy, r.mark);\n"
-        f"    END IF;\n  END LOOP;\nEND\n{_TAG}"),
+        f"    END IF;\n  END LOOP;\nEND\n"),
         description=f"copy the CHECK and foreign keys of {table}.{old} onto {new}, NOT VALID",
     )
 

@@ -27,16 +27,15 @@ from zdmigrate.ops import _memo
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import (
     QualifiedName,
+    do_block,
     generated_name,
     render,
-    retagged,
     sql_name_prefix,
 )
 from zdmigrate.steps import SCAFFOLDING, GeneratedSQLStep, SQLStep
 
 _MARK = claims.CARRY_MARK
 _SHAPE = "zdm_index_shape"
-_TAG = "$zdm$"
 
 
 def _literal(value: str) -> str:
@@ -182,7 +181,7 @@ def plan_rebuilt(
     memo = _memo.function(memo_name(table, old, migration_id))
     create_memo = f"CREATE OR REPLACE FUNCTION {memo}() RETURNS jsonb LANGUAGE sql IMMUTABLE AS "
     return SQLStep(
-        retagged(f"""DO {_TAG}
+        do_block(f"""
 DECLARE
   r record;
   names text[] := '{{}}';
@@ -233,7 +232,7 @@ BEGIN
   END LOOP;
   EXECUTE {_literal(create_memo)} || quote_literal('SELECT ' || quote_literal(defs::text) || '::jsonb');
 END
-{_TAG}"""),
+"""),
         description=f"rewrite the definitions of the indexes of {table}.{old} for {new}",
     )
 

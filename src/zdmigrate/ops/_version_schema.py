@@ -38,10 +38,9 @@ from psycopg import sql
 
 from zdmigrate.ops import _claims
 from zdmigrate.ops._claims import VERSION_SCHEMA_MARK, Claim
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.steps import SQLStep
 
-_TAG = "$zdm$"
 #: Every version schema's comment starts with this JSON key (see `comment`).
 MARKER_KEY = VERSION_SCHEMA_MARK
 
@@ -135,7 +134,7 @@ _LOCK_VIEWS = (
 
 
 def _do(migration_id: str, table: QualifiedName, body: str) -> str:
-    return f"DO {_TAG}\n{_declare(migration_id, table)}BEGIN\n{body}END\n{_TAG}"
+    return do_block(f"\n{_declare(migration_id, table)}BEGIN\n{body}END\n")
 
 
 def view_sql(migration_id: str, table: QualifiedName, view: str,

@@ -18,12 +18,10 @@ from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._claims import Claim
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 def comment_sql(table: QualifiedName, column: str | None, comment: str | None) -> str:
@@ -82,8 +80,8 @@ class SetComment(Operation):
         memo = self._memo(migration_id)
         prefix = render(sql.Literal(render(_target(self.table, self.column)) + " IS "))
         restore = SQLStep(
-            f"DO {_TAG}\nBEGIN\n  EXECUTE {prefix} || "
-            f"coalesce(quote_literal({_memo.read(memo, 'comment')}), 'NULL');\nEND\n{_TAG}",
+            do_block(f"\nBEGIN\n  EXECUTE {prefix} || "
+            f"coalesce(quote_literal({_memo.read(memo, 'comment')}), 'NULL');\nEND\n"),
             description=f"restore the comment on {self.describe_target()}",
         )
         return [restore, _memo.drop_step(memo)]
