@@ -209,3 +209,19 @@ def test_no_user_object_in_the_way_runs_the_whole_rename(
             "SELECT count(*) FROM pg_constraint WHERE conname IN (%s, %s)",
             [_constraint_copy("a", "t_a_check"), _constraint_copy("a", "r_ta_fkey")]).fetchone()
     assert copies == (2,) and checks == (2,)  # the names the tests above compute are the real ones
+
+
+def test_a_column_under_the_shadow_columns_name_is_refused(
+    cli: Cli, dsn: str, migrations_dir: Path
+) -> None:
+    """ChangeColumnType without new_name adds ``zdm_new_<column>``: a user column of that name
+    is refused the same way (its own requirement says so)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(BASE)
+        conn.execute("ALTER TABLE t ADD COLUMN zdm_new_b int")
+    _write(migrations_dir, 'ops.ChangeColumnType("t", "b", "bigint", up="b::bigint")')
+    before = _catalog(dsn)
+    code, out, err = cli("phase", "advance", "--to", "expand")
+    assert code == 2, (out, err)
+    assert "column 'zdm_new_b' already exists in table public.t" in err
+    assert _catalog(dsn) == before
