@@ -206,6 +206,7 @@ def _check_requirements(run: Run, migration: Migration) -> None:
             step for step in op.steps(Phase.EXPAND, migration.id)
             if isinstance(step, SQLStep) and not step.autocommit
         )
+    problems.extend(problem for _, problem in _unmet(run, migration.view_requirements(), []))
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "

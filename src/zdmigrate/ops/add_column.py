@@ -26,7 +26,7 @@ from zdmigrate.ops._not_null import set_not_null_steps
 from zdmigrate.ops._triggers import SyncTrigger, derived_body
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops._values import DefaultSpec, render_default
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.ops.set_comment import comment_sql
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
@@ -126,6 +126,9 @@ class AddColumn(Operation):
             out.append(req.expression_compiles(self.table, self.default, "default",
                                                cast_to=self.type))
         return out
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, adds=(self.column,))]
 
     def describe(self) -> str:
         return f"add column {self.table}.{self.column} {self.type}"

@@ -27,7 +27,7 @@ from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
@@ -90,6 +90,9 @@ class RenameTable(Operation):
 
     def requirements(self) -> list[Requirement]:
         return [req.table_exists(self.table), req.relation_absent(self.new)]
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, new_name=self.new.name)]
 
     def describe(self) -> str:
         return f"rename table {self.table} to {self.new.name}"
