@@ -452,3 +452,67 @@ def test_views_copy_column_grants(dsn: str) -> None:
             conn.execute("RESET ROLE")
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_the_documented_example_loads_and_plans_as_shown(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    section = doc.split("### Any migration: `version_schema = True`", 1)[1]
+    source = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = "-- view" + section.split("```\n-- view", 1)[1].split("```", 1)[0].rstrip()
+    (tmp_path / "0007_users_v2.py").write_text(
+        source.replace('down_revision = "0006_orders_status"', "down_revision = None"))
+    (migration,) = load_migrations(tmp_path)
+    assert migration.version_schema and migration.uses_version_schema
+    expand = [step.sql for step in migration.render(Phase.EXPAND)]  # type: ignore[union-attr]
+    assert any(sql.splitlines()[0] == shown for sql in expand)
+
+
+def test_sqlalchemy_orm_flows_through_the_views(tmp_path: Path, db_url: str, dsn: str) -> None:
+    """The ORM's unit of work (INSERT ... RETURNING of server defaults, UPDATE, DELETE,
+    a relationship through a foreign key) on the new shape, through the views before
+    contract and on the table after it, from one pooled Engine."""
+    from sqlalchemy import orm
+
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Member(Base):
+        __tablename__ = "members"
+        id = orm.mapped_column(sa.BigInteger, primary_key=True)
+        full_name = orm.mapped_column(sa.Text, server_default="anon")
+        mail = orm.mapped_column(sa.Text)
+        points = orm.mapped_column(sa.BigInteger, server_default="0")
+        phone = orm.mapped_column(sa.Text, server_default="none")
+        orders = orm.relationship("Order", back_populates="member")
+
+    class Order(Base):
+        __tablename__ = "orders"
+        id = orm.mapped_column(sa.Integer, primary_key=True)
+        user_id = orm.mapped_column(sa.BigInteger, sa.ForeignKey("members.id"))
+        member = orm.relationship(Member, back_populates="orders")
+
+    setup(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, OPERATIONS)
+    url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    eng = sa.create_engine(url, connect_args={"options": f"-csearch_path={VS},public"})
+    try:
+        for phase in (Phase.EXPAND, Phase.CONTRACT):
+            lc.advance(phase)
+            with orm.Session(eng, expire_on_commit=False) as session:
+                ann = Member(full_name=f"ann-{phase}", mail=f"ann-{phase}@x")
+                ann.orders.append(Order())
+                session.add(ann)
+                session.flush()
+                assert (ann.phone, ann.points) == ("none", 0)  # server defaults, returned
+                ann.points += 5
+                session.commit()
+                again = session.scalars(sa.select(Member).where(
+                    Member.mail == f"ann-{phase}@x")).one()
+                assert again.points == 5 and len(again.orders) == 1
+                session.delete(again.orders[0])
+                session.delete(again)
+                session.commit()
+                assert session.scalar(sa.select(sa.func.count()).select_from(Member)
+                                      .where(Member.id == ann.id)) == 0
+    finally:
+        eng.dispose()

@@ -19,9 +19,17 @@ rewrite rule), so several renames of one table in one migration share one view
 whichever order they are listed in, and the view is dropped by the contract
 step of the last of them.
 
+A migration with ``version_schema = True`` gets, at the end of expand, one view
+per table whose new shape differs from the table (`shape_view_step`): the
+table's columns then, without those its operations drop, under their new
+names, so any mix of operations a view can show (see `Operation.new_shape`).
+Those views are dropped by the migration's last contract step
+(`drop_shape_views_step`), and first when expand is undone.
+
 Warnings:
 - the view lists the table's columns as they were at expand: a column added
-  later (before contract) is not visible under the new names;
+  later (before contract) is not visible under the new names (a later
+  migration that adds one is refused: `not_viewed_elsewhere`);
 - only unqualified names go through the search_path: ``shop.users`` written
   with its schema reaches the table, not the view;
 - contract takes ACCESS EXCLUSIVE on the table for an instant (the rename);
