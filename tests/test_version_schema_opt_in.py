@@ -516,3 +516,34 @@ def test_sqlalchemy_orm_flows_through_the_views(tmp_path: Path, db_url: str, dsn
                                       .where(Member.id == ann.id)) == 0
     finally:
         eng.dispose()
+
+
+def test_gate_refuses_a_new_version_without_the_search_path(
+        tmp_path: Path, db_url: str, dsn: str) -> None:
+    """The gate treats an opted-in version schema like a rename's: live instances of the
+    new version that report connections without it (and no use_search_path) block it."""
+    from zdmigrate.gate import run_gate
+
+    setup(dsn)
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    write(folder, "0001_users", None, 'ops.DropColumn("users", "nick")')
+    settings = settings_for(folder, db_url)
+    engine.advance(settings, "0001_users", to=Phase.EXPAND)
+    bare = Runtime(dsn, app="shop", version="2.0", instance_id="bare",
+                   heartbeat_interval=0.2).start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            blockers = [b for b in run_gate(settings, app="shop", version="2.0").blockers
+                        if b.check == "gate-search-path"]
+            if blockers:
+                break
+            assert time.monotonic() < deadline, "the heartbeat never reported a search_path"
+            time.sleep(0.1)
+        (blocker,) = blockers
+        assert "options=-csearch_path=zdm_0001_users,public" in blocker.message
+        assert "gate-search-path" not in [
+            b.check for b in run_gate(settings, app="shop", version="1.9").blockers]
+    finally:
+        bare.stop()
