@@ -35,6 +35,7 @@ from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Source, SQLStep, Step
 
 if TYPE_CHECKING:
+    from zdmigrate.ops._names import QualifiedName
     from zdmigrate.ops.base import Operation, Requirement, Shape
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
@@ -90,7 +91,7 @@ class Migration:
         see neither the columns nor this migration's view behind it)."""
         from zdmigrate.ops import _version_schema as version_schema
 
-        why: dict[Any, str] = {}
+        why: dict[QualifiedName, str] = {}
         for op in self.operations:
             for shape in op.new_shape() or []:
                 if shape.needs_view and (self.version_schema or getattr(
@@ -147,6 +148,9 @@ class Migration:
                 # first: the views show columns the operations' rollbacks drop
                 sink(version_schema.drop_shape_views_step(self.id, at_contract=False))
             for op in ops:
+                if (self.version_schema and phase is Phase.EXPAND
+                        and getattr(op, "uses_version_schema", False)):
+                    continue  # a rename through a view: the view of the new shape shows it
                 produced = (
                     op.steps(phase, self.id)
                     if direction == "advance"
@@ -158,9 +162,10 @@ class Migration:
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
             if self.version_schema and direction == "advance" and phase is Phase.EXPAND:
-                for shape in self.new_shapes():
+                shapes = self.new_shapes()
+                for shape in shapes:
                     sink(version_schema.shape_view_step(self.id, shape))
-                if not self.new_shapes():
+                if not shapes:
                     sink(version_schema.create_schema_step(self.id))
             if self.version_schema and direction == "advance" and phase is Phase.CONTRACT:
                 sink(version_schema.drop_shape_views_step(self.id, at_contract=True))
