@@ -16,7 +16,9 @@ that schema first on their search_path. contract renames the table and drops
 the view in one transaction.
 
 Surprise: the view lists the columns the table had at expand; a column added to
-the table afterwards (before contract) is not visible under the new name.
+the table afterwards (before contract) is not visible under the new name (in
+view mode, a later migration whose operations add one is refused until this
+one is contracted).
 """
 
 from __future__ import annotations
