@@ -22,7 +22,7 @@ from zdmigrate.lint._suppress import Suppression, python_suppressions, sql_suppr
 from zdmigrate.lint._violation import Severity, Violation, sort_key
 from zdmigrate.lint.rules import Rule, all_rules
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import SQLStep, Step, needs_autocommit
+from zdmigrate.steps import SQLStep, Step, statement_needs_autocommit
 
 DEFAULT_PG_VERSION = 15
 
@@ -165,6 +165,9 @@ class _Run:
         self, suppressions: Iterable[Suppression], *, path: str | None, phase: Phase | None,
         line_of: Any,
     ) -> None:
+        suppressions = list(suppressions)
+        if not suppressions:
+            return
         from zdmigrate.lint._diagnostics import DIAGNOSTICS
 
         known = {**all_rules(), **DIAGNOSTICS}
@@ -238,23 +241,9 @@ def _sql_targets(
     return out
 
 
-#: statement kinds that steps.needs_autocommit can answer yes for; the others are not asked
-_ALWAYS_AUTOCOMMIT = frozenset({"VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt"})
-_IF_CONCURRENTLY = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"})
-
-
 def _needs_autocommit(statements: Sequence[Statement]) -> bool:
-    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule.
-
-    Only statements that can need it are asked (the rule parses again): linting a
-    history of ordinary steps must not parse every statement twice.
-    """
-    return any(
-        (stmt.kind in _ALWAYS_AUTOCOMMIT
-         or (stmt.kind in _IF_CONCURRENTLY and "concurrently" in stmt.sql.lower()))
-        and needs_autocommit(stmt.sql)
-        for stmt in statements
-    )
+    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule."""
+    return any(statement_needs_autocommit(stmt.kind, stmt.node) for stmt in statements)
 
 
 _PARAM = re.compile(r"%\((\w+)\)s|%s|%%")
