@@ -10,6 +10,7 @@ before the command and after it: ``zdmigrate --format json status`` and
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 import traceback
@@ -518,6 +519,11 @@ def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, sinc
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and exit with the contract's exit code."""
+    # The process ends with the command, so what is loaded by now (modules, classes) lives
+    # to the end: frozen, the cyclic GC stops walking it again on every full pass (about
+    # 4% of a 300-revision lint). Only here, in the process entry: `run` (tests, embedding)
+    # leaves the host's GC alone.
+    gc.freeze()
     code = run(argv)
     sys.exit(code)
 

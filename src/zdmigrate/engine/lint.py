@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LintResult:
+    """What `lint` found, over how many files, for which PostgreSQL version."""
+
     violations: list[Violation]
     files_checked: int
     pg_version: int
