@@ -262,7 +262,7 @@ def caller_source() -> Source | None:
 
     mode = _lint_render.active()
     revision = mode.revision if mode is not None else None
-    folders = tuple(_library_folders())
+    folders = _library_prefixes()
     frame = sys._getframe(1)
     nearest: Source | None = None
     while frame is not None:
@@ -291,11 +291,30 @@ def _absolute(raw: str) -> str:
 def _is_library_file(filename: str) -> bool:
     if filename.startswith("<"):
         return True
-    return filename.startswith(tuple(_library_folders()))
+    return filename.startswith(_library_prefixes())
 
 
 _LIBRARY_FOLDERS: list[str] = []
 _LIBRARIES_NOT_SEEN = ["alembic", "sqlalchemy", "contextlib"]
+#: (folders known, lint's extra folders) -> the tuple `str.startswith` takes; asked per step
+_PREFIXES: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    """`_library_folders()` as a tuple, remembered while the folders stay the same."""
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    extra = mode.library_folders if mode is not None else ()
+    if _LIBRARIES_NOT_SEEN or not _LIBRARY_FOLDERS:
+        return tuple(_library_folders())  # alembic or sqlalchemy may load later: ask again
+    key = (len(_LIBRARY_FOLDERS), extra)
+    found = _PREFIXES.get(key)
+    if found is None:
+        found = _PREFIXES[key] = tuple(_library_folders())
+    return found
+
+
 
 
 def _library_folders() -> list[str]:
