@@ -84,8 +84,8 @@ def _decode(tree_json: str) -> Node:
 def gc_paused() -> Iterator[None]:
     """The cyclic GC paused (then restored): parse trees are many containers and no cycles.
 
-    A 5,000-statement file decodes to ~100,000 dicts and lists; GC passes over them
-    on the way cost a tenth of a lint. Everything built here is freed by reference
+    A 5,000-statement file decodes to ~70,000 dicts and lists; GC passes over them
+    on the way cost several percent of a lint. Everything built here is freed by reference
     counting, so pausing leaks nothing.
     """
     if not gc.isenabled():
