@@ -227,17 +227,16 @@ def test_status_fits_80_columns_groups_instances_and_keeps_commands_whole(
 def test_status_tells_a_live_backfill_from_an_interrupted_one(cli: Cli, dsn: str) -> None:
     import psycopg
 
-    from zdmigrate import state
+    from zdmigrate.state import Store
 
     assert cli("phase", "advance", "0001_users", "--to", "contract")[0] == 0
     assert cli("phase", "advance", RENAME, "--to", "dual-write")[0] == 0
     worker = psycopg.connect(dsn, autocommit=True)  # plays a backfill worker's session
     with worker:
-        state.backfills.open_backfill(worker, "zdmigrate", RENAME, "s0", table_name="users",
-                                      schema_name="public", cursor={}, rows_total=None,
-                                      batch_size=100)
-        state.backfills.add_range(worker, "zdmigrate", RENAME, "s0", lower=None, upper=None,
-                                  owner="worker-1")
+        rows = Store(worker, "zdmigrate").backfills
+        rows.open(RENAME, "s0", table_name="users", schema_name="public", cursor={},
+                  rows_total=None, batch_size=100)
+        rows.add_range(RENAME, "s0", lower=None, upper=None, owner="worker-1")
         code, data = cli.json("status")
         [progress] = data["migrations"][1]["backfill"]
         assert (progress["status"], progress["live_workers"]) == ("running", 1)

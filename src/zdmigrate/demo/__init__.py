@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from zdmigrate import db, state
+from zdmigrate import db
 from zdmigrate.config import Settings
 from zdmigrate.demo.database import demo_database
 from zdmigrate.demo.instances import Fleet, Router
@@ -35,6 +35,7 @@ from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.demo.view import VIEWS, live_view, plain_view
 from zdmigrate.errors import BadInput
 from zdmigrate.migration import load_migrations
+from zdmigrate.state import Store
 
 __all__ = ["STRATEGIES", "VIEWS", "ContractRefusal", "DemoFailed", "DemoSummary", "run_demo"]
 
@@ -99,7 +100,7 @@ def run_demo(
         finally:
             monitor.stop()
         with db.connect(database.url, application_name="zdmigrate demo") as conn:
-            backfills = state.backfill_progress(conn, settings.state_schema)
+            backfills = Store(conn, settings.state_schema).backfills.progress()
         phases = dict(pipeline.phases)
         return DemoSummary(
             strategy=strategy, database=database.description,
