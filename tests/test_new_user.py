@@ -318,7 +318,8 @@ def test_row_total_counts_when_statistics_are_missing_or_stale_and_says_estimate
 
 
 def test_a_paused_run_has_no_eta_and_says_how_to_resume() -> None:
-    from zdmigrate.backfill.progress import BackfillEvent, ProgressMeter, describe
+    from zdmigrate.backfill.progress import BackfillEvent, ProgressMeter
+    from zdmigrate.output.progress import describe
 
     events: list[BackfillEvent] = []
     meter = ProgressMeter(events.append, migration_id="m1", table="public.items", workers=1,

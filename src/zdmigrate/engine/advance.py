@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from zdmigrate import compat
+from zdmigrate.backfill import Reporter
 from zdmigrate.config import Settings
 from zdmigrate.engine.adoption import move_alembic_version
 from zdmigrate.engine.checks import CheckContext, blockers_for
@@ -43,6 +44,7 @@ def advance(
     accept_changed: bool = False,
     override_reason: str | None = None,
     log: Log = quiet,
+    reporter: Reporter | None = None,
 ) -> list[Transition]:
     """Take a migration (default: the oldest not complete) through its next phase(s).
 
@@ -52,7 +54,8 @@ def advance(
 
     Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
     refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
-    each phase without changing anything.
+    each phase without changing anything. A backfill step's progress events go to
+    `reporter` (the CLI draws them as log lines: `zdmigrate.output.progress`).
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
     """
@@ -62,6 +65,7 @@ def advance(
     migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
                  migrations=migrations, defer_state=True) as run:
+        run.backfill_reporter = reporter
         if migration_id is not None:
             migration = find(run.migrations, migration_id)
         else:

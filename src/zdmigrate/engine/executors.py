@@ -77,7 +77,7 @@ def execute_backfill(where: StepRun, step: BackfillStep) -> None:
         run.log(f"  {where.phase} step {where.index + 1}: backfill {step.qualified_table}")
         result = backfill.run_backfill(
             run.settings, migration_id=where.migration.id, step=step,
-            reporter=backfill.PlainReporter(write=run.log),
+            reporter=run.backfill_reporter,
         )
         if not result.done:
             raise OperationalError(

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -21,6 +21,9 @@ from zdmigrate.errors import BadInput, MigrationChanged, RunLocked, first_line
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
 from zdmigrate.state import LockHolder, MigrationRow, Store
+
+if TYPE_CHECKING:
+    from zdmigrate.backfill import Reporter
 
 Log = Callable[[str], None]
 
@@ -53,6 +56,8 @@ class Run:
     command: str = ""
     #: zdmigrate's tables on this run's connection (the one door to them).
     store: Store = field(init=False)
+    #: Where a backfill step's progress events go (none: not shown).
+    backfill_reporter: Reporter | None = None
 
     def __post_init__(self) -> None:
         self.store = Store(self.conn, self.settings.state_schema)
