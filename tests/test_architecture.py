@@ -272,3 +272,19 @@ def test_the_state_door_probe_sees(snippet: str) -> None:
 ])
 def test_the_state_door_probe_lets_pass(snippet: str) -> None:
     assert list(_state_door_misuse(ast.parse(snippet), _state_door())) == []
+
+
+# -- one place draws: rich (bars, live views, tables) only in output/ ------------------------
+
+
+def test_only_output_draws_with_rich() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).parts[0] == "output":
+            continue
+        for node in _walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(SRC.parent)}:{node.lineno}: {name}"
+                      for name in names if name == "rich" or name.startswith("rich.")]
+    assert found == []

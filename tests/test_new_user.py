@@ -336,7 +336,7 @@ def test_the_demos_live_view_fits_80_by_24_with_the_pipeline_shown() -> None:
 
     from zdmigrate.demo.progress import DemoProgress
     from zdmigrate.demo.traffic import TrafficStats
-    from zdmigrate.demo.view import _LiveRenderer
+    from zdmigrate.output.demo import _LiveRenderer
     from zdmigrate.phases import Phase
 
     ids = [f"{n:04d}_migration_number_{n}" for n in range(1, 21)]

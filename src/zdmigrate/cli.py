@@ -357,7 +357,9 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
     if fmt == "json":
         output.emit_json(summary.as_dict())
     else:
-        print(summary.render_text())
+        from zdmigrate.output.demo import summary_text
+
+        print(summary_text(summary))
     return EXIT_OK if summary.ok else EXIT_CHECK_FAILED
 
 
