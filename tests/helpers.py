@@ -9,6 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from zdmigrate.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +64,14 @@ def declare_deployed(settings: Settings, app: str = "shop", version: str = "2.0"
     from zdmigrate import engine
 
     engine.fleet_declare(settings, app=app, version=version, instances=1)
+
+
+def rows_done(dsn: str, table: str = "backfills") -> int:
+    """Rows the backfills recorded done, summed over zdmigrate's `table` (``backfills``, or
+    ``backfill_ranges`` for what the ranges hold); 0 before the table exists."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass(%s)", [f"zdmigrate.{table}"]).fetchone() == (None,):
+            return 0
+        row = conn.execute(sql.SQL("SELECT coalesce(sum(rows_done), 0) FROM {}").format(
+            sql.Identifier("zdmigrate", table))).fetchone()
+    return int(row[0]) if row else 0

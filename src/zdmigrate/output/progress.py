@@ -101,10 +101,13 @@ class PlainReporter(_ContextReporter):
                 if now - self._last < self.interval:
                     return
                 self._last = now
-            if self.write is not None:
-                self.write(describe(event))
-            else:
-                print(describe(event), file=self.stream, flush=True)
+            self._draw(event)
+
+    def _draw(self, event: BackfillEvent) -> None:
+        if self.write is not None:
+            self.write(describe(event))
+        else:
+            print(describe(event), file=self.stream, flush=True)
 
 
 class JsonReporter(PlainReporter):
@@ -113,14 +116,8 @@ class JsonReporter(PlainReporter):
     def __init__(self, stream: TextIO | None = None, interval: float = 1.0) -> None:
         super().__init__(stream or sys.stdout, interval)
 
-    def __call__(self, event: BackfillEvent) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if event.kind == "progress":
-                if now - self._last < self.interval:
-                    return
-                self._last = now
-            print(json.dumps(event.as_dict()), file=self.stream, flush=True)
+    def _draw(self, event: BackfillEvent) -> None:
+        print(json.dumps(event.as_dict()), file=self.stream, flush=True)
 
 
 class RichReporter(_ContextReporter):
