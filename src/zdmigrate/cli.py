@@ -275,10 +275,13 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    from zdmigrate.output.progress import PlainReporter
+
+    log = _log_for(fmt)
     transitions = engine.advance(
         settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
         override_reason=override_reason(override_fleet_check, reason),
-        log=_log_for(fmt),
+        log=log, reporter=PlainReporter(write=log),
     )
     output.transitions(transitions, fmt)
 
@@ -357,7 +360,9 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
     if fmt == "json":
         output.emit_json(summary.as_dict())
     else:
-        print(summary.render_text())
+        from zdmigrate.output.demo import summary_text
+
+        print(summary_text(summary))
     return EXIT_OK if summary.ok else EXIT_CHECK_FAILED
 
 
@@ -383,8 +388,8 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
              **kwargs: Any) -> None:
     """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
-    from zdmigrate.backfill import choose_reporter
     from zdmigrate.config import parse_duration
+    from zdmigrate.output.progress import choose_reporter
 
     options = {name: kwargs.pop(name) for name in (
         "batch_size", "min_batch_size", "max_batch_size", "target_batch_ms",
