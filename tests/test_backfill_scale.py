@@ -334,3 +334,42 @@ def test_the_server_is_local_for_loopback_and_sockets() -> None:
     assert server_is_local("postgresql://postgres@127.0.0.1:5432/db")
     assert server_is_local("postgresql://postgres@/db?host=/tmp/sock")
     assert not server_is_local("postgresql://postgres@db.example.com/db")
+
+
+def test_the_choice_may_grow_to_the_cores(dsn: str, db_url: str) -> None:
+    from zdmigrate.backfill import upkeep
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        choice = upkeep.choose(conn, db_url, hint=3, limit=4)
+        capped = upkeep.choose(conn, db_url, hint=8, limit=2)
+    assert 1 <= choice.start <= choice.ceiling == 3
+    assert capped.ceiling == 2 and capped.start <= 2
+
+
+def test_a_worker_tried_on_top_is_dropped_when_it_is_not_faster(dsn: str, db_url: str) -> None:
+    """One core busy: the run starts with 1 of 2 workers, tries the second after a quiet
+    while and, capped by max_rows_per_second, finds it no faster and parks it again."""
+    make_table(dsn, 3000)
+    events: list[BackfillEvent] = []
+    with psycopg.connect(dsn, autocommit=True) as busy:
+        sleeper = __import__("threading").Thread(
+            target=lambda: busy.execute("SELECT pg_sleep(3)"))
+        sleeper.start()  # an active backend: the server's load while the run starts
+        try:
+            deadline = time.monotonic() + 30
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                while time.monotonic() < deadline and not conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                        "'SELECT pg_sleep(3)%' AND state = 'active'").fetchone()[0]:
+                    time.sleep(0.02)
+            result = run_backfill(
+                Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                reporter=events.append, server_cores=2, batch_size=50, min_batch_size=50,
+                max_batch_size=50, max_rows_per_second=200, vacuum_every_percent=0, **FAST)
+        finally:
+            sleeper.join()
+    assert result.done and table_state(dsn)[:2] == (0, {1: 3000})
+    assert result.workers == 1 and "other active backend(s)" in result.workers_reason
+    changes = [e.message or "" for e in events if e.kind == "workers"]
+    assert any(m.startswith("2 worker(s): trying one more") for m in changes), changes
+    assert any(m.startswith("1 worker(s): 2 were not faster") for m in changes), changes

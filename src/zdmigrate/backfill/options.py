@@ -36,8 +36,15 @@ class BackfillOptions:
     #: Read the lag from this standby (``pg_last_xact_replay_timestamp``) instead of
     #: ``pg_stat_replication`` on the primary.
     replica_dsn: str | None = None
-    #: Check the lag at most this often, seconds.
+    #: Check the lag (and the WAL) at most this often, seconds.
     lag_check_interval: float = 1.0
+    #: A WAL budget, bytes per second of the server's WAL over 10 s; workers wait
+    #: while it is exceeded (0 = none).
+    max_wal_bytes_per_second: float = 0.0
+    #: Once checkpoints driven by WAL volume come more often than this, seconds,
+    #: slow down so that the next comes no sooner (0 = off). 30 s is PostgreSQL's
+    #: default ``checkpoint_warning``, the spacing it logs a warning below.
+    min_checkpoint_seconds: float = 30.0
     #: SET LOCAL lock_timeout of a batch, milliseconds; a batch that waits longer for
     #: an app's row lock is rolled back, made smaller, and retried after a backoff.
     lock_timeout_ms: float = 500.0
