@@ -144,7 +144,7 @@ class Vacuumer:
     """
 
     #: Intervals the rounds may fall behind before workers wait for them.
-    BEHIND = 4
+    BEHIND = 2
 
     def __init__(
         self, url: str, table: TableRef, *, every_rows: int, cost_delay_ms: float,
