@@ -51,12 +51,14 @@ def server_cores(conn: psycopg.Connection[Any], url: str, hint: int) -> tuple[in
     return cores, f"{cores} cores (max_parallel_workers of the server; set server_cores if wrong)"
 
 
-def active_backends(conn: psycopg.Connection[Any], samples: int = 3, gap: float = 0.005) -> int:
+def active_backends(conn: psycopg.Connection[Any], samples: int = 5, gap: float = 0.004) -> int:
     """Other client backends running a query now: the server's current load.
 
-    The least of a few looks `gap` seconds apart, so an app's millisecond queries
-    caught mid-flight do not count as load; a backend busy throughout does."""
-    least: int | None = None
+    The mean of a few looks `gap` seconds apart, rounded down: an app's
+    millisecond queries, caught in flight now and then, count for what they
+    weigh (half a backend when active half the time), a backend busy throughout
+    counts one."""
+    total = 0
     for n in range(max(1, samples)):
         if n:
             time.sleep(gap)
@@ -65,9 +67,8 @@ def active_backends(conn: psycopg.Connection[Any], samples: int = 3, gap: float 
             "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
             "AND application_name NOT LIKE 'zdmigrate-backfill%%'"
         ).fetchone()
-        count = int(row[0]) if row else 0
-        least = count if least is None else min(least, count)
-    return least or 0
+        total += int(row[0]) if row else 0
+    return total // max(1, samples)
 
 
 @dataclass(frozen=True)
