@@ -463,10 +463,11 @@ class _Worker:
                 )
                 if s.stop.is_set():
                     return False
-            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done):
+            batch = self.sizer.size
+            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done, batch):
                 s.meter.note("throttled", "waiting for a VACUUM round to catch up",
                              state="vacuum")
-                while s.vacuumer.behind(s.meter.rows_done) and not s.stop.is_set():
+                while s.vacuumer.behind(s.meter.rows_done, batch) and not s.stop.is_set():
                     s.stop.wait(0.05)
                 s.meter.note("unthrottled", state="vacuum")
                 continue

@@ -188,12 +188,14 @@ class Vacuumer:
         elif rows_during < self.every_rows / 4 and self.delay_ms < self.cost_delay_ms:
             self.delay_ms = min(self.cost_delay_ms, max(self.delay_ms * 2, 0.25))
 
-    def behind(self, rows_done: int) -> bool:
-        """True when the rounds fell `BEHIND` intervals behind the backfill: workers
-        wait, so the table never grows by more than about that share before a round."""
+    def behind(self, rows_done: int, batch: int = 0) -> bool:
+        """True when the rounds fell `BEHIND` intervals (and two batches of `batch`
+        rows) behind the backfill: workers wait, so the table never grows by more
+        than about that share before a round. (On a small table one batch may be
+        several intervals: waiting after each would only slow it down.)"""
         return (
             self.every_rows > 0 and self._last_rows is not None
-            and rows_done - self._last_rows >= self.BEHIND * self.every_rows
+            and rows_done - self._last_rows >= max(self.BEHIND * self.every_rows, 2 * batch)
         )
 
     def due(self, rows_done: int) -> bool:
