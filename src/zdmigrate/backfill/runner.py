@@ -418,7 +418,7 @@ class _Worker:
                 s.over.wait(s.opts.poll_interval)  # parked, between ranges
                 continue
             failpoint("backfill.claim.before")
-            got = claims.claim(conn, s.walker, s.opts.chunk_rows)
+            got = claims.claim(conn, s.walker, self._chunk())
             failpoint("backfill.claim.after")
             if got is ClaimState.FINISHED:
                 return
@@ -439,6 +439,21 @@ class _Worker:
                 s.meter.note("progress", f"took over range {got.range_no} from a dead worker")
             if not self._work(conn, claims, got):
                 return
+
+    #: Near the end, ranges shrink down to this many rows (not below).
+    SMALLEST_CHUNK = 10_000
+
+    def _chunk(self) -> int:
+        """Rows to claim: `chunk_rows`, less near the end (a share of what is left for
+        each running worker), so the workers finish together rather than one
+        walking the last big range alone."""
+        s = self.s
+        chunk = s.opts.chunk_rows
+        total = s.meter.rows_total
+        if total:
+            left = max(0, total - s.meter.rows_done)
+            chunk = min(chunk, max(left // (2 * max(1, s.running)), self.SMALLEST_CHUNK))
+        return max(1, chunk)
 
     def _work(self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim) -> bool:
         """Batches of one range; False when this worker should stop."""
