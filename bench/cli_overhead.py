@@ -108,7 +108,7 @@ def setup(admin: str, url: str, env: dict[str, str]) -> None:
 def main() -> None:
     admin = ARGS.database_url
     url = with_db(admin, DB)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "ZDMIGRATE_DATABASE_URL": url,
+    env = {**os.environ, "PYTHONPATH": ARGS.src, "ZDMIGRATE_DATABASE_URL": url,
            "PYTHONPYCACHEPREFIX": str(Path(ARGS.workdir) / "pycache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     uncached = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -155,6 +155,8 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=os.environ.get(
         "ZDMIGRATE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--src", default=str(ROOT / "src"),
+                        help="the zdmigrate sources to time (another checkout's, to compare)")
     ARGS = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         ARGS.workdir = workdir
