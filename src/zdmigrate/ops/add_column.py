@@ -19,14 +19,16 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import set_not_null_steps
 from zdmigrate.ops._triggers import SyncTrigger, derived_body
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops._values import DefaultSpec, render_default
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.ops.set_comment import comment_sql
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
@@ -126,6 +128,18 @@ class AddColumn(Operation):
             out.append(req.expression_compiles(self.table, self.default, "default",
                                                cast_to=self.type))
         return out
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        out = _claims.sync_trigger(self.table, trigger.name) if trigger else []
+        if not self.nullable:
+            out.append(_claims.not_null_check(
+                self.table, generated_name(migration_id, self.column, "nn"), self.column,
+                migration_id))
+        return out
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, adds=(self.column,))]
 
     def describe(self) -> str:
         return f"add column {self.table}.{self.column} {self.type}"
