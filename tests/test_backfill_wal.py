@@ -44,7 +44,7 @@ def touched(dsn: str) -> dict[int, int]:
 
 
 def test_a_wal_budget_holds_the_workers_and_says_why(dsn: str, db_url: str) -> None:
-    make_table(dsn, 3000)
+    make_table(dsn, 20_000)
     events: list[BackfillEvent] = []
     seen = threading.Event()
 
@@ -72,7 +72,7 @@ def test_a_wal_budget_holds_the_workers_and_says_why(dsn: str, db_url: str) -> N
     assert not runner.is_alive()
     (result,) = results
     # held back: far from done when stopped, every row it did is right, none twice
-    assert result.status == "stopped" and result.rows_done < 3000
+    assert result.status == "stopped" and result.rows_done < 20_000
     assert result.wal["wal_throttled_seconds"] > 0 and result.wal["wal_bytes"] > 0
     assert set(touched(dsn)) <= {0, 1}
     with psycopg.connect(dsn) as conn:
@@ -82,7 +82,7 @@ def test_a_wal_budget_holds_the_workers_and_says_why(dsn: str, db_url: str) -> N
     # without the budget the rerun finishes what was left, each row exactly once
     again = run_backfill(Settings(database_url=db_url), migration_id="m1", step=STEP, **SMALL)
     assert again.done and again.verification is not None and again.verification.ok
-    assert touched(dsn) == {1: 3000}
+    assert touched(dsn) == {1: 20_000}
     assert again.wal["wal_throttled_seconds"] == 0
 
 

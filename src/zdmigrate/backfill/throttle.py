@@ -146,7 +146,7 @@ class WalReading:
     """What the server says about its WAL and checkpoints, at one moment."""
 
     at: float  # time.monotonic() of the reading
-    lsn: int  # pg_current_wal_lsn(), bytes
+    lsn: int  # pg_current_wal_insert_lsn(), bytes
     #: Redo point and age (seconds) of the last completed checkpoint; None when
     #: pg_control_checkpoint() may not be read.
     redo: int | None
@@ -174,7 +174,9 @@ _CHECKPOINTS = {
 def read_wal(conn: psycopg.Connection[Any]) -> WalReading:
     """One reading of the server's WAL position, last checkpoint and its settings."""
     row = conn.execute(
-        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
+        # the insert position: WAL of commits that do not wait for their flush
+        # (the backfill's) is counted when written, not when the WAL writer gets to it
+        "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint, "
         "pg_size_bytes(current_setting('max_wal_size')), "
         "current_setting('checkpoint_completion_target')::float8"
     ).fetchone()
