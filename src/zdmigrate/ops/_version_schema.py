@@ -54,6 +54,22 @@ from zdmigrate.steps import SQLStep
 MARKER_KEY = VERSION_SCHEMA_MARK
 
 
+class ViewMode:
+    """For a rename with a `mode`: in ``view`` mode it serves the new names through a
+    version schema, so no app needs to dual-write (a base listed before `Operation`)."""
+
+    mode: str
+
+    @property
+    def uses_version_schema(self) -> bool:
+        return self.mode == "view"
+
+    @property
+    def sync_triggers(self) -> bool:
+        """In view mode the database serves both names: no app needs to dual-write."""
+        return self.mode == "view"
+
+
 def schema_name(migration_id: str) -> str:
     """``zdm_<revision>``, cut to 63 bytes with a hash of the whole name when longer."""
     return generated_name(migration_id)

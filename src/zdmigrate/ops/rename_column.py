@@ -37,7 +37,7 @@ from zdmigrate.steps import Step
 MODES = ("copy", "view")
 
 
-class RenameColumn(ColumnCopy):
+class RenameColumn(versioned.ViewMode, ColumnCopy):
     name = "rename_column"
     tag = "rename"
 
@@ -53,15 +53,6 @@ class RenameColumn(ColumnCopy):
         self.mode = mode
         self.up = render(sql.Identifier(column))
         self.down = render(sql.Identifier(new_name))
-
-    @property
-    def uses_version_schema(self) -> bool:
-        return self.mode == "view"
-
-    @property
-    def sync_triggers(self) -> bool:
-        """In view mode the database serves both names: no app needs to dual-write."""
-        return self.mode == "view"
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "copy":

@@ -37,7 +37,7 @@ from zdmigrate.steps import SQLStep, Step
 MODES = ("alias", "view")
 
 
-class RenameTable(Operation):
+class RenameTable(versioned.ViewMode, Operation):
     name = "rename_table"
 
     def __init__(self, name: str, new_name: str, *, schema: str | None = None,
@@ -50,15 +50,6 @@ class RenameTable(Operation):
         if self.new == self.table:
             raise OperationInvalid(f"RenameTable: {name!r} is already called {new_name!r}")
         self.mode = mode
-
-    @property
-    def uses_version_schema(self) -> bool:
-        return self.mode == "view"
-
-    @property
-    def sync_triggers(self) -> bool:
-        """In view mode the database serves both names: no app needs to dual-write."""
-        return self.mode == "view"
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "view":
