@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -83,6 +91,14 @@ def adopt(adopted: Sequence[str]) -> None:
 
 def transitions(transitions: Sequence[Transition]) -> None:
     emit({"transitions": [t.as_dict() for t in transitions]})
+
+
+def status_across(report: AcrossStatus) -> None:
+    emit(report.as_dict())
+
+
+def across(run: AcrossRun) -> None:
+    emit(run.as_dict())
 
 
 def backfill(run: BackfillRun) -> None:
