@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +48,22 @@ class Shard:
 
 
 @pytest.fixture
-def shards(pg_server: Server) -> Iterator[list[Shard]]:
-    """Eight fresh databases, dropped afterwards."""
+def make_shards(pg_server: Server) -> Iterator[Callable[[int], list[Shard]]]:
+    """Makes fresh databases (shard-01, shard-02, ...), all dropped after the test."""
     with ExitStack() as stack:
-        names = [stack.enter_context(fresh_database(pg_server)) for _ in range(SHARDS)]
-        yield [Shard(f"shard-{i + 1:02}", name, pg_server.dsn_for(name), pg_server.url_for(name))
-               for i, name in enumerate(names)]
+
+        def make(count: int) -> list[Shard]:
+            names = [stack.enter_context(fresh_database(pg_server)) for _ in range(count)]
+            return [Shard(f"shard-{i + 1:02}", name, pg_server.dsn_for(name),
+                          pg_server.url_for(name)) for i, name in enumerate(names)]
+
+        yield make
+
+
+@pytest.fixture
+def shards(make_shards: Callable[[int], list[Shard]]) -> list[Shard]:
+    """Eight fresh databases."""
+    return make_shards(SHARDS)
 
 
 def configure(tmp_path: Path, shards: list[Shard], *, rename: str = "operation",
@@ -269,11 +279,12 @@ def _steps_done(dsn: str) -> int:
 
 
 def test_the_text_output_names_the_failed_shard_with_its_error(
-    tmp_path: Path, shards: list[Shard]
+    tmp_path: Path, make_shards: Callable[[int], list[Shard]]
 ) -> None:
     """A shard whose expand fails on its own schema (a column in the way): exit 2 for it,
     every other shard done, and the error line names it."""
-    configure(tmp_path, shards[:3])
+    shards = make_shards(3)
+    configure(tmp_path, shards)
     settings = settings_in(tmp_path)
     create_users(settings, load_targets(settings))
     with psycopg.connect(shards[1].dsn, autocommit=True) as conn:
@@ -405,9 +416,10 @@ def test_status_counts_shards_out_of_step_and_advance_brings_them_together(
 
 
 def test_bad_flags_across_targets_are_exit_2_before_anything_runs(
-    tmp_path: Path, shards: list[Shard], cli: Cli
+    tmp_path: Path, make_shards: Callable[[int], list[Shard]], cli: Cli
 ) -> None:
-    configure(tmp_path, shards[:2])
+    shards = make_shards(2)
+    configure(tmp_path, shards)
     for args, message in [
         (["phase", "advance", "--canary", "shard-99"], "--canary shard-99: no selected target"),
         (["phase", "advance", "--skip-target", "shard-99", "--reason", "x"],
@@ -422,7 +434,7 @@ def test_bad_flags_across_targets_are_exit_2_before_anything_runs(
         code, out, err = cli(*args)
         assert code == 2, (args, out, err)
         assert message in err, (args, err)
-    for s in shards[:2]:
+    for s in shards:
         assert sim.scalar(s.dsn, "SELECT to_regclass('zdmigrate.migrations') IS NULL")
 
 
