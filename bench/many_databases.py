@@ -43,7 +43,15 @@ sys.path.insert(0, str(ROOT / "src"))
 from zdmigrate import engine  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
 from zdmigrate.demo.instances import Fleet, Router  # noqa: E402
-from zdmigrate.demo.shop import APP, DUAL_WRITING, OLD, seed  # noqa: E402
+from zdmigrate.demo.shop import (  # noqa: E402
+    APP,
+    DUAL_WRITING,
+    OLD,
+    DualWritingShop,
+    OldShop,
+    ShopVersion,
+    seed,
+)
 from zdmigrate.demo.traffic import TrafficStats  # noqa: E402
 from zdmigrate.embedded import embedded_postgres  # noqa: E402
 from zdmigrate.phases import Phase  # noqa: E402
@@ -58,6 +66,27 @@ revision = "0001_rename"
 down_revision = None
 operations = [ops.RenameColumn("users", "name", "full_name")]
 '''
+
+
+class RenamedShop(OldShop):
+    """shop 2.0 after the rename: ``full_name`` wherever 1.4 used ``name``."""
+
+    version = NEW
+
+    def read_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
+        conn.execute("SELECT id, full_name, email FROM users WHERE id = %s", [self.user_id(rng)])
+
+    def rename_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
+        conn.execute("UPDATE users SET full_name = %s WHERE id = %s",
+                     [self.new_name(rng), self.user_id(rng)])
+
+    def sign_up(self, conn: psycopg.Connection[Any], rng: Any) -> None:
+        conn.execute("INSERT INTO users (full_name, email) VALUES (%s, %s)",
+                     [self.new_name(rng), self.new_email()])
+
+
+VERSIONS: dict[str, type[ShopVersion]] = {
+    OLD: OldShop, DUAL_WRITING: DualWritingShop, NEW: RenamedShop}
 
 
 @contextmanager
@@ -198,7 +227,7 @@ def bench_traffic(admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
         routers = [Router(args.rate) for _ in dsns]
         fleets = [stack.enter_context(_stopping(Fleet(
             dsn, stats=stats, router=router, seeded_rows=args.rows,
-            schema=settings.state_schema))) for dsn, router in zip(dsns, routers, strict=True)]
+            schema=settings.state_schema, versions=VERSIONS))) for dsn, router in zip(dsns, routers, strict=True)]
 
         def deploy(counts: dict[str, int]) -> None:
             for fleet, router in zip(fleets, routers, strict=True):
