@@ -236,3 +236,22 @@ def test_cli_a_target_glob_that_selects_nothing_is_exit_2(cli: Cli, tmp_path: Pa
         code, _, err = cli(*command, "--target", "db-*")
         assert code == 2, err
         assert "--target 'db-*' selects no target" in err
+
+
+def test_the_examples_of_docs_many_databases_load(tmp_path: Path) -> None:
+    from tests.helpers import ROOT
+
+    text = (ROOT / "docs" / "many-databases.md").read_text()
+    table = next(b for b in re.findall(r"```toml\n(.*?)```", text, re.S)
+                 if "[tool.zdmigrate.targets]" in b)
+    assert [t.name for t in load_targets(settings(tmp_path, table))] == [
+        "shard-01", "shard-02", "tenant-acme"]
+    listing = re.search(r"```text\n(# shards.*?)```", text, re.S)
+    assert listing is not None
+    (tmp_path / "targets.txt").write_text(listing.group(1))
+    found = load_targets(settings(tmp_path, targets_file=tmp_path / "targets.txt"))
+    assert [(t.name, t.url) for t in found] == [
+        ("shard-01", "postgresql://migrator@db1.internal/shop"),
+        ("shard-02", "postgresql://migrator@db2.internal/shop"),
+        ("shard-03", "host=db3.internal dbname=shop user=migrator"),
+    ]
