@@ -34,6 +34,7 @@ from zdmigrate.errors import (
 if TYPE_CHECKING:
     from zdmigrate import engine
     from zdmigrate import gate as gate_module
+    from zdmigrate.targets import Target
 else:  # imported on first use: `zdmigrate lint` must not load the engine's drivers
     engine = lazy_module("zdmigrate.engine")
     gate_module = lazy_module("zdmigrate.gate")
@@ -193,6 +194,15 @@ def across_options(function: F) -> F:
     return target_option(function)
 
 
+def _targets(settings: Settings, selectors: tuple[str, ...]) -> list[Target]:
+    """The targets a phase command or status acts on ([] = the one database URL)."""
+    found = engine.list_targets(settings, selectors)
+    if found and settings.database_url and not settings.targets_query:
+        output.log_line(f"note: {len(found)} target(s) configured: acting on them; the "
+                        "database URL is not used")
+    return found
+
+
 def _one_database_only(parallel: int | None, canary: str | None,
                        skip_targets: tuple[str, ...]) -> None:
     """Refuse the options that only mean something across targets, when none is configured."""
@@ -270,7 +280,7 @@ def status(wide: bool, target_selectors: tuple[str, ...], parallel: int | None,
     where they all are (--target: each one's detail)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         report = engine.status_across(settings, targets, parallel=parallel,
                                       log=_log_for(fmt))
@@ -340,7 +350,7 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     settings, fmt = settings_from(kwargs)
     formats(fmt)
     overridden = override_reason(override_fleet_check, reason, skipping=bool(skip_targets))
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.advance_across(
             settings, targets, migration, to=to, parallel=parallel, canary=canary,
@@ -374,7 +384,7 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
     formats(fmt)
     if reason is not None and not skip_targets:
         raise BadInput("--reason goes with --skip-target")
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.rollback_across(
             settings, targets, migration, to=to, parallel=parallel, canary=canary,
