@@ -348,6 +348,12 @@ def test_an_unreachable_shard_stops_everything_and_a_skip_is_recorded_everywhere
     assert all(sim.scalar(s.dsn, "SELECT count(*) FROM zdmigrate.phase_log WHERE migration_id "
                           "= %s", [sim.RENAME]) == 0 for s in shards)
 
+    code, out, err = cli("status")  # the others are shown; the unreachable one fails it
+    assert code == 3, out + err
+    assert f"{SHARDS} of {SHARDS} targets at pending; 1 unreachable (shard-09)" in out
+    assert "error: 1 of 9 target(s) cannot be read: shard-09" in err
+    assert "s3cr3t" not in out + err
+
     code, _, err = cli("phase", "advance", sim.RENAME, "--skip-target", "shard-09")
     assert code == 2 and "--skip-target needs --reason" in err
 
