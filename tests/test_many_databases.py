@@ -229,7 +229,7 @@ def _terminate_and_rename(admin_dsn: str, old: str, new: str) -> None:
 def test_a_shard_renamed_mid_run_fails_alone_and_the_rerun_does_only_it(
     tmp_path: Path, shards: list[Shard], pg_server: Server
 ) -> None:
-    configure(tmp_path, shards, rename="example", pause=0.4)
+    configure(tmp_path, shards, rename="example", pause=1.0)
     settings = settings_in(tmp_path)
     create_users(settings, load_targets(settings))
     victim = shards[2]
@@ -241,7 +241,7 @@ def test_a_shard_renamed_mid_run_fails_alone_and_the_rerun_does_only_it(
     moved = f"{victim.dbname}_moved"
     renamed = False
     try:
-        # the victim has a step done (expand has 3 statements, each followed by a 0.4 s pause)
+        # the victim has a step done (expand has 3 statements, each followed by a 1 s pause)
         sim.wait_until(lambda: _steps_done(victim.dsn) >= 1 or process.poll() is not None,
                        timeout=120, what="a step of expand done on the victim")
         assert process.poll() is None, "the run ended before the victim could be renamed"
@@ -451,3 +451,21 @@ def test_flags_across_targets_need_targets(cli: Cli) -> None:
         code, _, err = cli(*args)
         assert code == 2, (args, err)
         assert "needs targets, and none is configured" in err
+
+
+def test_a_dry_run_across_targets_shows_each_ones_sql_and_changes_nothing(
+    tmp_path: Path, make_shards: Callable[[int], list[Shard]], cli: Cli
+) -> None:
+    shards = make_shards(2)
+    configure(tmp_path, shards)
+    code, payload = cli.json("phase", "advance", "0001_create_users", "--dry-run")
+    assert code == 0, payload
+    assert [t["outcome"] for t in payload["targets"]] == ["planned", "planned"]
+    steps = [step for t in payload["targets"][0]["transitions"] for step in t["steps"]]
+    assert any("CREATE TABLE" in step and "users" in step for step in steps), steps
+    code, out, _ = cli("phase", "advance", "0001_create_users", "--dry-run")
+    assert code == 0
+    assert "would go pending -> contract" in out
+    for s in shards:
+        assert sim.scalar(s.dsn, "SELECT to_regclass('zdmigrate.migrations') IS NULL")
+        assert sim.scalar(s.dsn, "SELECT to_regclass('public.users') IS NULL")
