@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from zdmigrate.state import ensure_schema
+from zdmigrate.state import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def build(url: str, rows: int) -> None:
             [rows],
         )
         conn.execute("VACUUM ANALYZE bench_items")
-        ensure_schema(conn, "zdmigrate")  # once per database, as `zdmigrate init` does
+        Store(conn, "zdmigrate").ensure_schema()  # once per database, as `zdmigrate init` does
         conn.execute("CHECKPOINT")
 
 

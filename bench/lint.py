@@ -12,14 +12,22 @@ process, reading the files, its report to /dev/null), alternately, medians:
 - one small file: zdmigrate's CPU time, target under 0.15 s.
 
 zdmigrate's bytecode is compiled first, as an install would, so the run does
-not measure Python compiling its sources.
+not measure Python compiling its sources. The load average is printed before
+and after: wall times on a shared machine mean little without it.
 
-    python bench/lint.py [--repeat 7] [--statements 5000] [--files 300]
+With ``--callgrind``, zdmigrate's side of each workload is also run once under
+``valgrind --tool=callgrind`` and its instruction count printed: a figure the
+machine's load does not move, to compare two versions of zdmigrate (run the
+benchmark with ``PYTHONPATH=/path/to/other/src`` for the other one).
+
+    python bench/lint.py [--repeat 7] [--statements 5000] [--files 300] [--callgrind]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import resource
 import shutil
 import statistics
@@ -146,6 +154,23 @@ def compile_bytecode() -> None:
                    check=True)
 
 
+def instructions(cmd: list[str], cwd: Path | None = None) -> int | None:
+    """Instructions executed by `cmd` under callgrind (None if valgrind is not installed)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    proc = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    return int(found.group(1)) if found else None
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
 def compare(label: str, ours_cmd: list[str], theirs: list[list[str]], repeat: int,
             target: float) -> float:
     """Run both sides `repeat` times, alternating; print medians; return the wall ratio."""
@@ -175,6 +200,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--statements", type=int, default=5000)
     parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count zdmigrate's instructions per workload (valgrind)")
     args = parser.parse_args()
     zdmigrate, squawk, alembic = tool("zdmigrate"), tool("squawk"), tool("alembic")
     compile_bytecode()
@@ -187,6 +214,7 @@ def main() -> None:
         rendered = root / "rendered.sql"
         render = ["sh", "-c", f"cd {project} && {alembic} upgrade head --sql > {rendered}"]
         subprocess.run(render, check=True, stderr=subprocess.DEVNULL)
+        print(f"zdmigrate from {Path(__import__('zdmigrate').__file__).parent}; {load()}")
         print(f"{'workload':44} {'zdmigrate':>10} {'squawk':>10} {'ratio':>7}   "
               f"{'cpu zdm':>8} {'cpu sqk':>8} {'ratio':>7}")
         compare(f"1 file x {args.statements} statements, half flagged, json",
@@ -203,6 +231,18 @@ def main() -> None:
         cpu = statistics.median(cpus)
         print(f"one-file lint: {cpu * 1000:.0f} ms CPU (target < 150 ms): "
               f"{'met' if cpu < 0.15 else 'NOT met'}")
+        print(f"after: {load()}")
+        if args.callgrind:
+            print("zdmigrate's instructions (callgrind, one run each):")
+            for label, cmd in (
+                (f"1 file x {args.statements} statements, json",
+                 [zdmigrate, "lint", str(half), "--format", "json"]),
+                (f"{args.files} Alembic revisions", [zdmigrate, "lint", str(project)]),
+                (f"{args.files} files x 5 statements", [zdmigrate, "lint", *many]),
+                ("one small file", [zdmigrate, "lint", str(small)]),
+            ):
+                count = instructions(cmd)
+                print(f"  {label:44} {'valgrind not found' if count is None else f'{count:,}'}")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from zdmigrate import state
 from zdmigrate.config import redact_url
 from zdmigrate.phases import Phase
 from zdmigrate.runtime import Runtime
 from zdmigrate.runtime.sqla import write_values
+from zdmigrate.state import Store
 
 MIGRATION = "bench_rename"
 SCHEMA = "zdmigrate_bench"
@@ -47,9 +47,10 @@ def main() -> int:
         return 2
     url = args.database_url
     with psycopg.connect(url, autocommit=True) as conn:
-        state.ensure_schema(conn, SCHEMA)
+        store = Store(conn, SCHEMA)
+        store.ensure_schema()
         with conn.transaction():
-            state.set_phase(conn, SCHEMA, MIGRATION, Phase.DUAL_WRITE, "bench")
+            store.migrations.set_phase(MIGRATION, Phase.DUAL_WRITE, "bench")
         conn.execute("DROP TABLE IF EXISTS zdm_bench_users")
         conn.execute("CREATE TABLE zdm_bench_users (id bigserial PRIMARY KEY, name text, "
                      "full_name text, email text)")

@@ -169,8 +169,8 @@ def db_url(pg_server: Server, dbname: str) -> str:
 @pytest.fixture
 def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the fresh database, zdmigrate's state schema created."""
-    from zdmigrate import state
+    from zdmigrate.state import Store
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        state.ensure_schema(conn, "zdmigrate")
+        Store(conn, "zdmigrate").ensure_schema()
         yield conn

@@ -7,9 +7,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from zdmigrate.config import Settings
+from zdmigrate.steps import GeneratedSQLStep, SQLStep, Step
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "migrations_example"
@@ -61,3 +67,32 @@ def declare_deployed(settings: Settings, app: str = "shop", version: str = "2.0"
     from zdmigrate import engine
 
     engine.fleet_declare(settings, app=app, version=version, instances=1)
+
+
+def rows_done(dsn: str, table: str = "backfills") -> int:
+    """Rows the backfills recorded done, summed over zdmigrate's `table` (``backfills``, or
+    ``backfill_ranges`` for what the ranges hold); 0 before the table exists."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass(%s)", [f"zdmigrate.{table}"]).fetchone() == (None,):
+            return 0
+        row = conn.execute(sql.SQL("SELECT coalesce(sum(rows_done), 0) FROM {}").format(
+            sql.Identifier("zdmigrate", table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_contract_steps_as_done(
+    conn: psycopg.Connection[Any], migration_id: str, steps: Sequence[Step]
+) -> None:
+    """Run `steps` (the first ones of a contract) and record each done, as a contract
+    run killed right after them leaves the database (`conn` in autocommit)."""
+    from zdmigrate import db
+
+    for index, step in enumerate(steps):
+        if isinstance(step, GeneratedSQLStep):
+            for statement in db.generated_statements(conn, step):
+                conn.execute(statement.sql.encode())
+        else:
+            assert isinstance(step, SQLStep)
+            conn.execute(step.sql.encode())
+        conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
+                     [migration_id, index, step.key])

@@ -1,5 +1,5 @@
-"""The layers of docs/architecture.md hold, and only zdmigrate.state writes SQL against the
-state schema.
+"""The layers of docs/architecture.md hold, only zdmigrate.state writes SQL against the
+state schema, and code outside it goes through its one door, `Store`.
 
 Read from the source (ast), so a lazy import inside a function counts too; an
 import under ``if TYPE_CHECKING:`` is for types only and does not. The allowed
@@ -195,3 +195,97 @@ def test_only_state_writes_sql_against_the_state_schema() -> None:
 ])
 def test_the_state_sql_probe_sees(snippet: str) -> None:
     assert list(_state_sql(ast.parse(snippet)))
+
+
+# -- one door to state: code outside zdmigrate.state uses Store, not the table functions ------
+
+
+def _state_door_misuse(tree: ast.AST, door: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, text) of every use of zdmigrate.state that bypasses its door: an import of a
+    table module or a name not in ``zdmigrate.state.__all__``, or ``state.<name>`` for
+    such a name on the package imported as a module."""
+    aliases: set[str] = set()  # local names bound to the package zdmigrate.state
+    for node in _walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "zdmigrate.state" and a.asname:
+                    aliases.add(a.asname)
+                elif a.name.startswith("zdmigrate.state."):
+                    yield node.lineno, f"import {a.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "zdmigrate":
+                aliases |= {a.asname or a.name for a in node.names if a.name == "state"}
+            elif node.module == "zdmigrate.state":
+                yield from ((node.lineno, f"from zdmigrate.state import {a.name}")
+                            for a in node.names if a.name not in door)
+            elif node.module.startswith("zdmigrate.state."):
+                yield node.lineno, f"from {node.module} import ..."
+    for node in _walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr not in door):
+            yield node.lineno, ast.unparse(node)
+
+
+def _state_door() -> set[str]:
+    state = importlib.import_module("zdmigrate.state")
+    return set(state.__all__)
+
+
+def test_the_state_door_exports_no_table_function() -> None:
+    state = importlib.import_module("zdmigrate.state")
+    callables = [name for name in state.__all__
+                 if isinstance(getattr(state, name), ModuleType)
+                 or (callable(getattr(state, name)) and not isinstance(getattr(state, name), type))]
+    assert "Store" in state.__all__
+    assert callables == []
+
+
+def test_code_outside_state_goes_through_store() -> None:
+    door = _state_door()
+    found = [
+        f"{path.relative_to(SRC.parent)}:{line}: {text}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] != "state"
+        for line, text in _state_door_misuse(ast.parse(path.read_text()), door)
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize("snippet", [
+    "from zdmigrate import state\nstate.set_phase(conn, schema, 'm', phase, 'x')",
+    "from zdmigrate import state as st\nst.load_migrations(conn, schema)",
+    "import zdmigrate.state as st\nst.ensure_schema(conn, schema)",
+    "from zdmigrate.state import ensure_schema",
+    "from zdmigrate.state import migrations",
+    "from zdmigrate.state.backfills import backfill_progress",
+    "from zdmigrate.state.store import Backfills",
+    "import zdmigrate.state.steps",
+    "def f():\n    from zdmigrate import state\n    return state.done_steps(c, s, 'm', p, 'advance')",
+])
+def test_the_state_door_probe_sees(snippet: str) -> None:
+    assert list(_state_door_misuse(ast.parse(snippet), _state_door()))
+
+
+@pytest.mark.parametrize("snippet", [
+    "from zdmigrate.state import MigrationRow, Store\nStore(conn, schema).migrations.load()",
+    "from zdmigrate import state\nrow: state.MigrationRow\nstate.Store(conn, schema).exists()",
+    "state = LintState()\nstate.track(stmt)",
+])
+def test_the_state_door_probe_lets_pass(snippet: str) -> None:
+    assert list(_state_door_misuse(ast.parse(snippet), _state_door())) == []
+
+
+# -- one place draws: rich (bars, live views, tables) only in output/ ------------------------
+
+
+def test_only_output_draws_with_rich() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).parts[0] == "output":
+            continue
+        for node in _walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(SRC.parent)}:{node.lineno}: {name}"
+                      for name in names if name == "rich" or name.startswith("rich.")]
+    assert found == []

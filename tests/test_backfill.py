@@ -10,16 +10,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from zdmigrate.backfill import (
-    BackfillEvent,
-    JsonReporter,
-    PlainReporter,
-    run_backfill,
-    set_paused,
-    verify_backfill,
-)
+from zdmigrate.backfill import BackfillEvent, run_backfill, set_paused, verify_backfill
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, DatabaseUnreachable
+from zdmigrate.output.progress import JsonReporter, PlainReporter
 from zdmigrate.steps import BackfillStep, Source
 
 FAST = {"max_replication_lag": 0, "poll_interval": 0.05}

@@ -30,8 +30,8 @@ def contract(ctx):
 '''
 
 
-@pytest.fixture
-def project(tmp_path: Path, dsn: str) -> Path:
+def email_project(tmp_path: Path, dsn: str, rows: int) -> Path:
+    """A migrations folder holding MIGRATION, and a users table of `rows` rows for it."""
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0001_email_lower.py").write_text(MIGRATION)
@@ -39,9 +39,14 @@ def project(tmp_path: Path, dsn: str) -> Path:
         conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL)")
         conn.execute(
             "INSERT INTO users SELECT g, 'User' || g || '@Example.COM' "
-            "FROM generate_series(1, 1000) g"
+            "FROM generate_series(1, %s) g", [rows],
         )
     return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path, dsn: str) -> Path:
+    return email_project(tmp_path, dsn, 1000)
 
 
 def base_args(db_url: str, folder: Path) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers import rows_done
 from zdmigrate.backfill import BackfillEvent, run_backfill
 from zdmigrate.config import Settings
 from zdmigrate.steps import BackfillStep
@@ -62,14 +63,6 @@ def start_worker(db_url: str, options: dict[str, object], barrier: bool = False)
         [sys.executable, "-c", WORKER, db_url, json.dumps(options), "1" if barrier else "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
-
-
-def rows_done(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        if conn.execute("SELECT to_regclass('zdmigrate.backfills')").fetchone() == (None,):
-            return 0
-        row = conn.execute("SELECT coalesce(sum(rows_done), 0) FROM zdmigrate.backfills").fetchone()
-    return int(row[0]) if row else 0
 
 
 def batches_of(dsn: str, pid: int) -> int:

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.fix_replica import Replication
+from tests.helpers import rows_done
 from zdmigrate.backfill import BackfillEvent, BackfillResult, run_backfill
 from zdmigrate.backfill.throttle import LagSource, PrimaryLag, ReplicaLag
 from zdmigrate.config import Settings
@@ -41,14 +42,6 @@ def make_table(dsn: str) -> None:
         conn.execute("INSERT INTO items (id, old) SELECT g, g FROM generate_series(1, %s) g",
                       [ROWS])
         conn.execute("ANALYZE items")
-
-
-def rows_done(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        if conn.execute("SELECT to_regclass('zdmigrate.backfills')").fetchone() == (None,):
-            return 0
-        row = conn.execute("SELECT coalesce(sum(rows_done), 0) FROM zdmigrate.backfills").fetchone()
-    return int(row[0]) if row else 0
 
 
 def touched(dsn: str) -> dict[int, int]:

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from zdmigrate import fleet, state
+from zdmigrate import fleet
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, ConfigError
 from zdmigrate.fleet import FleetSettings
+from zdmigrate.state import Store
 
 SCHEMA = "zdmigrate"
 
@@ -187,7 +188,7 @@ def test_without_state_schema_sessions_are_still_seen(dsn: str) -> None:
          psycopg.connect(dsn, application_name="shop@1.4"):
         [inst] = fleet.live_instances(conn, SCHEMA)
         assert inst.source == "session"
-        assert not state.schema_exists(conn, SCHEMA)
+        assert not Store(conn, SCHEMA).exists()
 
 
 def test_a_read_only_role_without_pg_read_all_stats_sees_app_sessions(

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 from tests.test_runtime import FAST, instances, wait_until
 from zdmigrate.fleet.sources import live_instances, session_instances
 from zdmigrate.runtime import Runtime
-from zdmigrate.state import ensure_schema
+from zdmigrate.state import Store
 from zdmigrate.state.schema import grant_runtime
 
 SCHEMA = "zdmigrate"
@@ -28,7 +28,7 @@ def runtime_role(dsn: str, dbname: str) -> Iterator[str]:
     """A login role with the runtime's grants only (roles are per cluster: named per test)."""
     role = f"rt_{dbname}"[:63]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ensure_schema(conn, SCHEMA)
+        Store(conn, SCHEMA).ensure_schema()
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         grant_runtime(conn, SCHEMA, role)
     yield role

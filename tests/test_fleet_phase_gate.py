@@ -11,7 +11,7 @@ import pytest
 
 from tests.fix_cli import Cli
 from tests.fleet_helpers import columns, phase_of, write_migrations
-from zdmigrate import state
+from zdmigrate.state import Store
 
 RENAME = "0002_rename"
 
@@ -120,7 +120,7 @@ def test_no_fleet_data_is_not_proven_and_the_override_is_recorded(cli: Cli, dsn:
     assert "overriding [fleet-not-proven]" in err
     assert phase_of(dsn, RENAME) == "contract" and "name" not in columns(dsn)
     with psycopg.connect(dsn) as conn:
-        log = [r for r in state.phase_log(conn, "zdmigrate", RENAME) if r["to_phase"] == "contract"]
+        log = [r for r in Store(conn, "zdmigrate").phase_log.entries(RENAME) if r["to_phase"] == "contract"]
     assert [r["outcome"] for r in log] == ["refused", "done"]
     done = log[-1]
     assert done["actor"] == "alice"
@@ -139,7 +139,7 @@ def test_backfill_refused_for_a_non_dual_writer_override_defaults_to_os_user(
     code, _, err = cli("phase", "advance", RENAME, "--override-fleet-check", "--reason", "ok")
     assert code == 0, err
     with psycopg.connect(dsn) as conn:
-        [done] = [r for r in state.phase_log(conn, "zdmigrate", RENAME)
+        [done] = [r for r in Store(conn, "zdmigrate").phase_log.entries(RENAME)
                   if r["to_phase"] == "backfill" and r["outcome"] == "done"]
     assert done["actor"].startswith(getpass.getuser() + "@")
     assert done["override_reason"] == "ok"

@@ -9,8 +9,8 @@ import pytest
 
 from tests.fix_cli import Cli
 from tests.fleet_helpers import phase_of, write_migrations
-from zdmigrate import state
 from zdmigrate.phases import Phase
+from zdmigrate.state import Store
 
 RENAME = "0002_rename"
 
@@ -194,8 +194,9 @@ def test_lint_errors_of_pending_phases_are_reasons_with_file_and_line(
                for line in out.splitlines())
     # once the phase ran (the phase log says so), it is no longer pending: not linted
     with psycopg.connect(dsn, autocommit=True) as conn:
-        state.ensure_schema(conn, "zdmigrate")
+        store = Store(conn, "zdmigrate")
+        store.ensure_schema()
         for mid in ("0001_users", "0002_rename", "0003_drop_in_expand"):
-            state.set_phase(conn, "zdmigrate", mid, Phase.CONTRACT, "x")
+            store.migrations.set_phase(mid, Phase.CONTRACT, "x")
     code, data = cli.json("gate", "--app", "admin", "--version", "1.0", "--new-app")
     assert code == 0 and not [r for r in data["reasons"] if r["check"] == "lint"]

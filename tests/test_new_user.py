@@ -227,17 +227,16 @@ def test_status_fits_80_columns_groups_instances_and_keeps_commands_whole(
 def test_status_tells_a_live_backfill_from_an_interrupted_one(cli: Cli, dsn: str) -> None:
     import psycopg
 
-    from zdmigrate import state
+    from zdmigrate.state import Store
 
     assert cli("phase", "advance", "0001_users", "--to", "contract")[0] == 0
     assert cli("phase", "advance", RENAME, "--to", "dual-write")[0] == 0
     worker = psycopg.connect(dsn, autocommit=True)  # plays a backfill worker's session
     with worker:
-        state.backfills.open_backfill(worker, "zdmigrate", RENAME, "s0", table_name="users",
-                                      schema_name="public", cursor={}, rows_total=None,
-                                      batch_size=100)
-        state.backfills.add_range(worker, "zdmigrate", RENAME, "s0", lower=None, upper=None,
-                                  owner="worker-1")
+        rows = Store(worker, "zdmigrate").backfills
+        rows.open(RENAME, "s0", table_name="users", schema_name="public", cursor={},
+                  rows_total=None, batch_size=100)
+        rows.add_range(RENAME, "s0", lower=None, upper=None, owner="worker-1")
         code, data = cli.json("status")
         [progress] = data["migrations"][1]["backfill"]
         assert (progress["status"], progress["live_workers"]) == ("running", 1)
@@ -319,7 +318,8 @@ def test_row_total_counts_when_statistics_are_missing_or_stale_and_says_estimate
 
 
 def test_a_paused_run_has_no_eta_and_says_how_to_resume() -> None:
-    from zdmigrate.backfill.progress import BackfillEvent, ProgressMeter, describe
+    from zdmigrate.backfill.progress import BackfillEvent, ProgressMeter
+    from zdmigrate.output.progress import describe
 
     events: list[BackfillEvent] = []
     meter = ProgressMeter(events.append, migration_id="m1", table="public.items", workers=1,
@@ -336,7 +336,7 @@ def test_the_demos_live_view_fits_80_by_24_with_the_pipeline_shown() -> None:
 
     from zdmigrate.demo.progress import DemoProgress
     from zdmigrate.demo.traffic import TrafficStats
-    from zdmigrate.demo.view import _LiveRenderer
+    from zdmigrate.output.demo import _LiveRenderer
     from zdmigrate.phases import Phase
 
     ids = [f"{n:04d}_migration_number_{n}" for n in range(1, 21)]

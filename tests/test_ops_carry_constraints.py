@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.helpers import run_contract_steps_as_done
 from tests.ops_lifecycle import Lifecycle, snapshot
 from zdmigrate.errors import BadInput, OperationInvalid
 from zdmigrate.phases import WORK_PHASES, Phase
@@ -463,7 +464,7 @@ def test_contract_killed_between_steps_finishes_on_the_rerun(
 ) -> None:
     from zdmigrate import db
     from zdmigrate.migration import load_migrations
-    from zdmigrate.steps import GeneratedSQLStep, SQLStep
+    from zdmigrate.steps import GeneratedSQLStep
 
     setup(dsn, INBOUND_SETUP + """
         ALTER TABLE parent ADD CONSTRAINT parent_code_len CHECK (length(code) >= 2);""")
@@ -479,15 +480,7 @@ def test_contract_killed_between_steps_finishes_on_the_rerun(
         "half-of-finish-constraints": len(steps) - 1,
     }[cut]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for index, step in enumerate(steps[:stop]):
-            if isinstance(step, GeneratedSQLStep):
-                for statement in db.generated_statements(conn, step):
-                    conn.execute(statement.sql.encode())
-            else:
-                assert isinstance(step, SQLStep)
-                conn.execute(step.sql.encode())
-            conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
-                         [migration.id, index, step.key])
+        run_contract_steps_as_done(conn, migration.id, steps[:stop])
         if cut == "half-of-finish-constraints":  # killed inside the last generated step
             last = steps[-1]
             assert isinstance(last, GeneratedSQLStep)

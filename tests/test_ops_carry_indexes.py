@@ -8,12 +8,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import declare_deployed, settings_for, write_migration
+from tests.helpers import (
+    declare_deployed,
+    run_contract_steps_as_done,
+    settings_for,
+    write_migration,
+)
 from zdmigrate import db, engine
 from zdmigrate.config import Settings
 from zdmigrate.migration import load_migrations
 from zdmigrate.phases import Phase
-from zdmigrate.steps import GeneratedSQLStep, SQLStep
+from zdmigrate.steps import GeneratedSQLStep
 
 SETUP = '''
 revision = "0001_orders"
@@ -120,15 +125,7 @@ def test_contract_rerun_after_a_kill_finishes_the_renames(settings: Settings, ds
     assert isinstance(finish, GeneratedSQLStep)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # contract as a run that was killed half-way through the renames would leave it
-        for index, step in enumerate(before_finish):
-            if isinstance(step, GeneratedSQLStep):
-                for statement in db.generated_statements(conn, step):
-                    conn.execute(statement.sql.encode())
-            else:
-                assert isinstance(step, SQLStep)
-                conn.execute(step.sql.encode())
-            conn.execute("INSERT INTO zdmigrate.steps VALUES (%s, 'contract', 'advance', %s, %s)",
-                         [migration.id, index, step.key])
+        run_contract_steps_as_done(conn, migration.id, before_finish)
         statements = db.generated_statements(conn, finish)
         assert len(statements) == 8  # a rename (or constraint) and an unmark, per copy
         conn.execute(statements[0].sql.encode())

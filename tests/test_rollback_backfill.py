@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.test_backfill_cli import MIGRATION
+from tests.helpers import rows_done
+from tests.test_backfill_cli import email_project
 from zdmigrate import engine
 from zdmigrate.config import Settings
 from zdmigrate.errors import OperationalError, PhaseRefused
@@ -28,26 +29,7 @@ ROWS = 3000
 
 @pytest.fixture
 def project(tmp_path: Path, dsn: str) -> Path:
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    (folder / "0001_email_lower.py").write_text(MIGRATION)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL)")
-        conn.execute(
-            "INSERT INTO users SELECT g, 'User' || g || '@Example.COM' "
-            "FROM generate_series(1, %s) g", [ROWS],
-        )
-    return folder
-
-
-def rows_done(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        if conn.execute("SELECT to_regclass('zdmigrate.backfill_ranges')").fetchone() == (None,):
-            return 0
-        row = conn.execute(
-            "SELECT coalesce(sum(rows_done), 0) FROM zdmigrate.backfill_ranges"
-        ).fetchone()
-    return int(row[0]) if row else 0
+    return email_project(tmp_path, dsn, ROWS)
 
 
 def start_slow_backfill(db_url: str, folder: Path) -> subprocess.Popen[str]:
@@ -70,7 +52,7 @@ def test_rollback_refuses_a_live_backfill_then_resets_its_progress(
     worker = start_slow_backfill(db_url, project)
     try:
         deadline = time.monotonic() + 60
-        while rows_done(dsn) == 0:
+        while rows_done(dsn, "backfill_ranges") == 0:
             assert worker.poll() is None, worker.communicate()
             assert time.monotonic() < deadline, "the backfill never started"
             time.sleep(0.05)
@@ -87,7 +69,7 @@ def test_rollback_refuses_a_live_backfill_then_resets_its_progress(
         while conn.execute("SELECT count(*) FROM pg_stat_activity "
                            "WHERE application_name = 'zdmigrate-backfill'").fetchone() != (0,):
             time.sleep(0.02)
-    done_before = rows_done(dsn)
+    done_before = rows_done(dsn, "backfill_ranges")
     assert 0 < done_before < ROWS
 
     engine.rollback(settings, "0001_email_lower", to="pending")
@@ -128,7 +110,7 @@ def test_a_worker_whose_backfill_was_reset_stops_and_says_so(dsn: str, db_url: s
     worker = threading.Thread(target=backfill)
     worker.start()
     deadline = time.monotonic() + 60
-    while rows_done(dsn) == 0:
+    while rows_done(dsn, "backfill_ranges") == 0:
         assert time.monotonic() < deadline and worker.is_alive(), outcome
         time.sleep(0.05)
     with psycopg.connect(dsn) as conn:  # what a rollback below backfill commits

@@ -21,6 +21,7 @@ import pytest
 from zdmigrate import state
 from zdmigrate.phases import Phase
 from zdmigrate.runtime import Runtime
+from zdmigrate.state import Store
 from zdmigrate.state import migrations as _state_access
 
 SCHEMA = "zdmigrate"
@@ -41,16 +42,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0) -> bool:
 
 def ensure_state(dsn: str, schema: str = SCHEMA) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        state.ensure_schema(conn, schema)
+        Store(conn, schema).ensure_schema()
 
 
 def set_phase(dsn: str, migration: str, phase: Phase, *, notify: bool = True,
               schema: str = SCHEMA) -> None:
     """Change a phase the way the engine does: set_phase and notify_phase in one transaction."""
     with psycopg.connect(dsn) as conn:
-        state.set_phase(conn, schema, migration, phase, "checksum")
+        store = Store(conn, schema)
+        store.migrations.set_phase(migration, phase, "checksum")
         if notify:
-            state.notify_phase(conn, schema, migration, phase)
+            store.migrations.notify_phase(migration, phase)
 
 
 def instances(dsn: str, schema: str = SCHEMA) -> list[dict[str, Any]]:
@@ -189,11 +191,11 @@ def test_custom_schema_and_channel(dsn, runtime_factory):
 
 def test_channel_and_payload_agree_with_state_module(dsn):
     for schema in ("zdmigrate", "Odd Name"):
-        assert _state_access.notify_channel(schema) == state.notify_channel(schema)
+        assert _state_access.notify_channel(schema) == state.migrations.notify_channel(schema)
     ensure_state(dsn)
     with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn) as writer:
         _state_access.listen(listener, SCHEMA)
-        state.notify_phase(writer, SCHEMA, "0007_x", Phase.SWITCH_READ)
+        Store(writer, SCHEMA).migrations.notify_phase("0007_x", Phase.SWITCH_READ)
         writer.commit()
         payloads = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
     assert [_state_access.parse_payload(p) for p in payloads] == [("0007_x", Phase.SWITCH_READ)]

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from zdmigrate import state
 from zdmigrate.errors import BadInput
 from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep, GeneratedSQLStep, Params, SQLStep, Step
 
 if TYPE_CHECKING:
@@ -106,9 +106,8 @@ class _Ledger:
     one Alembic ran is recorded as complete for zdmigrate.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
-        self.conn = conn
-        self.schema = schema
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     @classmethod
     def open(cls, context: MigrationContext) -> _Ledger | None:
@@ -120,10 +119,11 @@ class _Ledger:
         from zdmigrate.config import Settings
 
         schema = Settings.load().state_schema
-        return cls(driver, schema) if state.schema_exists(driver, schema) else None
+        store = Store(driver, schema)
+        return cls(store) if store.exists() else None
 
     def already_complete(self, migration: Migration) -> bool:
-        row = state.load_migrations(self.conn, self.schema).get(migration.id)
+        row = self.store.migrations.load().get(migration.id)
         if row is None or row.phase is Phase.PENDING:
             return False
         if row.phase is Phase.CONTRACT:
@@ -135,9 +135,9 @@ class _Ledger:
         )
 
     def record_complete(self, migration: Migration) -> None:
-        state.set_phase(self.conn, self.schema, migration.id, Phase.CONTRACT, migration.checksum)
-        state.log_start(
-            self.conn, self.schema, migration_id=migration.id, action="advance",
+        self.store.migrations.set_phase(migration.id, Phase.CONTRACT, migration.checksum)
+        self.store.phase_log.start(
+            migration_id=migration.id, action="advance",
             from_phase=Phase.PENDING, to_phase=Phase.CONTRACT, actor="alembic upgrade",
             outcome="done", message="every phase run at once by `alembic upgrade`",
         )

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
-from zdmigrate import compat, db, fleet, state
+from zdmigrate import compat, db, fleet
 from zdmigrate.compat import AppCompat, migration_needs_app_dual_writes, parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.state import Store
 
 if TYPE_CHECKING:
     from zdmigrate.lint import Violation
@@ -213,13 +214,14 @@ def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = Fals
     if settings.database_url:
         with db.connect(settings, application_name="zdmigrate gate") as conn:
             schema = settings.state_schema
-            exists = state.schema_exists(conn, schema)
-            rows = state.load_migrations(conn, schema) if exists else {}
+            store = Store(conn, schema)
+            exists = store.exists()
+            rows = store.migrations.load() if exists else {}
             live = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(settings),
                                         remember_sessions=False)
             fleet_apps = [i.app for i in live]
             if exists:
-                fleet_apps += state.Store(conn, schema).instances.apps()
+                fleet_apps += store.instances.apps()
             if any(m.uses_version_schema for m in migrations):
                 instances = [i for i in live if i.app == app]
         phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}

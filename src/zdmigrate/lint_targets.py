@@ -60,6 +60,8 @@ class LintTargets:
 
 @dataclass
 class _Revision:
+    """A revision file found on disk, with its ids once read (None until then)."""
+
     path: Path
     layout: AlembicLayout | None
     revision: str | None = None

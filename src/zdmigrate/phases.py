@@ -31,7 +31,7 @@ class Phase(str, enum.Enum):
 
     @property
     def position(self) -> int:
-        return _ORDER.index(self)
+        return _POSITION[self._name_]
 
     # str's own comparisons would order phases by the alphabet: order them by phase
     def __lt__(self, other: object) -> bool:
@@ -46,11 +46,10 @@ class Phase(str, enum.Enum):
     def __ge__(self, other: object) -> bool:
         return self.position >= _ordered(other)
 
-    def __eq__(self, other: object) -> bool:
-        return str.__eq__(self, other)
-
-    def __hash__(self) -> int:
-        return str.__hash__(self)
+    # str's own, as C slots: a phase is a key of hot dicts in the linter, and a
+    # Python-level __eq__/__hash__ would run a Python call per lookup
+    __eq__ = str.__eq__
+    __hash__ = str.__hash__
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
@@ -89,6 +88,7 @@ class Phase(str, enum.Enum):
 
 
 _ORDER = list(Phase)
+_POSITION = {phase.name: index for index, phase in enumerate(_ORDER)}
 
 
 def _ordered(other: object) -> int:

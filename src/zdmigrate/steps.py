@@ -207,30 +207,42 @@ def needs_autocommit(sql_text: str) -> bool:
     CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY, DETACH PARTITION
     CONCURRENTLY, VACUUM, CREATE/DROP DATABASE, ALTER SYSTEM.
     """
-    import pglast
-    from pglast import ast
+    import json
+
+    from pglast import parser
 
     try:
-        stmts = pglast.parse_sql(sql_text)
-    except pglast.parser.ParseError:
+        tree = json.loads(parser.parse_sql_json(sql_text))
+    except parser.ParseError:
         return False
-    for raw in stmts:
-        node = raw.stmt
-        if isinstance(node, ast.IndexStmt) and node.concurrent:
+    for raw in tree.get("stmts", ()):
+        ((kind, node),) = raw["stmt"].items()
+        if statement_needs_autocommit(kind, node):
             return True
-        if isinstance(node, ast.DropStmt) and node.concurrent:
-            return True
-        if isinstance(node, ast.ReindexStmt) and any(
-            getattr(p, "defname", None) == "concurrently" for p in (node.params or ())
-        ):
-            return True
-        if isinstance(node, (ast.VacuumStmt, ast.CreatedbStmt, ast.DropdbStmt, ast.AlterSystemStmt)):
-            return True
-        if isinstance(node, ast.AlterTableStmt):
-            for cmd in node.cmds or ():
-                pc = getattr(cmd, "def_", None)
-                if isinstance(pc, ast.PartitionCmd) and pc.concurrent:
-                    return True
+    return False
+
+
+_ALWAYS_AUTOCOMMIT = frozenset({"VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt"})
+
+
+def statement_needs_autocommit(kind: str, node: Mapping[str, Any]) -> bool:
+    """`needs_autocommit` for one statement already parsed to pglast's JSON tree.
+
+    `kind` is the node type (``"IndexStmt"``), `node` its fields. The linter
+    asks this with the statements it parsed, so the rule exists once.
+    """
+    if kind in _ALWAYS_AUTOCOMMIT:
+        return True
+    if kind in ("IndexStmt", "DropStmt"):
+        return bool(node.get("concurrent"))
+    if kind == "ReindexStmt":
+        return any((p.get("DefElem") or {}).get("defname") == "concurrently"
+                   for p in node.get("params") or ())
+    if kind == "AlterTableStmt":
+        for item in node.get("cmds") or ():
+            definition = (item.get("AlterTableCmd") or {}).get("def") or {}
+            if (definition.get("PartitionCmd") or {}).get("concurrent"):
+                return True
     return False
 
 
@@ -250,7 +262,7 @@ def caller_source() -> Source | None:
 
     mode = _lint_render.active()
     revision = mode.revision if mode is not None else None
-    folders = tuple(_library_folders())
+    folders = _library_prefixes()
     frame = sys._getframe(1)
     nearest: Source | None = None
     while frame is not None:
@@ -279,11 +291,30 @@ def _absolute(raw: str) -> str:
 def _is_library_file(filename: str) -> bool:
     if filename.startswith("<"):
         return True
-    return filename.startswith(tuple(_library_folders()))
+    return filename.startswith(_library_prefixes())
 
 
 _LIBRARY_FOLDERS: list[str] = []
 _LIBRARIES_NOT_SEEN = ["alembic", "sqlalchemy", "contextlib"]
+#: (folders known, lint's extra folders) -> the tuple `str.startswith` takes; asked per step
+_PREFIXES: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    """`_library_folders()` as a tuple, remembered while the folders stay the same."""
+    from zdmigrate import _lint_render
+
+    mode = _lint_render.active()
+    extra = mode.library_folders if mode is not None else ()
+    if _LIBRARIES_NOT_SEEN or not _LIBRARY_FOLDERS:
+        return tuple(_library_folders())  # alembic or sqlalchemy may load later: ask again
+    key = (len(_LIBRARY_FOLDERS), extra)
+    found = _PREFIXES.get(key)
+    if found is None:
+        found = _PREFIXES[key] = tuple(_library_folders())
+    return found
+
+
 
 
 def _library_folders() -> list[str]:

@@ -8,20 +8,13 @@
 See docs/backfill.md. The modules: `keys` (which key a table is walked by),
 `walkers` (the SQL of a batch), `claims` (workers' key ranges in the state
 tables), `sizing` (adaptive batch size), `throttle` (lag, rate),
-`progress` (events and reporters), `verify` (the mismatch count), `control`
+`progress` (events for an observer; `zdmigrate.output.progress` draws them), `verify` (the mismatch count), `control`
 (pause/resume), `runner` (the workers).
 """
 
 from zdmigrate.backfill.control import progress, restart_finished, set_paused
 from zdmigrate.backfill.options import BackfillOptions
-from zdmigrate.backfill.progress import (
-    BackfillEvent,
-    JsonReporter,
-    PlainReporter,
-    Reporter,
-    RichReporter,
-    choose_reporter,
-)
+from zdmigrate.backfill.progress import BackfillEvent, Reporter
 from zdmigrate.backfill.runner import BackfillResult, run_backfill
 from zdmigrate.backfill.throttle import LagSource, PrimaryLag, ReplicaLag
 from zdmigrate.backfill.verify import Verification, verify_backfill
@@ -30,15 +23,11 @@ __all__ = [
     "BackfillEvent",
     "BackfillOptions",
     "BackfillResult",
-    "JsonReporter",
     "LagSource",
-    "PlainReporter",
     "PrimaryLag",
     "ReplicaLag",
     "Reporter",
-    "RichReporter",
     "Verification",
-    "choose_reporter",
     "progress",
     "restart_finished",
     "run_backfill",

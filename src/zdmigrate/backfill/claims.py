@@ -6,7 +6,7 @@ frontier (under a row lock on that row), or takes over a range whose worker is
 gone (its connection no longer in ``pg_stat_activity``) or silent for longer than
 the lease, with ``FOR UPDATE SKIP LOCKED`` so claimers never wait on each other.
 Workers in several processes on several machines cooperate this way. The rows
-are read and written through `zdmigrate.state.backfills`.
+are read and written through `zdmigrate.state.Store`.
 
 Each batch transaction first locks its range row and checks that this worker
 still owns it (a fence: a worker thought dead that wakes up cannot apply a batch
@@ -24,8 +24,7 @@ import psycopg
 
 from zdmigrate.backfill.walkers import BatchOutcome, Position, Walker
 from zdmigrate.errors import OperationalError
-from zdmigrate.state.backfills import BackfillRow, Totals
-from zdmigrate.state.store import Backfills
+from zdmigrate.state import BackfillRow, Store, Totals
 
 
 class ClaimState(enum.Enum):
@@ -74,8 +73,8 @@ class Claims:
         self._schema = state_schema
         self._ids = (migration_id, step_key)
 
-    def _rows(self, conn: psycopg.Connection[Any]) -> Backfills:
-        return Backfills(conn, self._schema)
+    def _store(self, conn: psycopg.Connection[Any]) -> Store:
+        return Store(conn, self._schema)
 
     # -- the backfill row -------------------------------------------------------
 
@@ -85,7 +84,7 @@ class Claims:
     ) -> BackfillRow:
         """Create the backfill's row if this is its first run; return it as stored."""
         with conn.transaction():
-            self._rows(conn).open(
+            self._store(conn).backfills.open(
                 *self._ids, table_name=table_name, schema_name=schema_name,
                 cursor=cursor, rows_total=rows_total, batch_size=batch_size,
             )
@@ -94,14 +93,14 @@ class Claims:
         return row
 
     def read(self, conn: psycopg.Connection[Any]) -> BackfillRow | None:
-        return self._rows(conn).read(*self._ids)
+        return self._store(conn).backfills.read(*self._ids)
 
     def merge_info(self, conn: psycopg.Connection[Any], info: dict[str, Any]) -> None:
         """Record what this run chose and why, and the table's sizes (shown by `status`)."""
-        self._rows(conn).merge_info(*self._ids, info)
+        self._store(conn).backfills.merge_info(*self._ids, info)
 
     def set_batch_size(self, conn: psycopg.Connection[Any], size: int) -> None:
-        self._rows(conn).set_batch_size(*self._ids, size)
+        self._store(conn).backfills.set_batch_size(*self._ids, size)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -120,7 +119,7 @@ class Claims:
             taken = self._take_over(conn)
             if taken is not None:
                 return taken
-            rows = self._rows(conn)
+            rows = self._store(conn).backfills
             cursor = rows.lock_frontier(*self._ids)
             if not cursor.get("exhausted"):
                 frontier = cursor.get("frontier")
@@ -135,7 +134,7 @@ class Claims:
             return ClaimState.FINISHED
 
     def _take_over(self, conn: psycopg.Connection[Any]) -> Claim | None:
-        row = self._rows(conn).take_over_range(*self._ids, owner=self.owner, lease=self.lease)
+        row = self._store(conn).backfills.take_over_range(*self._ids, owner=self.owner, lease=self.lease)
         if row is None:
             return None
         return Claim(row.range_no, row.lower, row.upper, row.cursor, taken_over=True)
@@ -144,21 +143,21 @@ class Claims:
 
     def fence(self, conn: psycopg.Connection[Any], claim: Claim) -> None:
         """Lock the range row; raise RangeLost if another worker owns it now."""
-        if self._rows(conn).lock_range_owner(*self._ids, claim.range_no) != self.owner:
+        if self._store(conn).backfills.lock_range_owner(*self._ids, claim.range_no) != self.owner:
             raise RangeLost(claim.range_no)
 
     def save_batch(
         self, conn: psycopg.Connection[Any], claim: Claim, outcome: BatchOutcome
     ) -> Totals:
         """Record the batch's cursor and counts; the last statement of its transaction."""
-        return self._rows(conn).save_batch(
+        return self._store(conn).backfills.save_batch(
             *self._ids, claim.range_no, cursor=outcome.end, scanned=outcome.scanned,
             updated=outcome.updated, range_done=outcome.range_done,
         )
 
     def heartbeat(self, conn: psycopg.Connection[Any], claim: Claim) -> None:
         """Tell other workers this range's worker is alive (while it waits)."""
-        self._rows(conn).range_heartbeat(*self._ids, claim.range_no, self.owner)
+        self._store(conn).backfills.range_heartbeat(*self._ids, claim.range_no, self.owner)
 
     def status(self, conn: psycopg.Connection[Any]) -> str:
         row = self.read(conn)

@@ -69,7 +69,7 @@ from zdmigrate.errors import (
     transient_reason,
 )
 from zdmigrate.failpoints import failpoint
-from zdmigrate.state import ensure_schema
+from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep
 
 
@@ -165,7 +165,7 @@ def run_backfill(
     stop = stop or threading.Event()
 
     with connect(url) as conn:
-        ensure_schema(conn, settings.state_schema)
+        Store(conn, settings.state_schema).ensure_schema()
         table = resolve_table(conn, step)
         key = find_key(conn, table)
         walker = _walker(conn, table, key, step)

@@ -12,7 +12,8 @@ chosen strategy (`strategies`). The result is a `DemoSummary`.
 
 Modules: `database` (where it runs), `shop` (the app versions' requests),
 `instances` (the fleet), `traffic` (counts and latencies), `strategies`,
-`pipeline`, `monitor` and `progress` (what the views show), `view`, `summary`.
+`pipeline`, `monitor` and `progress` (what the views show; `zdmigrate.output.demo`
+draws them), `summary`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from zdmigrate import db, state
+from zdmigrate import db
 from zdmigrate.config import Settings
 from zdmigrate.demo.database import demo_database
 from zdmigrate.demo.instances import Fleet, Router
@@ -32,12 +33,14 @@ from zdmigrate.demo.shop import seed
 from zdmigrate.demo.strategies import STRATEGIES, release_steps
 from zdmigrate.demo.summary import DemoSummary
 from zdmigrate.demo.traffic import TrafficStats
-from zdmigrate.demo.view import VIEWS, live_view, plain_view
 from zdmigrate.errors import BadInput
 from zdmigrate.migration import load_migrations
+from zdmigrate.state import Store
 
 __all__ = ["STRATEGIES", "VIEWS", "ContractRefusal", "DemoFailed", "DemoSummary", "run_demo"]
 
+#: How the demo shows itself: a live view (a terminal), plain lines, or nothing.
+VIEWS = ("live", "plain", "quiet")
 DEFAULT_ROWS = 20_000
 DEFAULT_DURATION = 30.0
 DEFAULT_RATE = 200.0
@@ -99,7 +102,7 @@ def run_demo(
         finally:
             monitor.stop()
         with db.connect(database.url, application_name="zdmigrate demo") as conn:
-            backfills = state.backfill_progress(conn, settings.state_schema)
+            backfills = Store(conn, settings.state_schema).backfills.progress()
         phases = dict(pipeline.phases)
         return DemoSummary(
             strategy=strategy, database=database.description,
@@ -114,6 +117,8 @@ def run_demo(
 def _view(view: str, progress: DemoProgress, stats: TrafficStats, stream: TextIO | None):  # type: ignore[no-untyped-def]
     import contextlib
     import sys
+
+    from zdmigrate.output.demo import live_view, plain_view
 
     out = stream or sys.stdout
     if view == "live":

@@ -12,8 +12,9 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import fleet, state
+from zdmigrate import fleet
 from zdmigrate.demo.progress import DemoProgress
+from zdmigrate.state import Store
 
 
 class Monitor:
@@ -57,10 +58,11 @@ class Monitor:
             pass
 
     def poll(self, conn: psycopg.Connection[Any]) -> None:
-        if not state.schema_exists(conn, self.schema):
+        store = Store(conn, self.schema)
+        if not store.exists():
             return
-        phases = {mid: row.phase for mid, row in state.load_migrations(conn, self.schema).items()}
-        backfills = state.backfill_progress(conn, self.schema)
+        phases = {mid: row.phase for mid, row in store.migrations.load().items()}
+        backfills = store.backfills.progress()
         instances = fleet.live_instances(conn, self.schema, remember_sessions=False)
         seen = Counter(i.version for i in instances if i.source == "heartbeat")
         self.progress.update(phases=phases, backfills=backfills, seen=dict(seen))

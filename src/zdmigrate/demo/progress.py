@@ -1,6 +1,6 @@
 """What the demo has done so far (events, phases, backfills, fleet), as the views show it.
 
-The pipeline and the monitor thread write it; the views read it. Readers get copies; nothing here blocks for long, so a view refreshing four
+The pipeline and the monitor thread write it; the views (`zdmigrate.output.demo`) read it. Readers get copies; nothing here blocks for long, so a view refreshing four
 times a second never slows the pipeline.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zdmigrate.demo.shop import APP, DUAL_WRITING, OLD, role
 from zdmigrate.phases import Phase
 
 
@@ -40,7 +41,14 @@ class DemoProgress:
     shares: dict[str, float] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    #: The app the demo runs, and its versions the views list first, in order.
+    app: str = APP
+    versions: tuple[str, ...] = (OLD, DUAL_WRITING)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def role(self, version: str) -> str:
+        """What a version is (old, dual-writing, new), in the words the views use."""
+        return role(version)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -1,4 +1,5 @@
-"""The demo's result: traffic per version, final phases, backfills, refusals; as JSON or text."""
+"""The demo's result: traffic per version, final phases, backfills, refusals (`as_dict` for
+JSON; `zdmigrate.output.demo.summary_text` draws it as text)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ class DemoSummary:
     migrations: list[tuple[str, Phase]]
     backfills: list[dict[str, Any]]
     record: PipelineRecord = field(default_factory=PipelineRecord)
+    app: str = APP
+
+    def role(self, version: str) -> str:
+        """What a version is (old, dual-writing, new), in the words the views use."""
+        return role(version)
 
     @property
     def backfilled_rows(self) -> int:
@@ -51,7 +57,7 @@ class DemoSummary:
             "p99_latency_ms": round(self.total.p99_ms, 2),
             "max_latency_ms": round(self.total.max_ms, 2),
             "errors": [{"message": m, "count": n} for m, n in self.total.errors],
-            "versions": [{**v.as_dict(), "app": APP, "role": role(v.version)}
+            "versions": [{**v.as_dict(), "app": self.app, "role": self.role(v.version)}
                          for v in self.versions],
             "migrations": [{"id": mid, "phase": phase.value} for mid, phase in self.migrations],
             "complete": self.complete,
@@ -67,36 +73,3 @@ class DemoSummary:
             "deploy_steps": self.record.deploy_steps,
             "phase_transitions": self.record.transitions,
         }
-
-    def render_text(self) -> str:
-        lines = [
-            f"zdmigrate demo ({self.strategy}) on {self.database}: "
-            f"{self.duration_seconds:.0f}s",
-            "",
-            f"  {'version':<26}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'max ms':>9}",
-        ]
-        for v in [*self.versions, self.total]:
-            label = (f"{APP} {v.version} ({role(v.version)})"
-                     if v.version != "all" else "all")
-            lines.append(f"  {label:<26}{v.requests:>10,}{v.failed:>8,}{v.p50_ms:>9.1f}"
-                         f"{v.p99_ms:>9.1f}{v.max_ms:>9.1f}")
-        done = sum(1 for _, phase in self.migrations if phase is Phase.CONTRACT)
-        lines += [
-            "",
-            f"  migrations complete: {done} of {len(self.migrations)} "
-            f"({self.record.transitions} phase transitions, {self.record.deploy_steps} deploy "
-            "steps)",
-            "  releases:            " + " -> ".join(f"{APP} {v}" for v in self.record.releases),
-            f"  backfilled rows:     {self.backfilled_rows:,} in {len(self.backfills)} backfill(s)",
-            f"  contract refused:    {len(self.record.contract_refusals)} time(s) while an old "
-            "version was live",
-            "  gate answers:        " + ", ".join(
-                f"{APP} {g.version} {'allowed' if g.answer.allowed else 'refused'}"
-                for g in self.record.gate_calls),
-        ]
-        for message, count in self.total.errors:
-            lines.append(f"  error ({count}x): {message}")
-        lines += ["", "  zero downtime: " + ("yes, not one request failed" if self.ok else
-                                           "NO: see the failures above")]
-        return "\n".join(lines)

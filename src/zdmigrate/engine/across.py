@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from zdmigrate import db, dsn, state
+from zdmigrate.backfill import Reporter
 from zdmigrate.config import Settings
 from zdmigrate.engine.advance import advance, next_with_work
 from zdmigrate.engine.results import AcrossRun, SkippedTarget, TargetResult, Transition
@@ -87,12 +88,11 @@ def probe(
             return dsn.scrub(first_line_of(exc), target.url)
         try:
             found = Probe(target)
-            schema = settings.state_schema
-            if state.schema_exists(conn, schema):
-                found.phases = {mid: row.phase for mid, row in
-                                state.load_migrations(conn, schema).items()}
+            store = state.Store(conn, settings.state_schema)
+            if store.exists():
+                found.phases = {mid: row.phase for mid, row in store.migrations.load().items()}
                 for mid in found.phases:
-                    if state.partial_phases(conn, schema, mid):
+                    if store.steps.partial_phases(mid):
                         found.interrupted.add(mid)
             return found
         except psycopg.Error as exc:
@@ -133,6 +133,7 @@ def advance_across(
     accept_changed: bool = False,
     override_reason: str | None = None,
     log: Log = quiet,
+    reporter_for: Callable[[Log], Reporter | None] | None = None,
 ) -> AcrossRun:
     """Take one migration to one phase on every target (but the skipped ones).
 
@@ -141,7 +142,8 @@ def advance_across(
     else the next phase with work. `canary` runs first and alone; the others run
     only if it succeeds. Returns what each target did; `AcrossRun.exit_code` is
     the worst of theirs. Bad input (exit 2) and an unreachable target (exit 3)
-    raise before anything changes.
+    raise before anything changes. `reporter_for(target_log)` gives each target's
+    backfill steps a progress reporter (the CLI: log lines prefixed with the target).
     """
     goal_asked = Phase.parse(to) if isinstance(to, str) else to
     if goal_asked is Phase.PENDING:
@@ -171,6 +173,7 @@ def advance_across(
             found.target.settings(settings), migration.id, to=goal, dry_run=dry_run,
             accept_changed=accept_changed, override_reason=override_reason, log=target_log,
             migrations=plan.migrations,
+            reporter=reporter_for(target_log) if reporter_for is not None else None,
         )
 
     run.results = _fan_out(plan, probes, migration, one, log, _phase_now(settings, migration))
@@ -233,9 +236,10 @@ def _phase_now(settings: Settings, migration: Migration) -> Callable[[Target], P
         except ZdmigrateError:
             return None
         try:
-            if not state.schema_exists(conn, settings.state_schema):
+            store = state.Store(conn, settings.state_schema)
+            if not store.exists():
                 return Phase.PENDING
-            row = state.load_migrations(conn, settings.state_schema).get(migration.id)
+            row = store.migrations.load().get(migration.id)
             return row.phase if row else Phase.PENDING
         except psycopg.Error:
             return None
@@ -313,9 +317,9 @@ def _record_skips(settings: Settings, found: Probe, migration: Migration, goal: 
     """Write each skip into this target's phase log (creating zdmigrate's schema if needed)."""
     conn = db.connect(found.target.settings(settings), application_name="zdmigrate skip-target")
     try:
-        state.ensure_schema(conn, settings.state_schema)
+        store = state.Store(conn, settings.state_schema)
+        store.ensure_schema()
         with conn.transaction():
-            store = state.Store(conn, settings.state_schema)
             for s in skipped:
                 store.phase_log.skip(
                     migration_id=migration.id, target=s.name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from zdmigrate import state
 from zdmigrate.config import Settings
 from zdmigrate.engine.adoption import alembic_versions
 from zdmigrate.engine.session import Log, quiet, session
@@ -55,15 +54,14 @@ def adopt(
         adopted = [m for m in upto if run.phase_of(m.id) is Phase.PENDING]
         with run.conn.transaction():
             for migration in adopted:
-                state.set_phase(run.conn, run.schema, migration.id, Phase.CONTRACT,
-                                migration.checksum)
-                state.log_start(
-                    run.conn, run.schema, migration_id=migration.id, action="advance",
+                run.store.migrations.set_phase(migration.id, Phase.CONTRACT, migration.checksum)
+                run.store.phase_log.start(
+                    migration_id=migration.id, action="advance",
                     from_phase=Phase.PENDING, to_phase=Phase.CONTRACT, actor=run.actor,
                     outcome="done", message=f"adopted: part of the Alembic history up to "
                     f"{baseline.id}; not run by zdmigrate",
                 )
-                state.notify_phase(run.conn, run.schema, migration.id, Phase.CONTRACT)
+                run.store.migrations.notify_phase(migration.id, Phase.CONTRACT)
         for migration in adopted:
             log(f"{migration.id}: adopted as complete")
         return [m.id for m in adopted]

@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import state
 from zdmigrate.errors import BadInput, Blocker
 from zdmigrate.migration import Migration
+from zdmigrate.state import Store
 
 
 class NotAdopted(BadInput):
@@ -68,7 +68,8 @@ def not_adopted(
     revision = alembic_revision(conn)
     if revision is None:
         return None
-    if state.schema_exists(conn, schema) and state.load_migrations(conn, schema):
+    store = Store(conn, schema)
+    if store.exists() and store.migrations.load():
         return None
     known = {m.id for m in migrations}
     if revision not in known:

@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import compat, state
+from zdmigrate import compat
+from zdmigrate.backfill import Reporter
 from zdmigrate.config import Settings
 from zdmigrate.engine.adoption import move_alembic_version
 from zdmigrate.engine.checks import CheckContext, blockers_for
@@ -30,6 +31,7 @@ from zdmigrate.migration import Migration, find
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
+from zdmigrate.state import MigrationRow
 from zdmigrate.steps import SQLStep
 
 
@@ -43,6 +45,7 @@ def advance(
     override_reason: str | None = None,
     log: Log = quiet,
     migrations: list[Migration] | None = None,
+    reporter: Reporter | None = None,
 ) -> list[Transition]:
     """Take a migration (default: the oldest not complete) through its next phase(s).
 
@@ -52,8 +55,10 @@ def advance(
 
     Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
     refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
-    each phase without changing anything. `migrations`, when given, are the loaded
-    migration files (a run across many databases loads them once).
+    each phase without changing anything. A backfill step's progress events go to
+    `reporter` (the CLI draws them as log lines: `zdmigrate.output.progress`).
+    `migrations`, when given, are the loaded migration files (a run across many
+    databases loads them once).
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
     """
@@ -64,6 +69,7 @@ def advance(
         migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
                  migrations=migrations, defer_state=True) as run:
+        run.backfill_reporter = reporter
         if migration_id is not None:
             migration = find(run.migrations, migration_id)
         else:
@@ -125,8 +131,8 @@ def _enter(
         if not dry_run:
             run.ensure_state()
             with run.conn.transaction():
-                state.log_start(
-                    run.conn, run.schema, migration_id=migration.id, action="advance",
+                run.store.phase_log.start(
+                    migration_id=migration.id, action="advance",
                     from_phase=before, to_phase=phase, actor=run.actor, outcome="refused",
                     override_reason=override_reason,
                     message="; ".join(f"[{b.check}] {b.message}" for b in blockers),
@@ -136,7 +142,7 @@ def _enter(
         steps = migration.render(phase)
         run.log(f"{migration.id}: would enter {phase} ({len(steps)} step(s))")
         # later phases of this dry run see this one as entered
-        run.states[migration.id] = state.MigrationRow(migration.id, phase, migration.checksum, None)
+        run.states[migration.id] = MigrationRow(migration.id, phase, migration.checksum, None)
         run.simulated.add(migration.id)
         return Transition(migration.id, "advance", before, phase, dry_run=True, steps=steps)
     if phase is Phase.EXPAND and before is Phase.PENDING:
@@ -145,23 +151,23 @@ def _enter(
         _check_contract_requirements(run, migration)
     run.ensure_state()
     with run.conn.transaction():
-        log_id = state.log_start(
-            run.conn, run.schema, migration_id=migration.id, action="advance",
+        log_id = run.store.phase_log.start(
+            migration_id=migration.id, action="advance",
             from_phase=before, to_phase=phase, actor=run.actor, override_reason=override_reason,
             message=(
                 "overridden: " + "; ".join(f"[{b.check}] {b.message}" for b in overridden)
                 if overridden else None
             ),
         )
-        state.migrations.add_pending(run.conn, run.schema, migration.id, migration.checksum)
+        run.store.migrations.add_pending(migration.id, migration.checksum)
     run.log(f"{migration.id}: entering {phase}")
     transition = Transition(migration.id, "advance", before, phase)
     run_logged(run, migration, phase, "advance", transition, log_id, accept_changed)
     with run.conn.transaction():
-        state.set_phase(run.conn, run.schema, migration.id, phase, migration.checksum)
-        state.clear_steps(run.conn, run.schema, migration.id, [phase], "advance")
-        state.log_finish(run.conn, run.schema, log_id, "done")
-        state.notify_phase(run.conn, run.schema, migration.id, phase)
+        run.store.migrations.set_phase(migration.id, phase, migration.checksum)
+        run.store.steps.clear(migration.id, [phase], "advance")
+        run.store.phase_log.finish(log_id, "done")
+        run.store.migrations.notify_phase(migration.id, phase)
         if phase is Phase.CONTRACT:
             moved = move_alembic_version(
                 run.conn, run.migrations,
@@ -194,8 +200,8 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     steps themselves recognise what it left (see `db.execute_step`).
     """
     if run.state_ready and (
-        state.done_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
-        or state.started_steps(run.conn, run.schema, migration.id, Phase.EXPAND, "advance")
+        run.store.steps.done(migration.id, Phase.EXPAND, "advance")
+        or run.store.steps.started(migration.id, Phase.EXPAND, "advance")
     ):
         return
     problems: list[str] = []
@@ -216,6 +222,15 @@ def _check_requirements(run: Run, migration: Migration) -> None:
             step for step in op.steps(Phase.EXPAND, migration.id)
             if isinstance(step, SQLStep) and not step.autocommit
         )
+    problems.extend(problem for _, problem in _unmet(run, migration.view_requirements(), []))
+    if migration.version_schema:
+        # the opt-in version schema is generated too: someone else's schema of that name is refused
+        from zdmigrate.ops import _version_schema as version_schema
+
+        taken_schema = [req.names_free([version_schema.schema_claim(migration.id)],
+                                       f"version schema of {migration.id}")]
+        problems.extend(f"version schema of {migration.id}: {problem}"
+                        for _, problem in _unmet(run, taken_schema, []))
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "
@@ -280,7 +295,7 @@ def _check_contract_requirements(run: Run, migration: Migration) -> None:
     done steps changed what the requirements describe; each operation's own
     first step checks again).
     """
-    if state.done_steps(run.conn, run.schema, migration.id, Phase.CONTRACT, "advance"):
+    if run.store.steps.done(migration.id, Phase.CONTRACT, "advance"):
         return
     problems: list[str] = []
     with run.conn.transaction(force_rollback=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate import backfill as backfill_module
 from zdmigrate import db
@@ -13,6 +13,9 @@ from zdmigrate.errors import BadInput, CheckFailed
 from zdmigrate.migration import find, load_migrations
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep
+
+if TYPE_CHECKING:
+    from zdmigrate.backfill import Reporter
 
 
 @dataclass
@@ -39,7 +42,7 @@ def backfill(
     pause: bool = False,
     resume: bool = False,
     again: bool = False,
-    reporter: Any = None,
+    reporter: Reporter | None = None,
     **options: Any,
 ) -> BackfillRun:
     """Run or resume the backfill steps of a migration (default: the first at dual-write).

@@ -8,11 +8,12 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import backfill, db, fleet, shadow_reads, state
+from zdmigrate import backfill, db, fleet, shadow_reads
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, Blocker
 from zdmigrate.migration import Migration, parents_of
 from zdmigrate.phases import Phase
+from zdmigrate.state import MigrationRow
 from zdmigrate.steps import BackfillStep
 
 
@@ -24,7 +25,7 @@ class CheckContext:
     settings: Settings
     migration: Migration
     migrations: Sequence[Migration]
-    states: dict[str, state.MigrationRow]
+    states: dict[str, MigrationRow]
     target: Phase
     actor: str
     override_reason: str | None = None

@@ -13,13 +13,14 @@ from typing import Any
 
 import psycopg
 
-from zdmigrate import backfill, db, state
+from zdmigrate import backfill, db
 from zdmigrate.engine.results import Transition
 from zdmigrate.engine.session import Run
 from zdmigrate.errors import MigrationChanged, OperationalError
 from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration
 from zdmigrate.phases import Phase
+from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep, GeneratedSQLStep, SQLStep, Step
 
 
@@ -36,15 +37,15 @@ class StepRun:
     def record(self, conn: psycopg.Connection[Any], step: Step) -> None:
         """Mark the step done (in the caller's transaction)."""
         failpoint("engine.step.after_work")
-        state.mark_step_done(conn, self.run.schema, self.migration.id, self.phase,
-                             self.direction, self.index, step.key)
+        store = self.run.store if conn is self.run.conn else Store(conn, self.run.schema)
+        store.steps.mark_done(self.migration.id, self.phase, self.direction, self.index, step.key)
 
     def mark_started(self, step: Step) -> None:
         """Mark a step that is not atomic started, committed before it runs: a rerun after
         a kill then knows that what it finds (a half-built index) is its own leftover."""
         with self.run.conn.transaction():
-            state.mark_step_started(self.run.conn, self.run.schema, self.migration.id,
-                                    self.phase, self.direction, self.index, step.key)
+            self.run.store.steps.mark_started(self.migration.id, self.phase, self.direction,
+                                              self.index, step.key)
 
     def record_now(self, step: Step) -> None:
         with self.run.conn.transaction():
@@ -76,7 +77,7 @@ def execute_backfill(where: StepRun, step: BackfillStep) -> None:
         run.log(f"  {where.phase} step {where.index + 1}: backfill {step.qualified_table}")
         result = backfill.run_backfill(
             run.settings, migration_id=where.migration.id, step=step,
-            reporter=backfill.PlainReporter(write=run.log),
+            reporter=run.backfill_reporter,
         )
         if not result.done:
             raise OperationalError(
@@ -121,7 +122,7 @@ def _log_failure(run: Run, log_id: int, exc: BaseException) -> None:
         return
     try:
         with run.conn.transaction():
-            state.log_finish(run.conn, run.schema, log_id, "failed", str(exc)[:2000])
+            run.store.phase_log.finish(log_id, "failed", str(exc)[:2000])
     except psycopg.Error:
         pass
 
@@ -131,7 +132,7 @@ def run_steps(
     accept_changed: bool,
 ) -> None:
     """Run every step of `phase` in `direction`, skipping those a previous run finished."""
-    done = state.done_steps(run.conn, run.schema, migration.id, phase, direction)
+    done = run.store.steps.done(migration.id, phase, direction)
     counter = iter(range(1_000_000))
 
     def execute(step: Step) -> None:

@@ -6,10 +6,11 @@ instance is and how it is read or written lives in `zdmigrate.fleet`.
 
 from __future__ import annotations
 
-from zdmigrate import db, fleet, state
+from zdmigrate import db, fleet
 from zdmigrate.compat import parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
+from zdmigrate.state import Store
 
 
 def fleet_list(settings: Settings, app: str | None = None) -> list[fleet.Instance]:
@@ -35,7 +36,7 @@ def fleet_heartbeat(
         _check_version(version)
     seconds = fleet.ttl_seconds(ttl, "--ttl") if ttl is not None else fleet_settings.heartbeat_ttl
     with db.connect(settings, application_name="zdmigrate fleet") as conn:
-        state.ensure_schema(conn, settings.state_schema)
+        Store(conn, settings.state_schema).ensure_schema()
         if stop:
             return fleet.stop_heartbeat(conn, settings.state_schema, app=app,
                                         instance_id=instance_id)
@@ -53,7 +54,7 @@ def fleet_declare(
     _check_version(version)
     seconds = fleet.ttl_seconds(ttl, "--ttl") if ttl is not None else fleet_settings.declare_ttl
     with db.connect(settings, application_name="zdmigrate fleet") as conn:
-        state.ensure_schema(conn, settings.state_schema)
+        Store(conn, settings.state_schema).ensure_schema()
         return fleet.declare(conn, settings.state_schema, app=app, version=version,
                              instances=instances, ttl=seconds)
 
@@ -62,7 +63,7 @@ def fleet_retire(settings: Settings, *, app: str, version: str) -> int:
     """Say that `app` `version` no longer runs; returns the rows removed."""
     _check_app(app)
     with db.connect(settings, application_name="zdmigrate fleet") as conn:
-        state.ensure_schema(conn, settings.state_schema)
+        Store(conn, settings.state_schema).ensure_schema()
         return fleet.retire(conn, settings.state_schema, app=app, version=version)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from zdmigrate import db, state
+from zdmigrate import db
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
 from zdmigrate.migration import load_migrations, migrations_folder
+from zdmigrate.state import Store
 
 
 @dataclass
@@ -52,7 +53,7 @@ def init(settings: Settings, *, cwd: Path | None = None) -> InitResult:
 
         migrations = load_migrations(folder) if alembic_project else []
         with db.connect(settings, application_name="zdmigrate init") as conn:
-            version = state.ensure_schema(conn, settings.state_schema)
+            version = Store(conn, settings.state_schema).ensure_schema()
             if alembic_project and not_adopted(conn, settings.state_schema, migrations):
                 adopt_revision = alembic_revision(conn)
     return InitResult(folder, created, settings.state_schema if version else None, version,

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LintResult:
+    """What `lint` found, over how many files, for which PostgreSQL version."""
+
     violations: list[Violation]
     files_checked: int
     pg_version: int
@@ -46,6 +48,7 @@ def lint(
     since: str | None = None,
     stdin: TextIO | None = None,
     env: bool = False,
+    freeze_loaded: bool = False,
 ) -> LintResult:
     """Lint migrations, .sql files, stdin (``-``), Alembic projects and globs; offline.
 
@@ -58,6 +61,12 @@ def lint(
     rendered is one ``revision-not-linted`` violation, and the rest is linted.
     Bad paths and configs raise BadInput (exit 2); a linter bug raises
     LintInternalError (exit 2).
+
+    `freeze_loaded` is for a process that ends with the command (the CLI's
+    entry point): once the revisions and Alembic are loaded, they are handed
+    to `gc.freeze()`, so the cyclic GC stops walking them on every full pass
+    while the revisions render (a few percent of a large history). A
+    long-lived caller leaves it off: frozen objects are never collected.
     """
     from zdmigrate.errors import LintInternalError, ZdmigrateError
     from zdmigrate.lint import LintConfig
@@ -77,6 +86,10 @@ def lint(
     )
     targets = collect(paths, default_dir=settings.migrations, stdin=stdin,
                       since=since if since is not None else config.since, config=config, env=env)
+    if freeze_loaded and targets.migrations:
+        import gc
+
+        gc.freeze()
     try:
         found = lint_collected(targets, phase=the_phase, pg_version=version, config=config,
                                catalog_types=catalog)

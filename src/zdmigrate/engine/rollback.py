@@ -5,7 +5,6 @@ Warning: holds the run's advisory lock for the whole run, as advance does.
 
 from __future__ import annotations
 
-from zdmigrate import state
 from zdmigrate.config import Settings
 from zdmigrate.engine.executors import run_logged
 from zdmigrate.engine.results import Transition
@@ -40,7 +39,7 @@ def rollback(
         else:
             chosen = default_migration(
                 run.migrations, run.phase_of, "rollback",
-                interrupted=lambda mid: bool(state.partial_phases(run.conn, run.schema, mid)),
+                interrupted=lambda mid: bool(run.store.steps.partial_phases(mid)),
             )
             if chosen is None:
                 log("no migration has started; nothing to roll back")
@@ -72,7 +71,7 @@ def rollback(
         ]
         interrupted = [
             (p, done) for p, direction, done
-            in state.partial_phases(run.conn, run.schema, migration.id)
+            in run.store.steps.partial_phases(migration.id)
             if direction == "advance" and p > current
         ]
         _refuse_what_cannot_be_undone(migration, interrupted)
@@ -124,8 +123,8 @@ def _undo(
     before = run.phase_of(migration.id)
     after = before if interrupted else (phase.previous or Phase.PENDING)
     with run.conn.transaction():
-        log_id = state.log_start(
-            run.conn, run.schema, migration_id=migration.id, action="rollback",
+        log_id = run.store.phase_log.start(
+            migration_id=migration.id, action="rollback",
             from_phase=phase if not interrupted else before, to_phase=after, actor=run.actor,
             message="undoing an interrupted phase" if interrupted else None,
         )
@@ -133,14 +132,14 @@ def _undo(
     transition = Transition(migration.id, "rollback", phase, after)
     run_logged(run, migration, phase, "rollback", transition, log_id, accept_changed)
     with run.conn.transaction():
-        state.set_phase(run.conn, run.schema, migration.id, after, migration.checksum)
-        state.clear_steps(run.conn, run.schema, migration.id, [phase])
+        run.store.migrations.set_phase(migration.id, after, migration.checksum)
+        run.store.steps.clear(migration.id, [phase])
         if after < Phase.BACKFILL:
             # whatever a backfill recorded is about data this rollback may undo (a
             # dropped column, a trigger gone): the next backfill starts from the top
-            state.Store(run.conn, run.schema).backfills.delete_migration(migration.id)
-        state.log_finish(run.conn, run.schema, log_id, "done")
-        state.notify_phase(run.conn, run.schema, migration.id, after)
+            run.store.backfills.delete_migration(migration.id)
+        run.store.phase_log.finish(log_id, "done")
+        run.store.migrations.notify_phase(migration.id, after)
     run.reload()
     run.log(f"{migration.id}: now at {after}")
     return transition
@@ -149,7 +148,7 @@ def _undo(
 def _running_backfill(run: Run, migration: Migration) -> list[Blocker]:
     """A backfill whose workers are connected now: rolling back under it would kill it
     half-way and leave a cursor that no longer describes the data."""
-    workers = state.Store(run.conn, run.schema).backfills.connected_workers(migration.id)
+    workers = run.store.backfills.connected_workers(migration.id)
     if not workers:
         return []
     pids = sorted({int(w["pid"]) for w in workers})

@@ -11,15 +11,19 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from zdmigrate import db, state
+from zdmigrate import db
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput, MigrationChanged, RunLocked, first_line
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
+from zdmigrate.state import LockHolder, MigrationRow, Store
+
+if TYPE_CHECKING:
+    from zdmigrate.backfill import Reporter
 
 Log = Callable[[str], None]
 
@@ -43,13 +47,20 @@ class Run:
     conn: psycopg.Connection[Any]
     settings: Settings
     migrations: list[Migration]
-    states: dict[str, state.MigrationRow]
+    states: dict[str, MigrationRow]
     actor: str
     log: Log
     simulated: set[str] = field(default_factory=set)
     #: Whether zdmigrate's schema is in place and this run recorded as the lock holder.
     state_ready: bool = True
     command: str = ""
+    #: zdmigrate's tables on this run's connection (the one door to them).
+    store: Store = field(init=False)
+    #: Where a backfill step's progress events go (none: not shown).
+    backfill_reporter: Reporter | None = None
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.conn, self.settings.state_schema)
 
     def ensure_state(self) -> None:
         """Create (or upgrade) zdmigrate's schema and record this run as the lock holder.
@@ -59,8 +70,8 @@ class Run:
         """
         if self.state_ready:
             return
-        state.ensure_schema(self.conn, self.schema)
-        state.record_lock_holder(self.conn, self.schema, actor=self.actor, command=self.command)
+        self.store.ensure_schema()
+        self.store.run_lock.record_holder(actor=self.actor, command=self.command)
         self.state_ready = True
 
     @property
@@ -72,7 +83,7 @@ class Run:
         return row.phase if row else Phase.PENDING
 
     def reload(self) -> None:
-        self.states = state.load_migrations(self.conn, self.schema)
+        self.states = self.store.migrations.load()
 
 
 @contextmanager
@@ -99,22 +110,22 @@ def session(
                 raise refusal  # before the state schema is created: nothing changed
         run = Run(conn, settings, migrations, {}, actor, log, command=command)
         if lock:
-            holder = state.try_run_lock(conn, settings.state_schema)
+            holder = run.store.run_lock.try_take()
             if holder is not None:
                 raise RunLocked(
                     f"another zdmigrate run holds the lock on this database: {holder.describe()}",
                     hint=_lock_hint(holder),
                 )
             run.state_ready = False
-            if not defer_state or state.schema_exists(conn, settings.state_schema):
+            if not defer_state or run.store.exists():
                 run.ensure_state()
-        if state.schema_exists(conn, settings.state_schema):
+        if run.store.exists():
             run.reload()
         try:
             yield run
         finally:
             if lock and not conn.closed and not conn.broken:
-                state.release_run_lock(conn, settings.state_schema)
+                run.store.run_lock.release()
     except psycopg.errors.InsufficientPrivilege as exc:
         raise StatePrivilegeMissing(
             f"the database role may not use zdmigrate's schema {settings.state_schema!r}: "
@@ -126,7 +137,7 @@ def session(
         conn.close()
 
 
-def _lock_hint(holder: state.LockHolder) -> str:
+def _lock_hint(holder: LockHolder) -> str:
     """What the holder is doing, and the truth about a killed run: PostgreSQL notices its
     client is gone only when the running statement ends, and only then is the lock freed."""
     if holder.pid is None:
@@ -175,4 +186,4 @@ def check_unchanged(run: Run, migration: Migration, accept_changed: bool) -> Non
         )
     run.log(f"{migration.id}: accepting the changed file (--accept-changed)")
     with run.conn.transaction():
-        state.set_checksum(run.conn, run.schema, migration.id, migration.checksum)
+        run.store.migrations.set_checksum(migration.id, migration.checksum)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zdmigrate import fleet, shadow_reads, state
+from zdmigrate import fleet, shadow_reads
 from zdmigrate.config import Settings
 from zdmigrate.engine import search_paths
 from zdmigrate.engine.adoption import not_adopted, not_adopted_blocker
@@ -25,10 +25,10 @@ def status(
     `migrations`, when given, are the loaded migration files.
     """
     with session(settings, "status", lock=False, log=log, migrations=migrations) as run:
-        has_schema = state.schema_exists(run.conn, run.schema)
-        progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
+        has_schema = run.store.exists()
+        progress = run.store.backfills.progress() if has_schema else []
         if progress:
-            workers = state.Store(run.conn, run.schema).backfills.live_workers()
+            workers = run.store.backfills.live_workers()
             for b in progress:
                 b["live_workers"] = workers.get((b["migration_id"], b["step_key"]), 0)
                 if b["status"] == "running" and not b["live_workers"]:
@@ -53,7 +53,7 @@ def status(
                 blockers.extend(blockers_for(ctx))
             partial = (
                 [{"phase": p.value, "direction": d, "steps_done": n}
-                 for p, d, n in state.partial_phases(run.conn, run.schema, migration.id)]
+                 for p, d, n in run.store.steps.partial_phases(migration.id)]
                 if has_schema else []
             )
             version_schema = version_schemas.get(migration.id)

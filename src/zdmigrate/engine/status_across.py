@@ -151,9 +151,8 @@ def status_across(
 def _skips(settings: Settings, target: Target) -> list[dict[str, Any]]:
     conn = db.connect(target.settings(settings), application_name="zdmigrate status")
     try:
-        if not state.schema_exists(conn, settings.state_schema):
-            return []
-        return state.Store(conn, settings.state_schema).phase_log.skips()
+        store = state.Store(conn, settings.state_schema)
+        return store.phase_log.skips() if store.exists() else []
     except psycopg.errors.UndefinedColumn:
         return []  # a schema from before skips were recorded
     finally:

@@ -1,6 +1,6 @@
 """Saying which app versions run: heartbeats, deploy declarations, retirements.
 
-The rows are written through `zdmigrate.state.instances`.
+The rows are written through `zdmigrate.state.Store`.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ _CATEGORIES = {c.value for c in Category}
 
 @dataclass(frozen=True)
 class LintConfig:
+    """``[tool.zdmigrate.lint]``: version, rules on and off, severities, since, preload."""
+
     pg_version: int | None = None
     enable: frozenset[str] = frozenset()
     disable: frozenset[str] = frozenset()

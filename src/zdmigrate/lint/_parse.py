@@ -15,8 +15,11 @@ their line, so one typo does not hide the rest of a file.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +30,13 @@ _pg = load_parser()
 Node = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Statement:
-    """One parsed statement: its node type, its fields, its SQL and where it starts."""
+    """One parsed statement: its node type, its fields, its SQL and where it starts.
+
+    Treat it as read-only. It is not frozen only because a frozen dataclass
+    costs a call per field to build, and a 5,000-statement file builds 5,000.
+    """
 
     kind: str  # the node type, e.g. "AlterTableStmt"
     node: Node  # the fields of that node
@@ -40,6 +47,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class SyntaxProblem:
+    """A piece of the text that does not parse: the parser's message, its line, its SQL."""
+
     message: str
     line: int
     sql: str
@@ -47,6 +56,8 @@ class SyntaxProblem:
 
 @dataclass(frozen=True)
 class Parsed:
+    """The statements of a text, and the pieces of it that did not parse."""
+
     statements: list[Statement]
     problems: list[SyntaxProblem]
 
@@ -58,10 +69,33 @@ def parse(text: str) -> Parsed:
     """Parse SQL text into statements; never raises on bad SQL."""
     data = text.encode("utf-8", "surrogatepass")
     try:
-        tree = json.loads(_pg.parse_sql_json(text))
+        tree = _decode(_pg.parse_sql_json(text))
     except _pg.ParseError:
         return _parse_pieces(text, data)
     return Parsed(_statements(tree, data, 0, 0), [])
+
+
+def _decode(tree_json: str) -> Node:
+    with gc_paused():
+        return json.loads(tree_json)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic GC paused (then restored): parse trees are many containers and no cycles.
+
+    A 5,000-statement file decodes to ~70,000 dicts and lists; GC passes over them
+    on the way cost several percent of a lint. Everything built here is freed by reference
+    counting, so pausing leaks nothing.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _statements(tree: Node, data: bytes, base: int, base_line: int) -> list[Statement]:
@@ -95,7 +129,7 @@ def _parse_pieces(text: str, data: bytes) -> Parsed:
         chunk = text[piece.start : piece.stop]
         base_line = text.count("\n", 0, piece.start)
         try:
-            tree = json.loads(_pg.parse_sql_json(chunk))
+            tree = _decode(_pg.parse_sql_json(chunk))
         except _pg.ParseError as exc:
             message = str(exc.args[0]) if exc.args else "syntax error"
             where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0

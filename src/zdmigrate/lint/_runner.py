@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 from zdmigrate.errors import LintInternalError
 from zdmigrate.lint._config import LintConfig
-from zdmigrate.lint._parse import Statement, parse
+from zdmigrate.lint._parse import Statement, gc_paused, parse
 from zdmigrate.lint._state import LintState
 from zdmigrate.lint._suppress import Suppression, python_suppressions, sql_suppressions
 from zdmigrate.lint._violation import Severity, Violation, sort_key
 from zdmigrate.lint.rules import Rule, all_rules
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import SQLStep, Step, needs_autocommit
+from zdmigrate.steps import SQLStep, Step, statement_needs_autocommit
 
 DEFAULT_PG_VERSION = 15
 
@@ -50,9 +50,23 @@ class _Run:
         self.drops: dict[str, int] = {}
         self.read_reported = False
         self.state = LintState(pg_version=self.pg_version)
+        #: (dispatch list, ALTER TABLE subtypes) -> the rules that look at them
+        self._alter_rules: dict[tuple[int, frozenset[str]], list[Rule]] = {}
 
     def rules_for(self, phase: Phase) -> dict[str, list[Rule]]:
         return self.config.dispatch[phase]
+
+    def rules_for_alter(self, rules: list[Rule], stmt: Statement) -> list[Rule]:
+        """Of `rules`, those that look at a command this ALTER TABLE has (remembered per mix)."""
+        subtypes = _alter_subtypes(stmt)
+        key = (id(rules), subtypes)
+        found = self._alter_rules.get(key)
+        if found is None:
+            found = self._alter_rules[key] = [
+                rule for rule in rules
+                if not rule.alter_subtypes or not rule.alter_subtypes.isdisjoint(subtypes)
+            ]
+        return found
 
     def finishers(self, phase: Phase) -> list[Rule]:
         return self.config.finishers[phase]
@@ -123,14 +137,14 @@ class _Run:
                 self.emit("syntax-error", f"{problem.message}: the statement does not parse, "
                           "so nothing in it was checked", path=path, line=where(problem.line),
                           phase=phase, statement=problem.sql)
+        outer = outer or []
         for index, stmt in enumerate(statements):
             rules = dispatch.get(stmt.kind)
             if rules:
                 own = targets.get(index, ())
-                subtypes = _alter_subtypes(stmt) if stmt.kind == "AlterTableStmt" else None
+                if stmt.kind == "AlterTableStmt":
+                    rules = self.rules_for_alter(rules, stmt)
                 for rule in rules:
-                    if subtypes is not None and rule.alter_subtypes and rule.alter_subtypes.isdisjoint(subtypes):
-                        continue
                     try:
                         findings = list(rule.check(stmt, state))
                     except Exception as exc:  # a bug in a rule, not in the user's SQL
@@ -142,7 +156,8 @@ class _Run:
                     for finding in findings:
                         if rule.exempt_new_tables and state.is_new_table(finding.table):
                             continue
-                        if _suppressed(rule.id, own) or _suppressed(rule.id, outer or ()):
+                        if (own and _suppressed(rule.id, own)) or \
+                                (outer and _suppressed(rule.id, outer)):
                             continue
                         if report:
                             self.emit(rule.id, rule.message(finding), path=path,
@@ -154,7 +169,7 @@ class _Run:
             state.track(stmt)
         for rule in self.finishers(phase):
             for finding in rule.finish(state):
-                if report and not _suppressed(rule.id, outer or ()):
+                if report and not _suppressed(rule.id, outer):
                     self.emit(rule.id, rule.message(finding), path=path,
                               line=where(finding.line or 1), phase=phase)
         if report:
@@ -165,6 +180,9 @@ class _Run:
         self, suppressions: Iterable[Suppression], *, path: str | None, phase: Phase | None,
         line_of: Any,
     ) -> None:
+        suppressions = list(suppressions)
+        if not suppressions:
+            return
         from zdmigrate.lint._diagnostics import DIAGNOSTICS
 
         known = {**all_rules(), **DIAGNOSTICS}
@@ -210,10 +228,10 @@ def _foldable() -> frozenset[str]:
 _FOLDABLE = _foldable()
 
 
-def _alter_subtypes(stmt: Statement) -> set[str]:
-    return {
+def _alter_subtypes(stmt: Statement) -> frozenset[str]:
+    return frozenset(
         (item.get("AlterTableCmd") or {}).get("subtype", "") for item in stmt.node.get("cmds") or ()
-    }
+    )
 
 
 def _suppressed(rule_id: str, suppressions: Iterable[Suppression]) -> bool:
@@ -238,23 +256,9 @@ def _sql_targets(
     return out
 
 
-#: statement kinds that steps.needs_autocommit can answer yes for; the others are not asked
-_ALWAYS_AUTOCOMMIT = frozenset({"VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt"})
-_IF_CONCURRENTLY = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "AlterTableStmt"})
-
-
 def _needs_autocommit(statements: Sequence[Statement]) -> bool:
-    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule.
-
-    Only statements that can need it are asked (the rule parses again): linting a
-    history of ordinary steps must not parse every statement twice.
-    """
-    return any(
-        (stmt.kind in _ALWAYS_AUTOCOMMIT
-         or (stmt.kind in _IF_CONCURRENTLY and "concurrently" in stmt.sql.lower()))
-        and needs_autocommit(stmt.sql)
-        for stmt in statements
-    )
+    """Statements zdmigrate's executor runs outside a transaction: the executor's own rule."""
+    return any(statement_needs_autocommit(stmt.kind, stmt.node) for stmt in statements)
 
 
 _PARAM = re.compile(r"%\((\w+)\)s|%s|%%")
@@ -301,7 +305,8 @@ def lint_sql(
         []
     """
     run = _Run(config, pg_version)
-    run.lint_text(text, phase=phase, path=path)
+    with gc_paused():
+        run.lint_text(text, phase=phase, path=path)
     return sorted(run.folded(), key=sort_key)
 
 

@@ -24,6 +24,8 @@ from zdmigrate.phases import Phase
 
 @dataclass
 class LintState:
+    """The linter's memory of what earlier statements did (see the module docstring)."""
+
     phase: Phase = Phase.EXPAND
     pg_version: int = 15
     #: tables created in this migration (lower-case relname): empty, so no lock matters

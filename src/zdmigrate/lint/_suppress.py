@@ -23,6 +23,8 @@ MARKER = "zdmigrate:"
 
 @dataclass
 class Suppression:
+    """One ``zdmigrate: ignore[...]`` comment: the rules, the reason, where, what it silenced."""
+
     rules: tuple[str, ...]
     reason: str
     line: int  # 1-based line of the comment

@@ -30,14 +30,14 @@ from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_copy import ColumnCopy
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.ops.base import Requirement
+from zdmigrate.ops.base import Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import Step
 
 MODES = ("copy", "view")
 
 
-class RenameColumn(ColumnCopy):
+class RenameColumn(versioned.ViewMode, ColumnCopy):
     name = "rename_column"
     tag = "rename"
 
@@ -53,15 +53,6 @@ class RenameColumn(ColumnCopy):
         self.mode = mode
         self.up = render(sql.Identifier(column))
         self.down = render(sql.Identifier(new_name))
-
-    @property
-    def uses_version_schema(self) -> bool:
-        return self.mode == "view"
-
-    @property
-    def sync_triggers(self) -> bool:
-        """In view mode the database serves both names: no app needs to dual-write."""
-        return self.mode == "view"
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "copy":
@@ -93,6 +84,11 @@ class RenameColumn(ColumnCopy):
 
     def contract_requirements(self, migration_id: str) -> list[Requirement]:
         return super().contract_requirements(migration_id) if self.mode == "copy" else []
+
+    def new_shape(self) -> list[Shape]:
+        if self.mode == "view":
+            return [Shape(self.table, show_as=((self.old, self.new),))]
+        return [Shape(self.table, hide=(self.old,), adds=(self.new,))]
 
     def describe(self) -> str:
         how = " through a view" if self.mode == "view" else ""

@@ -16,7 +16,9 @@ that schema first on their search_path. contract renames the table and drops
 the view in one transaction.
 
 Surprise: the view lists the columns the table had at expand; a column added to
-the table afterwards (before contract) is not visible under the new name.
+the table afterwards (before contract) is not visible under the new name (in
+view mode, a later migration whose operations add one is refused until this
+one is contracted).
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
 MODES = ("alias", "view")
 
 
-class RenameTable(Operation):
+class RenameTable(versioned.ViewMode, Operation):
     name = "rename_table"
 
     def __init__(self, name: str, new_name: str, *, schema: str | None = None,
@@ -48,15 +50,6 @@ class RenameTable(Operation):
         if self.new == self.table:
             raise OperationInvalid(f"RenameTable: {name!r} is already called {new_name!r}")
         self.mode = mode
-
-    @property
-    def uses_version_schema(self) -> bool:
-        return self.mode == "view"
-
-    @property
-    def sync_triggers(self) -> bool:
-        """In view mode the database serves both names: no app needs to dual-write."""
-        return self.mode == "view"
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if self.mode == "view":
@@ -94,6 +87,9 @@ class RenameTable(Operation):
 
     def claims(self, migration_id: str) -> list[Claim]:
         return [versioned.schema_claim(migration_id)] if self.mode == "view" else []
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, new_name=self.new.name)]
 
     def describe(self) -> str:
         return f"rename table {self.table} to {self.new.name}"

@@ -33,7 +33,7 @@ from psycopg import errors as pg_errors
 
 from zdmigrate.runtime import _version_schemas as version_schemas
 from zdmigrate.runtime._watchdog import Watchdog
-from zdmigrate.state import instances, migrations
+from zdmigrate.state import Store
 
 if TYPE_CHECKING:
     from zdmigrate.runtime._runtime import Runtime
@@ -170,7 +170,7 @@ class Worker:
         conn = self._conn = rt.connect()
         with self._answer_within(conn, rt.query_timeout):
             self._stage = "listen"
-            migrations.listen(conn, rt.schema)
+            Store(conn, rt.schema).migrations.listen()
             self._refresh(conn)
             self._heartbeat(conn)
         rt.problems.resolved(_CONNECTION)
@@ -197,7 +197,7 @@ class Worker:
         self._stage = "read phases"
         try:
             with self._statement_timeout(conn):
-                phases, unknown = migrations.load_phases(conn, rt.schema)
+                phases, unknown = Store(conn, rt.schema).migrations.load_phases()
         except _MISSING_STATE:
             rt.problems.report(
                 _MIGRATIONS_TABLE,
@@ -221,9 +221,7 @@ class Worker:
         self._beat_requested = False
         try:
             with self._statement_timeout(conn):
-                instances.write_heartbeat(
-                    conn,
-                    rt.schema,
+                Store(conn, rt.schema).instances.write_heartbeat(
                     app=rt.app,
                     instance_id=rt.instance_id,
                     version=rt.version,
@@ -294,8 +292,8 @@ class Worker:
         if conn is not None and not conn.closed and not conn.broken:
             try:
                 with self._answer_within(conn, min(self._rt.query_timeout, _STOP_GRACE)):
-                    instances.unregister_heartbeat(
-                        conn, self._rt.schema, app=self._rt.app, instance_id=self._rt.instance_id
+                    Store(conn, self._rt.schema).instances.unregister_heartbeat(
+                        app=self._rt.app, instance_id=self._rt.instance_id
                     )
             except Exception as exc:
                 self._rt.problems.report("unregister", exc)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -22,6 +22,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from zdmigrate.state.schema import table
+
+if TYPE_CHECKING:
+    from typing_extensions import LiteralString
 
 
 @dataclass(frozen=True)
@@ -220,24 +223,17 @@ def merge_info(
     info: dict[str, Any],
 ) -> None:
     """Merge `info` (what a run chose and why, sizes) into the backfill's ``cursor.info``."""
-    conn.execute(
-        sql.SQL(
-            "UPDATE {} SET cursor = jsonb_set(cursor, '{{info}}', "
-            "coalesce(cursor->'info', '{{}}'::jsonb) || %s) "
-            "WHERE migration_id = %s AND step_key = %s"
-        ).format(table(schema, "backfills")),
-        [Jsonb(info), migration_id, step_key],
+    _update_backfill(
+        conn, schema, migration_id, step_key,
+        "cursor = jsonb_set(cursor, '{info}', coalesce(cursor->'info', '{}'::jsonb) || %s)",
+        [Jsonb(info)],
     )
 
 
 def set_batch_size(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str, size: int
 ) -> None:
-    conn.execute(
-        sql.SQL("UPDATE {} SET batch_size = %s WHERE migration_id = %s AND step_key = %s")
-        .format(table(schema, "backfills")),
-        [size, migration_id, step_key],
-    )
+    _update_backfill(conn, schema, migration_id, step_key, "batch_size = %s", [size])
 
 
 def lock_frontier(
@@ -258,24 +254,29 @@ def set_frontier(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str,
     cursor: dict[str, Any],
 ) -> None:
-    conn.execute(
-        sql.SQL(
-            "UPDATE {} SET cursor = %s, updated_at = now() "
-            "WHERE migration_id = %s AND step_key = %s"
-        ).format(table(schema, "backfills")),
-        [Jsonb(cursor), migration_id, step_key],
-    )
+    _update_backfill(conn, schema, migration_id, step_key, "cursor = %s, updated_at = now()",
+                     [Jsonb(cursor)])
 
 
 def finish_backfill(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str
 ) -> None:
+    _update_backfill(
+        conn, schema, migration_id, step_key,
+        "status = 'done', finished_at = now(), updated_at = now(), rows_total = rows_done", [],
+    )
+
+
+def _update_backfill(
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str,
+    assignments: LiteralString, params: list[Any],
+) -> None:
+    """``UPDATE`` one backfill's row: `assignments` is the SET list (constant SQL of this
+    module, never built from input), with a %s placeholder for each of `params`."""
     conn.execute(
-        sql.SQL(
-            "UPDATE {} SET status = 'done', finished_at = now(), updated_at = now(), "
-            "rows_total = rows_done WHERE migration_id = %s AND step_key = %s"
-        ).format(table(schema, "backfills")),
-        [migration_id, step_key],
+        sql.SQL("UPDATE {} SET {} WHERE migration_id = %s AND step_key = %s").format(
+            table(schema, "backfills"), sql.SQL(assignments)),
+        [*params, migration_id, step_key],
     )
 
 

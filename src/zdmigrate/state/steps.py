@@ -48,40 +48,36 @@ def _steps_with_status(
 
 
 def mark_step_started(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    migration_id: str,
-    phase: Phase,
-    direction: str,
-    index: int,
-    key: str,
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str,
+    index: int, key: str,
 ) -> None:
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (migration_id, phase, direction, step_index, step_key, status) "
-            "VALUES (%s, %s, %s, %s, %s, 'started') ON CONFLICT DO NOTHING"
-        ).format(table(schema, "steps")),
-        [migration_id, phase.value, direction, index, key],
-    )
+    """Record a step started (kept as it is when it is marked already)."""
+    _mark_step(conn, schema, (migration_id, phase, direction, index, key), "started",
+               sql.SQL("ON CONFLICT DO NOTHING"))
 
 
 def mark_step_done(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    migration_id: str,
-    phase: Phase,
-    direction: str,
-    index: int,
-    key: str,
+    conn: psycopg.Connection[Any], schema: str, migration_id: str, phase: Phase, direction: str,
+    index: int, key: str,
 ) -> None:
+    """Record a step done (a started mark becomes done)."""
+    _mark_step(conn, schema, (migration_id, phase, direction, index, key), "done", sql.SQL(
+        "ON CONFLICT (migration_id, phase, direction, step_index) DO UPDATE SET "
+        "status = 'done', step_key = excluded.step_key, done_at = now()"
+    ))
+
+
+def _mark_step(
+    conn: psycopg.Connection[Any], schema: str, step: tuple[str, Phase, str, int, str],
+    status: str, on_conflict: sql.SQL,
+) -> None:
+    migration_id, phase, direction, index, key = step
     conn.execute(
         sql.SQL(
             "INSERT INTO {} (migration_id, phase, direction, step_index, step_key, status) "
-            "VALUES (%s, %s, %s, %s, %s, 'done') ON CONFLICT (migration_id, phase, direction, "
-            "step_index) DO UPDATE SET status = 'done', step_key = excluded.step_key, "
-            "done_at = now()"
-        ).format(table(schema, "steps")),
-        [migration_id, phase.value, direction, index, key],
+            "VALUES (%s, %s, %s, %s, %s, %s) {}"
+        ).format(table(schema, "steps"), on_conflict),
+        [migration_id, phase.value, direction, index, key, status],
     )
 
 

@@ -15,6 +15,7 @@ they say otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -98,7 +99,18 @@ class Steps(_Table):
     """``steps``: the done steps of unfinished phases."""
 
     def done(self, migration_id: str, phase: Phase, direction: str) -> dict[int, str]:
+        """The steps of a phase recorded done: index -> step key."""
         return steps.done_steps(self._conn, self._schema, migration_id, phase, direction)
+
+    def started(self, migration_id: str, phase: Phase, direction: str) -> dict[int, str]:
+        """Steps started and not done: a run died while they ran (or a step failed)."""
+        return steps.started_steps(self._conn, self._schema, migration_id, phase, direction)
+
+    def mark_started(
+        self, migration_id: str, phase: Phase, direction: str, index: int, key: str
+    ) -> None:
+        steps.mark_step_started(self._conn, self._schema, migration_id, phase, direction, index,
+                                key)
 
     def mark_done(
         self, migration_id: str, phase: Phase, direction: str, index: int, key: str
@@ -267,17 +279,39 @@ class RunLock(_Table):
 
 
 class Store:
-    """zdmigrate's state tables on `conn`, in the schema `schema_name`."""
+    """zdmigrate's state tables on `conn`, in the schema `schema_name`.
+
+    The one door to the state schema for code outside this package: each table is
+    an attribute, made on first use (a `Store` costs nothing until then).
+    """
 
     def __init__(self, conn: psycopg.Connection[Any], schema_name: str) -> None:
         self.conn = conn
         self.schema = schema_name
-        self.migrations = Migrations(conn, schema_name)
-        self.phase_log = PhaseLog(conn, schema_name)
-        self.steps = Steps(conn, schema_name)
-        self.backfills = Backfills(conn, schema_name)
-        self.instances = Instances(conn, schema_name)
-        self.run_lock = RunLock(conn, schema_name)
+
+    @cached_property
+    def migrations(self) -> Migrations:
+        return Migrations(self.conn, self.schema)
+
+    @cached_property
+    def phase_log(self) -> PhaseLog:
+        return PhaseLog(self.conn, self.schema)
+
+    @cached_property
+    def steps(self) -> Steps:
+        return Steps(self.conn, self.schema)
+
+    @cached_property
+    def backfills(self) -> Backfills:
+        return Backfills(self.conn, self.schema)
+
+    @cached_property
+    def instances(self) -> Instances:
+        return Instances(self.conn, self.schema)
+
+    @cached_property
+    def run_lock(self) -> RunLock:
+        return RunLock(self.conn, self.schema)
 
     def exists(self) -> bool:
         """Whether the schema is in place (its ``migrations`` table exists)."""

@@ -50,6 +50,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Example:
+    """A rule's good or bad example: SQL, and the phase and PostgreSQL version it is linted for."""
+
     sql: str
     phase: Phase = Phase.EXPAND
     pg_version: int = 15

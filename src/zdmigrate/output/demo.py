@@ -1,6 +1,8 @@
-"""How the demo shows itself: a rich live view on a terminal, plain lines elsewhere.
+"""Drawing the demo: a rich live view on a terminal, plain lines elsewhere; its summary.
 
-Both read `DemoProgress` and `TrafficStats`; neither talks to the database.
+The demo supplies the data (`zdmigrate.demo`'s `DemoProgress`: events, phases,
+backfills, the fleet, the app's name and each version's role; and its
+`TrafficStats`); these views only read it and never talk to the database.
 The live view redraws four times a second; the plain view prints each event as
 it happens and a traffic line every few seconds (for CI logs and pipes).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -18,12 +20,12 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from zdmigrate.demo.progress import DemoProgress, Event
-from zdmigrate.demo.shop import APP, DUAL_WRITING, OLD, role
-from zdmigrate.demo.traffic import TrafficStats
 from zdmigrate.phases import Phase
 
-VIEWS = ("live", "plain", "quiet")
+if TYPE_CHECKING:  # the data the demo hands in; output/ sits below the demo
+    from zdmigrate.demo.progress import DemoProgress, Event
+    from zdmigrate.demo.summary import DemoSummary
+    from zdmigrate.demo.traffic import TrafficStats
 
 _PHASE_STYLE = {
     Phase.PENDING: "dim", Phase.EXPAND: "cyan", Phase.DUAL_WRITE: "cyan",
@@ -37,7 +39,7 @@ def traffic_line(progress: DemoProgress, stats: TrafficStats) -> str:
     parts = []
     for version in stats.versions():
         t = stats.snapshot(version)
-        parts.append(f"{APP} {version}: {t.requests:,} req, {t.failed:,} failed, "
+        parts.append(f"{progress.app} {version}: {t.requests:,} req, {t.failed:,} failed, "
                      f"p99 {t.p99_ms:.1f} ms, {t.rate:.0f}/s")
     return f"[{progress.elapsed():6.1f}s] traffic: " + " | ".join(parts)
 
@@ -80,6 +82,43 @@ def live_view(progress: DemoProgress, stats: TrafficStats, stream: TextIO) -> It
         yield
 
 
+def summary_text(summary: DemoSummary) -> str:
+    """The demo's result as text: traffic per version, then what the pipeline did."""
+    lines = [
+        f"zdmigrate demo ({summary.strategy}) on {summary.database}: "
+        f"{summary.duration_seconds:.0f}s",
+        "",
+        f"  {'version':<26}{'requests':>10}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'max ms':>9}",
+    ]
+    for v in [*summary.versions, summary.total]:
+        label = (f"{summary.app} {v.version} ({summary.role(v.version)})"
+                 if v.version != "all" else "all")
+        lines.append(f"  {label:<26}{v.requests:>10,}{v.failed:>8,}{v.p50_ms:>9.1f}"
+                     f"{v.p99_ms:>9.1f}{v.max_ms:>9.1f}")
+    done = sum(1 for _, phase in summary.migrations if phase is Phase.CONTRACT)
+    lines += [
+        "",
+        f"  migrations complete: {done} of {len(summary.migrations)} "
+        f"({summary.record.transitions} phase transitions, {summary.record.deploy_steps} deploy "
+        "steps)",
+        "  releases:            "
+        + " -> ".join(f"{summary.app} {v}" for v in summary.record.releases),
+        f"  backfilled rows:     {summary.backfilled_rows:,} in {len(summary.backfills)} "
+        "backfill(s)",
+        f"  contract refused:    {len(summary.record.contract_refusals)} time(s) while an old "
+        "version was live",
+        "  gate answers:        " + ", ".join(
+            f"{summary.app} {g.version} {'allowed' if g.answer.allowed else 'refused'}"
+            for g in summary.record.gate_calls),
+    ]
+    for message, count in summary.total.errors:
+        lines.append(f"  error ({count}x): {message}")
+    lines += ["", "  zero downtime: " + ("yes, not one request failed" if summary.ok else
+                                          "NO: see the failures above")]
+    return "\n".join(lines)
+
+
 class _LiveRenderer:
     #: Below this size the view is compact: short headers, migrations counted per phase,
     #: and the pipeline gets the lines that are left (never hidden).
@@ -115,10 +154,10 @@ class _LiveRenderer:
         shares: dict[str, float] = snap["shares"]  # type: ignore[assignment]
         seen: dict[str, int] = snap["seen"]  # type: ignore[assignment]
         fleet = Table(box=None, header_style="bold", pad_edge=False, expand=True)
-        fleet.add_column(APP, no_wrap=True)
+        fleet.add_column(self.progress.app, no_wrap=True)
         for column in ("inst", "seen", "share", "requests", "failed", "p99 ms"):
             fleet.add_column(column, justify="right", no_wrap=True)
-        versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
+        versions = self._versions(running)
         for version in versions:
             t = self.stats.snapshot(version)
             fleet.add_row(
@@ -162,22 +201,26 @@ class _LiveRenderer:
             border_style="blue", padding=(0, 1),
         )
 
+    def _versions(self, running: dict[str, int]) -> list[str]:
+        """The app's usual versions first, then any other seen or running."""
+        return list(dict.fromkeys([*self.progress.versions, *self.stats.versions(), *running]))
+
     def _fleet(self, snap: dict[str, object]) -> RenderableType:
         running: dict[str, int] = snap["running"]  # type: ignore[assignment]
         shares: dict[str, float] = snap["shares"]  # type: ignore[assignment]
         seen: dict[str, int] = snap["seen"]  # type: ignore[assignment]
         table = Table(title="fleet and traffic (seen: instances zdmigrate sees heartbeating)",
                       title_justify="left", expand=True, header_style="bold")
-        table.add_column(f"{APP} version", no_wrap=True)
+        table.add_column(f"{self.progress.app} version", no_wrap=True)
         for column in ("instances", "seen", "traffic", "requests", "failed", "req/s", "p50 ms",
                        "p99 ms"):
             table.add_column(column, justify="right")
-        versions = list(dict.fromkeys([OLD, DUAL_WRITING, *self.stats.versions(), *running]))
+        versions = self._versions(running)
         for version in versions:
             t = self.stats.snapshot(version)
             failed = f"[red]{t.failed:,}[/red]" if t.failed else "[green]0[/green]"
             table.add_row(
-                f"{version} {role(version)}", str(running.get(version, 0)),
+                f"{version} {self.progress.role(version)}", str(running.get(version, 0)),
                 str(seen.get(version, 0)), f"{100 * shares.get(version, 0.0):.0f}%"
                 if running.get(version) else "-",
                 f"{t.requests:,}", failed, f"{t.rate:.0f}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",

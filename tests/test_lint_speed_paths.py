@@ -1,0 +1,105 @@
+"""The fast paths of `zdmigrate lint` decide nothing: same answers as the plain paths.
+
+- `steps.needs_autocommit` reads pglast's JSON tree (the linter asks
+  `statement_needs_autocommit` with the statements it parsed);
+- the console entry point (`main`) freezes what it loaded for the GC, which
+  `run` (tests, embedding) does not: both must print the same report.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zdmigrate.cli import run
+from zdmigrate.steps import needs_autocommit
+
+REPO = Path(__file__).resolve().parents[1]
+
+AUTOCOMMIT = [
+    ("CREATE INDEX CONCURRENTLY i ON t (a)", True),
+    ("DROP INDEX CONCURRENTLY i", True),
+    ("REINDEX (CONCURRENTLY) INDEX i", True),
+    ("REINDEX INDEX CONCURRENTLY i", True),
+    ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", True),
+    ("VACUUM t", True),
+    ("VACUUM FULL t", True),
+    ("CREATE DATABASE d", True),
+    ("DROP DATABASE d", True),
+    ("ALTER SYSTEM SET work_mem = '64MB'", True),
+    ("SELECT 1; CREATE INDEX CONCURRENTLY i ON t (a)", True),
+    ("CREATE INDEX i ON t (a)", False),
+    ("DROP INDEX i", False),
+    ("REINDEX INDEX i", False),
+    ("REINDEX (VERBOSE) INDEX i", False),
+    ("ALTER TABLE p DETACH PARTITION c", False),
+    ("ALTER TABLE t ADD COLUMN c int", False),
+    ("SELECT 'CREATE INDEX CONCURRENTLY i ON t (a)'", False),
+    ("CREATE INDEX CONCURRENTLY ON", False),  # does not parse
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), AUTOCOMMIT)
+def test_needs_autocommit(sql: str, expected: bool) -> None:
+    assert needs_autocommit(sql) is expected
+
+
+def test_a_step_that_must_run_outside_a_transaction_is_linted_as_such(tmp_path: Path) -> None:
+    # the linter's own answer (from its parse tree): CONCURRENTLY in a step is not
+    # "in a transaction", a plain CREATE INDEX still is flagged
+    from zdmigrate.lint import lint_steps
+    from zdmigrate.phases import Phase
+    from zdmigrate.steps import SQLStep
+
+    steps = [SQLStep("CREATE INDEX CONCURRENTLY i ON t (a)", None, None, False),
+             SQLStep("CREATE INDEX j ON t (b)", None, None, False)]
+    assert [v.rule for v in lint_steps(steps, Phase.EXPAND)] == ["create-index-not-concurrently"]
+
+
+def _alembic_project(root: Path) -> Path:
+    versions = root / "db" / "versions"
+    versions.mkdir(parents=True)
+    (root / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/db\n")
+    (root / "db" / "env.py").write_text("")
+    for n in range(3):
+        down = "None" if n == 0 else f'"r{n - 1}"'
+        (versions / f"r{n}.py").write_text(
+            f'"""revision {n}"""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+            f'revision = "r{n}"\ndown_revision = {down}\n\n\n'
+            "def upgrade():\n"
+            f'    op.add_column("users", sa.Column("c{n}", sa.String(100)))\n'
+            f'    op.alter_column("users", "c{n}", existing_type=sa.String(100), '
+            "type_=sa.String(200))\n"
+            f'    op.create_index("ix_{n}", "users", ["c{n}"])\n'
+            f'    op.drop_column("users", "old_{n}")\n'
+        )
+    return root
+
+
+def test_the_entry_point_and_run_print_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = _alembic_project(tmp_path / "project")
+    sql = tmp_path / "a.sql"
+    sql.write_text("CREATE INDEX i ON t (a);\nALTER TABLE t DROP COLUMN b;\n")
+    monkeypatch.chdir(tmp_path)
+    for key in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS"):
+        monkeypatch.delenv(key, raising=False)
+    args = ["lint", str(project), str(sql), "--format", "json"]
+    frozen_before = gc.get_freeze_count()
+    assert run(args) == 1
+    in_process = capsys.readouterr().out
+    assert gc.get_freeze_count() == frozen_before  # run() leaves the host's GC alone
+    assert '"rule": "drop-column"' in in_process and '"rule": "create-index-not-concurrently"' \
+        in in_process
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ZDMIGRATE_DATABASE_URL", "ZDMIGRATE_MIGRATIONS")}
+    proc = subprocess.run([sys.executable, "-m", "zdmigrate", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == in_process
