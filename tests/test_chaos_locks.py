@@ -68,6 +68,11 @@ def _shape(dsn: str) -> dict[str, object]:
         }
 
 
+def _waiting_on_a_lock(dsn: str) -> bool:
+    return bool(sim.scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                "LIKE 'zdmigrate%' AND wait_event_type = 'Lock'"))
+
+
 @pytest.mark.parametrize("outcome", ["released", "budget spent"])
 @pytest.mark.parametrize("phase", [Phase.EXPAND, Phase.CONTRACT])
 def test_long_transaction_in_the_way_of_expand_and_contract(
@@ -88,13 +93,25 @@ def test_long_transaction_in_the_way_of_expand_and_contract(
         blocker = psycopg.connect(dsn)
         blocker.execute("SELECT count(*) FROM users")  # a long report: ACCESS SHARE, held
         blocked_from = time.monotonic()
-        releaser = threading.Timer(hold, blocker.rollback)
+        stop = threading.Event()
+
+        def release_after_hold() -> None:
+            # `hold` counted from the run's first lock wait, not from its start: on a
+            # loaded machine the CLI may take seconds to reach its first step
+            sim.wait_until(lambda: stop.is_set() or _waiting_on_a_lock(dsn),
+                           what="the run to wait on the lock")
+            if not stop.wait(hold):
+                blocker.rollback()
+
+        releaser = threading.Thread(target=release_after_hold, daemon=True)
         if outcome == "released":
             releaser.start()
         try:
             run = _advance(env, phase)
         finally:
-            releaser.cancel()
+            stop.set()
+            if releaser.is_alive():
+                releaser.join()
             blocker.close()
         latencies = fleet.latencies(since=blocked_from)
         assert run.stderr.count("lock_timeout on") >= 3, run.stderr  # it kept retrying
