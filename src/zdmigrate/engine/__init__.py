@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine.adopt import adopt
     from zdmigrate.engine.advance import advance
     from zdmigrate.engine.backfill import BackfillRun, backfill
+    from zdmigrate.engine.backfill_across import BackfillAcross, TargetBackfill, backfill_across
     from zdmigrate.engine.checks import PHASE_CHECKS, CheckContext, PhaseCheck, blockers_for
     from zdmigrate.engine.fleet import fleet_declare, fleet_heartbeat, fleet_list, fleet_retire
     from zdmigrate.engine.init import InitResult, init
@@ -40,6 +41,8 @@ _EXPORTS = {
     "adopt": "adopt",
     "advance": "advance",
     "backfill": "backfill", "BackfillRun": "backfill",
+    "backfill_across": "backfill_across", "BackfillAcross": "backfill_across",
+    "TargetBackfill": "backfill_across",
     "CheckContext": "checks", "PHASE_CHECKS": "checks", "PhaseCheck": "checks",
     "blockers_for": "checks",
     "fleet_list": "fleet", "fleet_heartbeat": "fleet", "fleet_declare": "fleet",
@@ -57,6 +60,7 @@ _EXPORTS = {
 
 __all__ = [
     "PHASE_CHECKS",
+    "BackfillAcross",
     "BackfillRun",
     "CheckContext",
     "InitResult",
@@ -64,10 +68,12 @@ __all__ = [
     "MigrationStatus",
     "PhaseCheck",
     "PhasePlan",
+    "TargetBackfill",
     "Transition",
     "adopt",
     "advance",
     "backfill",
+    "backfill_across",
     "blockers_for",
     "default_actor",
     "default_migration",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zdmigrate import backfill as backfill_module
 from zdmigrate import db
@@ -13,6 +14,9 @@ from zdmigrate.errors import BadInput, CheckFailed
 from zdmigrate.migration import find, load_migrations
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep
+
+if TYPE_CHECKING:
+    from zdmigrate.fleet import Instance
 
 
 @dataclass
@@ -40,6 +44,7 @@ def backfill(
     resume: bool = False,
     again: bool = False,
     reporter: Any = None,
+    fleet_instances: Callable[[], Sequence[Instance]] | None = None,
     **options: Any,
 ) -> BackfillRun:
     """Run or resume the backfill steps of a migration (default: the first at dual-write).
@@ -49,13 +54,15 @@ def backfill(
     app version that does not write both shapes is live. `pause`/`resume` flip the
     switch that every running worker obeys, and return at once. `again` walks a
     finished backfill once more (after verification found rows that disagree).
+    `fleet_instances`: the live instances of the whole set when this database is
+    one target of several (`fleet.SharedFleet`), for the backfill phase's fleet check.
     """
     from zdmigrate.engine import status
 
     if pause and resume:
         raise BadInput("--pause and --resume exclude each other")
     migrations = load_migrations(settings.migrations)
-    statuses = {s.id: s for s in status(settings)}
+    statuses = {s.id: s for s in status(settings, fleet_instances=fleet_instances)}
     if migration_id is None:
         chosen = default_migration(migrations, lambda mid: statuses[mid].phase, "backfill")
         if chosen is None:

@@ -31,6 +31,9 @@ class CheckContext:
     #: True in a dry run once an earlier phase of this migration was only simulated:
     #: checks of the data that phase would have written cannot be made.
     simulated: bool = False
+    #: When this database is one target of several: the live instances of the whole
+    #: set (`fleet.SharedFleet`), so an old instance on any target holds contract here.
+    fleet_instances: Callable[[], Sequence[fleet.Instance]] | None = None
 
     def phase_of(self, migration_id: str) -> Phase:
         row = self.states.get(migration_id)
@@ -84,7 +87,8 @@ def check_fleet(ctx: CheckContext) -> list[Blocker]:
     nothing: the phase is refused, never entered on a guess.
     """
     try:
-        return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
+        return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target,
+                                     fleet_instances=ctx.fleet_instances)
     except psycopg.Error as exc:
         ctx.conn.rollback() if not ctx.conn.autocommit else None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

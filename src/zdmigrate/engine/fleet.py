@@ -6,14 +6,25 @@ instance is and how it is read or written lives in `zdmigrate.fleet`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from zdmigrate import db, fleet, state
 from zdmigrate.compat import parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
 
 
-def fleet_list(settings: Settings, app: str | None = None) -> list[fleet.Instance]:
-    """Every live app instance from heartbeats, declarations and sessions."""
+def fleet_list(
+    settings: Settings, app: str | None = None, *,
+    targets: Sequence[fleet.NamedTarget] | None = None, parallel: int = fleet.DEFAULT_PARALLEL,
+) -> list[fleet.Instance]:
+    """Every live app instance from heartbeats, declarations and sessions.
+
+    With `targets`, of every target (each instance lists the targets it was seen
+    on); a target that cannot be read is TargetsFailed (exit 3), never left out.
+    """
+    if targets:
+        return fleet.fleet_across(targets, settings, app=app, parallel=parallel)
     fleet_settings = fleet.FleetSettings.from_settings(settings)
     with db.connect(settings, application_name="zdmigrate fleet") as conn:
         return fleet.live_instances(conn, settings.state_schema, fleet_settings, app=app)

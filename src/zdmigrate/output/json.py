@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
+from zdmigrate.errors import (
+    CheckFailed,
+    OperationInvalid,
+    PhaseRefused,
+    TargetsFailed,
+    ZdmigrateError,
+)
 
 if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
@@ -30,6 +36,13 @@ def error(exc: ZdmigrateError) -> None:
         payload["error"]["blockers"] = [b.as_dict() for b in exc.blockers]
     if isinstance(exc, OperationInvalid):
         payload["error"]["problems"] = exc.problems
+    if isinstance(exc, TargetsFailed):  # which targets failed, and why each
+        payload["error"]["targets"] = {
+            name: {"type": type(e).__name__, "message": e.message, "exit_code": e.exit_code,
+                   **({"blockers": [b.as_dict() for b in e.blockers]}
+                      if isinstance(e, CheckFailed) else {})}
+            for name, e in sorted(exc.failures.items())
+        }
     if exc.hint:
         payload["error"]["hint"] = exc.hint
     if isinstance(exc, PhaseRefused):  # what moved before the refusal: a pipeline must know

@@ -1,0 +1,178 @@
+"""The fleet across several targets (shards, tenant databases): instances seen on any count.
+
+An app spread over 16 shards connects to all of them, or some of its instances
+to some: its old version is gone only when no target sees it. `fleet_across`
+reads every target's live instances (in parallel, at most `parallel` at once)
+and merges them: the same instance (app, id, version, source) seen on several
+targets is one instance listing them all, live until the latest of its expiries.
+
+Fails closed: a target that cannot be read proves nothing about the instances on
+it, so `TargetsFailed` (exit 3) names it and no answer is given.
+
+    instances = fleet_across(targets, settings)
+    [i.describe() for i in instances]  # "shop 1.9 (instance web-1 on shard-03, ...)"
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Protocol, TypeVar
+
+import psycopg
+
+from zdmigrate import db
+from zdmigrate.config import Settings
+from zdmigrate.errors import OperationalError, TargetsFailed, ZdmigrateError, first_line
+from zdmigrate.fleet.model import Instance
+from zdmigrate.fleet.settings import FleetSettings
+from zdmigrate.fleet.sources import _version_key, live_instances
+
+#: Targets read at once when the caller does not say.
+DEFAULT_PARALLEL = 8
+
+T = TypeVar("T")
+
+
+class NamedTarget(Protocol):
+    """What is needed of a target (`zdmigrate.targets.Target`): its name and its URL."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
+def each_target(
+    targets: Sequence[NamedTarget], work: Callable[[NamedTarget], T], *, parallel: int,
+    stop: threading.Event | None = None,
+) -> tuple[dict[str, T], dict[str, ZdmigrateError]]:
+    """`work` on every target, at most `parallel` at once: results and failures by name.
+
+    A failure of one target never stops the others: each runs to its end. A
+    psycopg error comes back as an `OperationalError` carrying its first line.
+    On Ctrl-C, `stop` is set (work that watches it winds down), targets not
+    started yet are not started, and KeyboardInterrupt goes on once all are over.
+    """
+    stop = stop or threading.Event()
+
+    def one(target: NamedTarget) -> tuple[str, T | None, ZdmigrateError | None]:
+        if stop.is_set():
+            return target.name, None, OperationalError("interrupted before it started")
+        try:
+            return target.name, work(target), None
+        except ZdmigrateError as exc:
+            return target.name, None, exc
+        except psycopg.Error as exc:
+            return target.name, None, OperationalError(first_line(exc))
+
+    results: dict[str, T] = {}
+    failures: dict[str, ZdmigrateError] = {}
+    if not targets:
+        return results, failures
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets))),
+                            thread_name_prefix="zdmigrate-target") as pool:
+        try:
+            for name, result, error in pool.map(one, targets):
+                if error is not None:
+                    failures[name] = error
+                else:
+                    results[name] = result  # type: ignore[assignment]
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    return results, failures
+
+
+def fleet_across(
+    targets: Sequence[NamedTarget],
+    settings: Settings,
+    *,
+    app: str | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    remember_sessions: bool = True,
+) -> list[Instance]:
+    """Every live instance on any of `targets`, each listing the targets it was seen on.
+
+    Raises `TargetsFailed` (exit 3) naming every target that could not be read:
+    an unread target might hold the one old instance that matters.
+    """
+    fleet_settings = FleetSettings.from_settings(settings)
+
+    def read(target: NamedTarget) -> list[Instance]:
+        with db.connect(target.url, application_name="zdmigrate fleet") as conn:
+            return live_instances(conn, settings.state_schema, fleet_settings, app=app,
+                                  remember_sessions=remember_sessions)
+
+    found, failures = each_target(targets, read, parallel=parallel)
+    if failures:
+        raise TargetsFailed(
+            "cannot read which app versions are live", failures,
+            hint="a target whose fleet is unknown proves nothing; fix it, or leave it out "
+            "with --target if it is decommissioned",
+        )
+    return merge_across({t.name: found[t.name] for t in targets})
+
+
+def merge_across(by_target: dict[str, list[Instance]]) -> list[Instance]:
+    """One instance per (app, id, version, source), with every target it was seen on.
+
+    It counts until the latest of its expiries (fail safe) and was last seen at the
+    latest of its sightings. Sorted as `live_instances` sorts.
+    """
+    merged: dict[tuple[str, str, str, str], Instance] = {}
+    for name, instances in by_target.items():
+        for i in instances:
+            key = (i.app, i.instance_id, i.version, i.source)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = replace(i, targets=(name,))
+                continue
+            merged[key] = replace(
+                seen, targets=(*seen.targets, name),
+                last_seen=max(seen.last_seen, i.last_seen),
+                expires_at=max(seen.expires_at, i.expires_at),
+            )
+    return sorted(merged.values(),
+                  key=lambda i: (i.app, _version_key(i), i.source, i.instance_id))
+
+
+class SharedFleet:
+    """`fleet_across` for many phase checks at once: read once, shared, re-read when stale.
+
+    The checks of 16 targets entering contract each need the whole set's fleet;
+    reading it 16 times over 16 targets would be 256 connections. One instance of
+    this is given to every target's checks (`CheckContext.fleet_instances`): the
+    first call reads, concurrent calls wait for that read, and a read older than
+    `max_age` seconds is made again. Each target's own check adds what it sees
+    itself at that moment, so an instance that appears there later counts too.
+
+        shared = SharedFleet(targets, settings, parallel=8)
+        engine.advance(target_settings, "0002_rename", fleet_instances=shared)
+    """
+
+    def __init__(
+        self, targets: Sequence[NamedTarget], settings: Settings, *,
+        parallel: int = DEFAULT_PARALLEL, max_age: float = 5.0,
+    ) -> None:
+        self.targets = list(targets)
+        self.settings = settings
+        self.parallel = parallel
+        self.max_age = max_age
+        self.reads = 0
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._instances: list[Instance] = []
+
+    def __call__(self) -> list[Instance]:
+        with self._lock:
+            now = time.monotonic()
+            if self._read_at is None or now - self._read_at > self.max_age:
+                self._instances = fleet_across(self.targets, self.settings,
+                                               parallel=self.parallel, remember_sessions=False)
+                self._read_at = time.monotonic()
+                self.reads += 1
+            return list(self._instances)
