@@ -168,6 +168,15 @@ def _log_for(output_format: str) -> Callable[[str], None]:
     return output.log_line
 
 
+def target_option(function: F) -> F:
+    """``--target NAME|GLOB`` (repeatable): act on these of the configured targets only."""
+    return click.option(
+        "--target", "target_selectors", multiple=True, metavar="NAME|GLOB",
+        help="Only these of the configured targets (exact name or glob, e.g. 'shard-*'; "
+        "repeatable) [default: every target].",
+    )(function)
+
+
 def override_reason(override_fleet_check: bool, reason: str | None) -> str | None:
     """The reason for `--override-fleet-check`: both or neither must be given."""
     if reason is not None and not override_fleet_check:
@@ -228,6 +237,16 @@ def status(wide: bool, **kwargs: Any) -> None:
     settings, fmt = settings_from(kwargs)
     statuses = engine.status(settings)
     output.status(statuses, formats(fmt), wide=wide)
+
+
+@cli.command("targets")
+@target_option
+@global_options(("database_url",))
+def targets_command(target_selectors: tuple[str, ...], **kwargs: Any) -> None:
+    """The configured targets (databases) and where each comes from; connects to none."""
+    settings, fmt = settings_from(kwargs)
+    found = engine.list_targets(settings, target_selectors)
+    output.targets(found, formats(fmt))
 
 
 @cli.command()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine.fleet import fleet_declare, fleet_heartbeat, fleet_list, fleet_retire
     from zdmigrate.engine.init import InitResult, init
     from zdmigrate.engine.lint import LintResult, lint
+    from zdmigrate.engine.list_targets import list_targets
     from zdmigrate.engine.new import new
     from zdmigrate.engine.plan import plan
     from zdmigrate.engine.results import MigrationStatus, PhasePlan, Transition
@@ -49,6 +50,7 @@ _EXPORTS = {
     "fleet_retire": "fleet",
     "init": "init", "InitResult": "init",
     "lint": "lint", "LintResult": "lint",
+    "list_targets": "list_targets",
     "new": "new",
     "plan": "plan",
     "MigrationStatus": "results", "PhasePlan": "results", "Transition": "results",
@@ -83,6 +85,7 @@ __all__ = [
     "fleet_retire",
     "init",
     "lint",
+    "list_targets",
     "new",
     "plan",
     "rollback",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 #: Formats of every command; `gate` adds github, `lint` github and sarif (output/lint/).
 FORMATS = ("text", "json")
@@ -91,6 +92,10 @@ def retire(removed: int, output_format: str, *, app: str, version: str) -> None:
         text.retire(removed, app, version)
 
 
+def targets(found: Sequence[Target], output_format: str) -> None:
+    _renderer(output_format).targets(found)
+
+
 def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
     """The gate's answer in `output_format` (text, json or github)."""
     if output_format == "json":
@@ -103,5 +108,5 @@ def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
 __all__ = [
     "FORMATS", "GATE_FORMATS", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
     "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status",
-    "transitions",
+    "targets", "transitions",
 ]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 
 def emit(payload: Any) -> None:
@@ -122,3 +123,7 @@ def retire(removed: int) -> None:
 
 def gate(answer: GateAnswer) -> str:
     return json.dumps(answer.as_dict(), indent=2, default=str)
+
+
+def targets(found: Sequence[Target]) -> None:
+    emit({"targets": [{"name": t.name, "url": t.shown, "source": t.source} for t in found]})

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 
 def log_line(message: str) -> None:
@@ -316,3 +317,13 @@ def fleet_table(instances: Sequence[Instance]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
     )
+
+
+def targets(found: Sequence[Target]) -> None:
+    if not found:
+        print("no targets configured: commands act on the database URL alone")
+        return
+    width = max(len(t.name) for t in found)
+    for target in found:
+        print(f"{target.name:<{width}}  {target.shown}  ({target.source})")
+    print(f"{len(found)} target(s)")
