@@ -80,7 +80,15 @@ def filled(url: str) -> int:
 
 
 def json_lines(out: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    """The JSON documents of stdout: a record a line, then an error (indented) if any."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(out):
+        if out[at].isspace():
+            at += 1
+            continue
+        document, at = decoder.raw_decode(out, at)
+        found.append(document)
+    return found
 
 
 ARGS = ("backfill", RENAME, "--parallel", "4", "--workers", "1", "--batch-size", "100",

@@ -59,14 +59,19 @@ _GLOBAL_OPTIONS = {
     "retry_budget": click.option(
         "--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
     "actor": click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
+    "parallel": click.option(
+        "--parallel", metavar="N",
+        help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4]."),
 }
 _GLOBAL_NAMES = ("database_url", "migrations", "output_format", "state_schema", "lock_timeout",
-                 "statement_timeout", "retry_budget", "actor")
+                 "statement_timeout", "retry_budget", "actor", "parallel")
 #: What each kind of command takes.
 READS = ("database_url", "migrations", "state_schema")
 RUNS = (*READS, "lock_timeout", "statement_timeout", "retry_budget", "actor")
 OFFLINE = ("migrations",)
 FLEET = ("database_url", "state_schema")
+#: What a command acting on every target (at once, `--parallel` of them) adds.
+MANY = ("parallel",)
 LINT_FORMATS = ("text", "json", "github", "sarif")
 
 
@@ -192,7 +197,7 @@ def override_reason(override_fleet_check: bool, reason: str | None) -> str | Non
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@global_options(RUNS, formats=FORMATS)
+@global_options((*RUNS, *MANY), formats=FORMATS)
 @click.version_option(package_name="zdmigrate")
 @click.pass_context
 def cli(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -395,11 +400,17 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--resume", is_flag=True, help="Resume a paused backfill, and return.")
 @click.option("--again", is_flag=True,
               help="Walk a finished backfill once more (rows that disagree are fixed).")
-@global_options(RUNS)
+@target_option
+@global_options((*RUNS, *MANY))
 def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
-             **kwargs: Any) -> None:
-    """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
+             target_selectors: tuple[str, ...], **kwargs: Any) -> None:
+    """Run or resume the backfill of MIGRATION (default: the first at dual-write).
+
+    With targets configured, on every target (or those --target picks), --parallel
+    at once, with one progress bar over all of them.
+    """
     from zdmigrate.backfill import choose_reporter
+    from zdmigrate.backfill.across import choose_targets_reporter
     from zdmigrate.config import parse_duration
 
     options = {name: kwargs.pop(name) for name in (
@@ -410,6 +421,18 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
             options["max_replication_lag"], "--max-replication-lag")
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    targets = engine.list_targets(settings, target_selectors)
+    if targets:
+        if pause or resume:
+            raise BadInput("--pause and --resume act on one database: pass --database-url "
+                           "of the target (they take effect on its running workers at once)")
+        across = choose_targets_reporter(fmt)
+        with across:
+            result = engine.backfill_across(
+                settings, targets, migration, parallel=settings.parallel, workers=workers,
+                again=again, reporter=across, **options)
+        output.backfill_across(result, fmt)
+        return
     if pause or resume:
         output.backfill(engine.backfill(settings, migration, pause=pause, resume=resume), fmt)
         return
@@ -421,17 +444,28 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
 
 @cli.group(invoke_without_command=True)
 @click.option("--app", help="Show only this app.")
-@global_options(FLEET)
+@target_option
+@global_options((*FLEET, *MANY))
 @click.pass_context
-def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
-    """Live app versions from heartbeats, sessions (application_name) and declarations."""
+def fleet(ctx: click.Context, /, app: str | None, target_selectors: tuple[str, ...],
+          **kwargs: Any) -> None:
+    """Live app versions from heartbeats, sessions (application_name) and declarations.
+
+    With targets configured, of every target (or those --target picks): an instance
+    seen on any of them counts, and the TARGETS column says where it was seen.
+    """
     if ctx.invoked_subcommand is not None:
+        if target_selectors:
+            raise BadInput(f"--target does not apply to `zdmigrate fleet "
+                           f"{ctx.invoked_subcommand}`: it writes to one database",
+                           hint="pass --database-url of the target")
         # global options between `fleet` and its subcommand count as given before it
         root = ctx.find_root()
         root.obj = {**(root.obj or {}), **{k: v for k, v in kwargs.items() if v is not None}}
         return
     settings, fmt = settings_from(kwargs)
-    instances = engine.fleet_list(settings, app)
+    targets = engine.list_targets(settings, target_selectors)
+    instances = engine.fleet_list(settings, app, targets=targets, parallel=settings.parallel)
     output.fleet(instances, formats(fmt))
 
 
@@ -488,12 +522,20 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 @click.option("--version", "version", required=True, help="The version about to go out.")
 @click.option("--new-app", is_flag=True,
               help="APP is new: no migration or fleet row knows it yet (else: not proven).")
-@global_options(READS, formats=output.GATE_FORMATS)
-def gate(app: str, version: str, new_app: bool, **kwargs: Any) -> int:
-    """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
+@target_option
+@global_options((*READS, *MANY), formats=output.GATE_FORMATS)
+def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...],
+         **kwargs: Any) -> int:
+    """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason).
+
+    With targets configured, for every target (or those --target picks): VERSION
+    must fit the phases of each; a target that cannot be read is exit 3.
+    """
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
-    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app)
+    targets = engine.list_targets(settings, target_selectors)
+    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app,
+                                  targets=targets, parallel=settings.parallel)
     print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 

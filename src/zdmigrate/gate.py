@@ -205,7 +205,7 @@ def lint_blocker(violation: Any) -> Blocker:
 
 def run_gate(
     settings: Settings, *, app: str, version: str, new_app: bool = False,
-    targets: Sequence[NamedTarget] | None = None, parallel: int = fleet.DEFAULT_PARALLEL,
+    targets: Sequence[NamedTarget] | None = None, parallel: int | None = None,
 ) -> GateAnswer:
     """Load the migrations, read their phases (when a database URL is given), lint, decide.
 
@@ -219,7 +219,8 @@ def run_gate(
     migrations = load_migrations(settings.migrations)
     if targets:
         return _run_gate_across(settings, migrations, app=app, version=version,
-                                new_app=new_app, targets=targets, parallel=parallel)
+                                new_app=new_app, targets=targets,
+                                parallel=parallel or settings.parallel)
     phases: dict[str, Phase] | None = None
     note: str | None = None
     fleet_apps: list[str] | None = None

@@ -196,7 +196,14 @@ class TargetsProgress:
         )
 
 
-class PlainTargetsReporter(_ContextReporter):
+class _TargetsReporter(_ContextReporter):
+    """A reporter of the whole set that is also a context manager (closes its display)."""
+
+    def __call__(self, event: TargetEvent | TotalEvent) -> None:
+        raise NotImplementedError
+
+
+class PlainTargetsReporter(_TargetsReporter):
     """Lines: each target's events but progress at once (``[shard-03] ...``), the total
     every `interval` seconds and whenever a target finishes."""
 
@@ -221,7 +228,7 @@ class PlainTargetsReporter(_ContextReporter):
             print(line, file=self.stream, flush=True)
 
 
-class JsonTargetsReporter(_ContextReporter):
+class JsonTargetsReporter(_TargetsReporter):
     """One JSON object per line: each target's events with ``target``, and ``total`` records.
 
     Progress records go out at most every `interval` seconds per target.
@@ -246,7 +253,7 @@ class JsonTargetsReporter(_ContextReporter):
             print(json.dumps(event.as_dict()), file=self.stream, flush=True)
 
 
-class RichTargetsReporter(_ContextReporter):
+class RichTargetsReporter(_TargetsReporter):
     """ONE rich progress bar over every target: rows done of all, rows/s, ETA, targets done.
 
     A target's events other than progress are printed above the bar.
@@ -293,7 +300,9 @@ class RichTargetsReporter(_ContextReporter):
         self.progress.stop()
 
 
-def choose_targets_reporter(output_format: str, stream: TextIO | None = None) -> _ContextReporter:
+def choose_targets_reporter(
+    output_format: str, stream: TextIO | None = None
+) -> _TargetsReporter:
     """JSON lines for ``json``; one progress bar on a terminal; plain lines otherwise."""
     stream = stream or sys.stderr
     if output_format == "json":

@@ -73,7 +73,7 @@ def backfill_across(
     targets: Sequence[NamedTarget],
     migration_id: str | None = None,
     *,
-    parallel: int = fleet.DEFAULT_PARALLEL,
+    parallel: int | None = None,
     workers: int | None = None,
     again: bool = False,
     reporter: TargetsReporter | None = None,
@@ -81,6 +81,7 @@ def backfill_across(
 ) -> BackfillAcross:
     """Run or resume the backfill of a migration on every target, `parallel` at a time.
 
+    At most `parallel` targets at once (default: the settings' `parallel`).
     Without `migration_id`, the first migration at dual-write on any target. The
     fleet checks see the live instances of every target (`fleet.SharedFleet`).
     `reporter` gets every target's events (tagged with its name) and the total.
@@ -92,6 +93,7 @@ def backfill_across(
     """
     if not targets:
         raise BadInput("backfill across targets needs at least one target")
+    parallel = parallel or settings.parallel
     migrations = load_migrations(settings.migrations)
     migration = (find(migrations, migration_id) if migration_id is not None
                  else _waiting(settings, targets, migrations, parallel))
@@ -106,14 +108,19 @@ def backfill_across(
     progress = TargetsProgress(reporter, migration.id, names, planned)
     progress.tick(force=True)
     shared = fleet.SharedFleet(targets, settings, parallel=parallel)
-    stop = threading.Event()
+    # one stop per target: a target whose backfill fails stops its own workers only
+    stops = {t.name: threading.Event() for t in targets}
+
+    def interrupt() -> None:
+        for event in stops.values():
+            event.set()
 
     def one(target: NamedTarget) -> BackfillRun:
         try:
             run = backfill(
                 settings.with_(database_url=target.url), migration.id, workers=workers,
                 again=again, reporter=progress.for_target(target.name), fleet_instances=shared,
-                stop=stop, **options,
+                stop=stops[target.name], **options,
             )
         except BaseException:
             progress.finished(target.name, ok=False)
@@ -121,7 +128,7 @@ def backfill_across(
         progress.finished(target.name, ok=True)
         return run
 
-    runs, failures = fleet.each_target(targets, one, parallel=parallel, stop=stop)
+    runs, failures = fleet.each_target(targets, one, parallel=parallel, on_interrupt=interrupt)
     result = BackfillAcross(
         migration.id,
         [TargetBackfill(n, runs.get(n), failures.get(n)) for n in names],

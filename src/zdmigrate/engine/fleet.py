@@ -16,7 +16,7 @@ from zdmigrate.errors import BadInput
 
 def fleet_list(
     settings: Settings, app: str | None = None, *,
-    targets: Sequence[fleet.NamedTarget] | None = None, parallel: int = fleet.DEFAULT_PARALLEL,
+    targets: Sequence[fleet.NamedTarget] | None = None, parallel: int | None = None,
 ) -> list[fleet.Instance]:
     """Every live app instance from heartbeats, declarations and sessions.
 

@@ -21,7 +21,6 @@ from zdmigrate.compat import (
     phase_blockers,
 )
 from zdmigrate.fleet.across import (
-    DEFAULT_PARALLEL,
     NamedTarget,
     SharedFleet,
     each_target,
@@ -39,7 +38,6 @@ __all__ = [
     "CHECK_NOT_PROVEN",
     "CHECK_OLD_VERSION",
     "DEFAULT_APPLICATION_NAME_PATTERN",
-    "DEFAULT_PARALLEL",
     "FLEET_CHECKS",
     "SOURCES",
     "FleetSettings",

@@ -31,9 +31,6 @@ from zdmigrate.fleet.model import Instance
 from zdmigrate.fleet.settings import FleetSettings
 from zdmigrate.fleet.sources import _version_key, live_instances
 
-#: Targets read at once when the caller does not say.
-DEFAULT_PARALLEL = 8
-
 T = TypeVar("T")
 
 
@@ -48,14 +45,15 @@ class NamedTarget(Protocol):
 
 def each_target(
     targets: Sequence[NamedTarget], work: Callable[[NamedTarget], T], *, parallel: int,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, on_interrupt: Callable[[], None] | None = None,
 ) -> tuple[dict[str, T], dict[str, ZdmigrateError]]:
     """`work` on every target, at most `parallel` at once: results and failures by name.
 
     A failure of one target never stops the others: each runs to its end. A
     psycopg error comes back as an `OperationalError` carrying its first line.
-    On Ctrl-C, `stop` is set (work that watches it winds down), targets not
-    started yet are not started, and KeyboardInterrupt goes on once all are over.
+    On Ctrl-C, `stop` is set and `on_interrupt` called (work that watches them
+    winds down), targets not started yet are not started, and KeyboardInterrupt
+    goes on once all are over.
     """
     stop = stop or threading.Event()
 
@@ -83,6 +81,8 @@ def each_target(
                     results[name] = result  # type: ignore[assignment]
         except KeyboardInterrupt:
             stop.set()
+            if on_interrupt is not None:
+                on_interrupt()
             raise
     return results, failures
 
@@ -92,15 +92,18 @@ def fleet_across(
     settings: Settings,
     *,
     app: str | None = None,
-    parallel: int = DEFAULT_PARALLEL,
+    parallel: int | None = None,
     remember_sessions: bool = True,
 ) -> list[Instance]:
     """Every live instance on any of `targets`, each listing the targets it was seen on.
+
+    At most `parallel` targets are read at once (default: the settings' `parallel`).
 
     Raises `TargetsFailed` (exit 3) naming every target that could not be read:
     an unread target might hold the one old instance that matters.
     """
     fleet_settings = FleetSettings.from_settings(settings)
+    parallel = parallel or settings.parallel
 
     def read(target: NamedTarget) -> list[Instance]:
         with db.connect(target.url, application_name="zdmigrate fleet") as conn:
@@ -150,17 +153,17 @@ class SharedFleet:
     `max_age` seconds is made again. Each target's own check adds what it sees
     itself at that moment, so an instance that appears there later counts too.
 
-        shared = SharedFleet(targets, settings, parallel=8)
+        shared = SharedFleet(targets, settings)
         engine.advance(target_settings, "0002_rename", fleet_instances=shared)
     """
 
     def __init__(
         self, targets: Sequence[NamedTarget], settings: Settings, *,
-        parallel: int = DEFAULT_PARALLEL, max_age: float = 5.0,
+        parallel: int | None = None, max_age: float = 5.0,
     ) -> None:
         self.targets = list(targets)
         self.settings = settings
-        self.parallel = parallel
+        self.parallel = parallel or settings.parallel
         self.max_age = max_age
         self.reads = 0
         self._lock = threading.Lock()

@@ -17,7 +17,14 @@ from zdmigrate.errors import ZdmigrateError
 from zdmigrate.output import github, json, text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        BackfillAcross,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -68,6 +75,10 @@ def transitions(done: Sequence[Transition], output_format: str) -> None:
 
 def backfill(run: BackfillRun, output_format: str) -> None:
     _renderer(output_format).backfill(run)
+
+
+def backfill_across(result: BackfillAcross, output_format: str) -> None:
+    _renderer(output_format).backfill_across(result)
 
 
 def fleet(instances: Sequence[Instance], output_format: str) -> None:

@@ -17,7 +17,14 @@ from zdmigrate.errors import (
 )
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        BackfillAcross,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -44,6 +51,8 @@ def error(exc: ZdmigrateError) -> None:
                       if isinstance(e, CheckFailed) else {})}
             for name, e in sorted(exc.failures.items())
         }
+    if isinstance(exc, TargetsFailed) and hasattr(exc.done, "as_dict"):
+        payload["result"] = exc.done.as_dict()  # what the other targets did
     if exc.hint:
         payload["error"]["hint"] = exc.hint
     if isinstance(exc, PhaseRefused):  # what moved before the refusal: a pipeline must know
@@ -104,6 +113,11 @@ def backfill(run: BackfillRun) -> None:
         return
     # JSON lines: the progress records went before, then this summary
     print(json.dumps({"event": "result", **run.as_dict()}, default=str), flush=True)
+
+
+def backfill_across(result: BackfillAcross) -> None:
+    # JSON lines: every target's progress records and the totals went before, then this
+    print(json.dumps({"event": "result", **result.as_dict()}, default=str), flush=True)
 
 
 def fleet(instances: Sequence[Instance]) -> None:

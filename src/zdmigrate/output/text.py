@@ -12,11 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import Blocker, PhaseRefused, ZdmigrateError
+from zdmigrate.errors import Blocker, PhaseRefused, TargetsFailed, ZdmigrateError
 from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        BackfillAcross,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -32,6 +39,12 @@ def error(exc: ZdmigrateError) -> None:
     if isinstance(exc, PhaseRefused) and exc.done:  # what moved before the refusal, first
         transitions(exc.done)
         sys.stdout.flush()
+    if isinstance(exc, TargetsFailed) and exc.done is not None:  # what the others did, first
+        from zdmigrate.engine import BackfillAcross
+
+        if isinstance(exc.done, BackfillAcross):
+            backfill_across(exc.done)
+            sys.stdout.flush()
     sys.stderr.write(f"error: {exc}\n")
 
 
@@ -260,6 +273,20 @@ def backfill(run: BackfillRun) -> None:
                   f"{result.vacuums} VACUUM round(s)")
 
 
+def backfill_across(result: BackfillAcross) -> None:
+    """A line per table of each target, then what failed."""
+    for entry in result.targets:
+        if entry.run is not None:
+            for r in entry.run.results:
+                checked = ", verified: every row agrees" if r.verification else ""
+                print(f"{entry.target} {result.migration_id} {r.table}: {r.status}, "
+                      f"{r.rows_done:,} rows covered, {r.rows_updated:,} updated{checked}")
+        elif entry.error is not None:
+            print(f"{entry.target} {result.migration_id}: failed: {entry.error.message}")
+    if result.total is not None:
+        print(result.total.describe())
+
+
 def heartbeat(result: Instance | bool) -> None:
     if isinstance(result, bool):
         print("heartbeat removed" if result else "no heartbeat to remove")
@@ -307,11 +334,17 @@ def fleet_table(instances: Sequence[Instance]) -> str:
 
     if not instances:
         return "no live instances (no heartbeats, app@version sessions or declarations)"
-    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
-    rows = [
+    from zdmigrate.fleet.model import targets_text
+
+    header: tuple[str, ...] = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN",
+                               "COUNTS UNTIL")
+    rows: list[tuple[str, ...]] = [
         (i.app, i.version, i.source, i.instance_id, timestamp(i.last_seen), timestamp(i.expires_at))
         for i in instances
     ]
+    if any(i.targets for i in instances):  # across targets: where each was seen
+        header = (*header, "TARGETS")
+        rows = [(*row, targets_text(i.targets)) for row, i in zip(rows, instances, strict=True)]
     widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
