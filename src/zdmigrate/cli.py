@@ -21,7 +21,7 @@ import click
 
 from zdmigrate import output
 from zdmigrate._lazy import lazy_module
-from zdmigrate.config import Settings
+from zdmigrate.config import PARALLEL_MAX, Settings
 from zdmigrate.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -59,19 +59,14 @@ _GLOBAL_OPTIONS = {
     "retry_budget": click.option(
         "--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
     "actor": click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
-    "parallel": click.option(
-        "--parallel", metavar="N",
-        help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4]."),
 }
 _GLOBAL_NAMES = ("database_url", "migrations", "output_format", "state_schema", "lock_timeout",
-                 "statement_timeout", "retry_budget", "actor", "parallel")
+                 "statement_timeout", "retry_budget", "actor")
 #: What each kind of command takes.
 READS = ("database_url", "migrations", "state_schema")
 RUNS = (*READS, "lock_timeout", "statement_timeout", "retry_budget", "actor")
 OFFLINE = ("migrations",)
 FLEET = ("database_url", "state_schema")
-#: What a command acting on every target (at once, `--parallel` of them) adds.
-MANY = ("parallel",)
 LINT_FORMATS = ("text", "json", "github", "sarif")
 
 
@@ -182,10 +177,46 @@ def target_option(function: F) -> F:
     )(function)
 
 
-def override_reason(override_fleet_check: bool, reason: str | None) -> str | None:
-    """The reason for `--override-fleet-check`: both or neither must be given."""
-    if reason is not None and not override_fleet_check:
-        raise BadInput("--reason is only for --override-fleet-check")
+def parallel_option(function: F) -> F:
+    """``--parallel N``: with targets, how many a command works on at once."""
+    return click.option(
+        "--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
+        help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4].",
+    )(function)
+
+
+def across_options(function: F) -> F:
+    """The options of a phase command across targets: which, how many at once, canary, skip."""
+    for option in reversed((
+        parallel_option,
+        click.option("--canary", metavar="NAME",
+                     help="With targets: run this target first, alone; the others only if it "
+                     "succeeds."),
+        click.option("--skip-target", "skip_targets", multiple=True, metavar="NAME",
+                     help="With targets: leave this (decommissioned) target out on purpose; "
+                     "needs --reason, recorded in the phase log of every other target."),
+    )):
+        function = option(function)
+    return target_option(function)
+
+
+def _one_database_only(parallel: int | None, canary: str | None,
+                       skip_targets: tuple[str, ...]) -> None:
+    """Refuse the options that only mean something across targets, when none is configured."""
+    for flag, given in (("--parallel", parallel is not None), ("--canary", canary is not None),
+                        ("--skip-target", bool(skip_targets))):
+        if given:
+            raise BadInput(f"{flag} needs targets, and none is configured",
+                           hint="see docs/many-databases.md")
+
+
+def override_reason(
+    override_fleet_check: bool, reason: str | None, *, skipping: bool = False
+) -> str | None:
+    """The reason for `--override-fleet-check`: both or neither must be given (or a
+    `--skip-target`, whose reason it is too)."""
+    if reason is not None and not override_fleet_check and not skipping:
+        raise BadInput("--reason is only for --override-fleet-check or --skip-target")
     if not override_fleet_check:
         return None
     if reason is None or not reason.strip():
@@ -197,7 +228,7 @@ def override_reason(override_fleet_check: bool, reason: str | None) -> str | Non
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@global_options((*RUNS, *MANY), formats=FORMATS)
+@global_options(RUNS, formats=FORMATS)
 @click.version_option(package_name="zdmigrate")
 @click.pass_context
 def cli(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -236,12 +267,25 @@ def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) 
 @cli.command()
 @click.option("--wide", is_flag=True,
               help="Every blocker of every instance, in lines as long as they need.")
+@target_option
+@parallel_option
 @global_options(READS)
-def status(wide: bool, **kwargs: Any) -> None:
-    """Each migration: phase, next phase, what blocks it, backfill progress."""
+def status(wide: bool, target_selectors: tuple[str, ...], parallel: int | None,
+           **kwargs: Any) -> int:
+    """Each migration: phase, next phase, what blocks it, backfill progress; with targets,
+    where they all are (--target: each one's detail)."""
     settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    targets = engine.list_targets(settings, target_selectors)
+    if targets:
+        report = engine.status_across(settings, targets, parallel=parallel,
+                                      log=_log_for(fmt))
+        output.status_across(report, fmt, detail=bool(target_selectors), wide=wide)
+        return report.exit_code
+    _one_database_only(parallel, None, ())
     statuses = engine.status(settings)
-    output.status(statuses, formats(fmt), wide=wide)
+    output.status(statuses, fmt, wide=wide)
+    return EXIT_OK
 
 
 @cli.command("targets")
@@ -289,19 +333,34 @@ def phase() -> None:
               help="Go on although the migration file changed after a phase of it ran.")
 @click.option("--override-fleet-check", is_flag=True,
               help="Go on although the fleet check refused (needs --reason; logged with --actor).")
-@click.option("--reason", help="Why the fleet check is overridden (recorded in the phase log).")
+@click.option("--reason", help="Why the fleet check is overridden, or a target skipped "
+              "(recorded in the phase log).")
+@across_options
 @global_options(RUNS)
 def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_changed: bool,
-                  override_fleet_check: bool, reason: str | None, **kwargs: Any) -> None:
-    """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
+                  override_fleet_check: bool, reason: str | None,
+                  target_selectors: tuple[str, ...], parallel: int | None, canary: str | None,
+                  skip_targets: tuple[str, ...], **kwargs: Any) -> int:
+    """Run the next phase(s) of MIGRATION (default: the oldest not complete), on every target
+    when targets are configured."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    overridden = override_reason(override_fleet_check, reason, skipping=bool(skip_targets))
+    targets = engine.list_targets(settings, target_selectors)
+    if targets:
+        run_ = engine.advance_across(
+            settings, targets, migration, to=to, parallel=parallel, canary=canary,
+            skip=skip_targets, reason=reason, dry_run=dry_run, accept_changed=accept_changed,
+            override_reason=overridden, log=_log_for(fmt))
+        output.across(run_, fmt)
+        return run_.exit_code
+    _one_database_only(parallel, canary, skip_targets)
     transitions = engine.advance(
         settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
-        override_reason=override_reason(override_fleet_check, reason),
-        log=_log_for(fmt),
+        override_reason=overridden, log=_log_for(fmt),
     )
     output.transitions(transitions, fmt)
+    return EXIT_OK
 
 
 @phase.command("rollback")
@@ -309,15 +368,30 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
 @click.option("--to", "to", shell_complete=_complete_phase, help="Roll back to this phase (default: one phase back).")
 @click.option("--accept-changed", is_flag=True,
               help="Go on although the migration file changed after a phase of it ran.")
+@click.option("--reason", help="Why a target is skipped (recorded in the phase log).")
+@across_options
 @global_options(RUNS)
 def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
-                   **kwargs: Any) -> None:
-    """Undo phases of MIGRATION (default: the newest started), never past contract."""
+                   reason: str | None, target_selectors: tuple[str, ...], parallel: int | None,
+                   canary: str | None, skip_targets: tuple[str, ...], **kwargs: Any) -> int:
+    """Undo phases of MIGRATION (default: the newest started), never past contract; on every
+    target when targets are configured."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    if reason is not None and not skip_targets:
+        raise BadInput("--reason goes with --skip-target")
+    targets = engine.list_targets(settings, target_selectors)
+    if targets:
+        run_ = engine.rollback_across(
+            settings, targets, migration, to=to, parallel=parallel, canary=canary,
+            skip=skip_targets, reason=reason, accept_changed=accept_changed, log=_log_for(fmt))
+        output.across(run_, fmt)
+        return run_.exit_code
+    _one_database_only(parallel, canary, skip_targets)
     transitions = engine.rollback(settings, migration, to=to, accept_changed=accept_changed,
                                   log=_log_for(fmt))
     output.transitions(transitions, fmt)
+    return EXIT_OK
 
 
 @cli.command()
@@ -401,9 +475,10 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--again", is_flag=True,
               help="Walk a finished backfill once more (rows that disagree are fixed).")
 @target_option
-@global_options((*RUNS, *MANY))
+@parallel_option
+@global_options(RUNS)
 def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
-             target_selectors: tuple[str, ...], **kwargs: Any) -> None:
+             target_selectors: tuple[str, ...], parallel: int | None, **kwargs: Any) -> None:
     """Run or resume the backfill of MIGRATION (default: the first at dual-write).
 
     With targets configured, on every target (or those --target picks), --parallel
@@ -424,15 +499,18 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
     targets = engine.list_targets(settings, target_selectors)
     if targets:
         if pause or resume:
-            raise BadInput("--pause and --resume act on one database: pass --database-url "
-                           "of the target (they take effect on its running workers at once)")
+            result = engine.backfill_across(settings, targets, migration, parallel=parallel,
+                                            pause=pause, resume=resume)
+            output.backfill_across(result, fmt)
+            return
         across = choose_targets_reporter(fmt)
         with across:
             result = engine.backfill_across(
-                settings, targets, migration, parallel=settings.parallel, workers=workers,
+                settings, targets, migration, parallel=parallel, workers=workers,
                 again=again, reporter=across, **options)
         output.backfill_across(result, fmt)
         return
+    _one_database_only(parallel, None, ())
     if pause or resume:
         output.backfill(engine.backfill(settings, migration, pause=pause, resume=resume), fmt)
         return
@@ -445,18 +523,19 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
 @cli.group(invoke_without_command=True)
 @click.option("--app", help="Show only this app.")
 @target_option
-@global_options((*FLEET, *MANY))
+@parallel_option
+@global_options(FLEET)
 @click.pass_context
 def fleet(ctx: click.Context, /, app: str | None, target_selectors: tuple[str, ...],
-          **kwargs: Any) -> None:
+          parallel: int | None, **kwargs: Any) -> None:
     """Live app versions from heartbeats, sessions (application_name) and declarations.
 
     With targets configured, of every target (or those --target picks): an instance
     seen on any of them counts, and the TARGETS column says where it was seen.
     """
     if ctx.invoked_subcommand is not None:
-        if target_selectors:
-            raise BadInput(f"--target does not apply to `zdmigrate fleet "
+        if target_selectors or parallel is not None:
+            raise BadInput(f"--target and --parallel do not apply to `zdmigrate fleet "
                            f"{ctx.invoked_subcommand}`: it writes to one database",
                            hint="pass --database-url of the target")
         # global options between `fleet` and its subcommand count as given before it
@@ -465,7 +544,9 @@ def fleet(ctx: click.Context, /, app: str | None, target_selectors: tuple[str, .
         return
     settings, fmt = settings_from(kwargs)
     targets = engine.list_targets(settings, target_selectors)
-    instances = engine.fleet_list(settings, app, targets=targets, parallel=settings.parallel)
+    if not targets:
+        _one_database_only(parallel, None, ())
+    instances = engine.fleet_list(settings, app, targets=targets, parallel=parallel)
     output.fleet(instances, formats(fmt))
 
 
@@ -523,9 +604,10 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 @click.option("--new-app", is_flag=True,
               help="APP is new: no migration or fleet row knows it yet (else: not proven).")
 @target_option
-@global_options((*READS, *MANY), formats=output.GATE_FORMATS)
+@parallel_option
+@global_options(READS, formats=output.GATE_FORMATS)
 def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...],
-         **kwargs: Any) -> int:
+         parallel: int | None, **kwargs: Any) -> int:
     """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason).
 
     With targets configured, for every target (or those --target picks): VERSION
@@ -534,8 +616,10 @@ def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
     targets = engine.list_targets(settings, target_selectors)
+    if not targets:
+        _one_database_only(parallel, None, ())
     answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app,
-                                  targets=targets, parallel=settings.parallel)
+                                  targets=targets, parallel=parallel)
     print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 

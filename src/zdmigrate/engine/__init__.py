@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from zdmigrate.engine.across import advance_across, rollback_across
     from zdmigrate.engine.adopt import adopt
     from zdmigrate.engine.advance import advance
     from zdmigrate.engine.backfill import BackfillRun, backfill
@@ -31,16 +32,24 @@ if TYPE_CHECKING:
     from zdmigrate.engine.list_targets import list_targets
     from zdmigrate.engine.new import new
     from zdmigrate.engine.plan import plan
-    from zdmigrate.engine.results import MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine.results import (
+        AcrossRun,
+        MigrationStatus,
+        PhasePlan,
+        TargetResult,
+        Transition,
+    )
     from zdmigrate.engine.rollback import rollback
     from zdmigrate.engine.selection import default_migration
     from zdmigrate.engine.session import default_actor
     from zdmigrate.engine.status import status
+    from zdmigrate.engine.status_across import AcrossStatus, status_across
 
 #: Each public name and the module that defines it.
 _EXPORTS = {
     "adopt": "adopt",
     "advance": "advance",
+    "advance_across": "across", "rollback_across": "across",
     "backfill": "backfill", "BackfillRun": "backfill",
     "backfill_across": "backfill_across", "BackfillAcross": "backfill_across",
     "TargetBackfill": "backfill_across",
@@ -54,14 +63,18 @@ _EXPORTS = {
     "new": "new",
     "plan": "plan",
     "MigrationStatus": "results", "PhasePlan": "results", "Transition": "results",
+    "AcrossRun": "results", "TargetResult": "results",
     "rollback": "rollback",
     "default_migration": "selection",
     "default_actor": "session",
     "status": "status",
+    "status_across": "status_across", "AcrossStatus": "status_across",
 }
 
 __all__ = [
     "PHASE_CHECKS",
+    "AcrossRun",
+    "AcrossStatus",
     "BackfillAcross",
     "BackfillRun",
     "CheckContext",
@@ -71,9 +84,11 @@ __all__ = [
     "PhaseCheck",
     "PhasePlan",
     "TargetBackfill",
+    "TargetResult",
     "Transition",
     "adopt",
     "advance",
+    "advance_across",
     "backfill",
     "backfill_across",
     "blockers_for",
@@ -89,7 +104,9 @@ __all__ = [
     "new",
     "plan",
     "rollback",
+    "rollback_across",
     "status",
+    "status_across",
 ]
 
 

@@ -46,6 +46,7 @@ def advance(
     override_reason: str | None = None,
     log: Log = quiet,
     fleet_instances: Callable[[], Sequence[Instance]] | None = None,
+    migrations: list[Migration] | None = None,
 ) -> list[Transition]:
     """Take a migration (default: the oldest not complete) through its next phase(s).
 
@@ -55,16 +56,19 @@ def advance(
 
     Raises PhaseRefused (exit 1) when a gate says no; phases entered before the
     refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
-    each phase without changing anything. `fleet_instances`, when this database is
-    one target of several, gives the whole set's live instances to the fleet check
-    (`fleet.SharedFleet`): contract waits while any target has an old instance.
+    each phase without changing anything. `migrations`, when given, are the loaded
+    migration files (a run across many databases loads them once).
+    `fleet_instances`, when this database is one target of several, gives the whole
+    set's live instances to the fleet check (`fleet.SharedFleet`): contract waits
+    while any target has an old instance.
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
     """
     target_phase = Phase.parse(to) if isinstance(to, str) else to
     if target_phase is Phase.PENDING:
         raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
-    migrations = validated(settings, migration_id)
+    if migrations is None:
+        migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
                  migrations=migrations, defer_state=True) as run:
         if migration_id is not None:

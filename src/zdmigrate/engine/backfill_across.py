@@ -75,6 +75,8 @@ def backfill_across(
     *,
     parallel: int | None = None,
     workers: int | None = None,
+    pause: bool = False,
+    resume: bool = False,
     again: bool = False,
     reporter: TargetsReporter | None = None,
     **options: Any,
@@ -85,6 +87,7 @@ def backfill_across(
     Without `migration_id`, the first migration at dual-write on any target. The
     fleet checks see the live instances of every target (`fleet.SharedFleet`).
     `reporter` gets every target's events (tagged with its name) and the total.
+    `pause`/`resume` flip the switch on every target, and return at once.
     Raises `TargetsFailed` (exit 3) naming each target that failed, after the
     others finished; its `done` is this function's result for the ones that did.
 
@@ -100,6 +103,9 @@ def backfill_across(
     steps = [s for s in migration.render(Phase.BACKFILL) if isinstance(s, BackfillStep)]
     if not steps:
         raise BadInput(f"{migration.id} has no backfill step")
+    if pause or resume:
+        return _switch(settings, targets, migration.id, pause=pause, resume=resume,
+                       parallel=parallel)
     plans, _ = fleet.each_target(  # a target whose plan cannot be read fails below, in its run
         targets, lambda t: _plan(settings, t, migration.id, steps), parallel=parallel)
     planned = {(name, table): rows for name, tables in plans.items()
@@ -140,6 +146,25 @@ def backfill_across(
             hint=f"the other {len(names) - len(failures)} target(s) finished; fix the cause and "
             "run the same command again: the failed targets resume from their saved cursors",
         )
+        error.done = result
+        raise error
+    return result
+
+
+def _switch(
+    settings: Settings, targets: Sequence[NamedTarget], migration_id: str, *, pause: bool,
+    resume: bool, parallel: int,
+) -> BackfillAcross:
+    """Pause or resume the backfill on every target (each as `backfill --pause` alone)."""
+    runs, failures = fleet.each_target(
+        targets, lambda t: backfill(settings.with_(database_url=t.url), migration_id,
+                                    pause=pause, resume=resume),
+        parallel=parallel)
+    result = BackfillAcross(migration_id, [TargetBackfill(t.name, runs.get(t.name),
+                                                          failures.get(t.name)) for t in targets])
+    if failures:
+        error = TargetsFailed(f"backfill {'--pause' if pause else '--resume'} of {migration_id}",
+                              failures, hint="run it again when the target is back")
         error.done = result
         raise error
     return result

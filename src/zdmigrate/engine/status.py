@@ -13,20 +13,22 @@ from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.results import MigrationStatus
 from zdmigrate.engine.session import Log, Run, quiet, session
 from zdmigrate.errors import Blocker
+from zdmigrate.migration import Migration
 from zdmigrate.ops._version_schema import schema_name
 
 
 def status(
-    settings: Settings, *, log: Log = quiet,
+    settings: Settings, *, log: Log = quiet, migrations: list[Migration] | None = None,
     fleet_instances: Callable[[], Sequence[fleet.Instance]] | None = None,
 ) -> list[MigrationStatus]:
     """Each migration: its phase, the next one, what blocks it, backfill progress.
 
     Reads only; a database that zdmigrate never touched shows every migration pending.
+    `migrations`, when given, are the loaded migration files.
     `fleet_instances`: the live instances of the whole set of targets when this
     database is one of several (`fleet.SharedFleet`), for the fleet blockers.
     """
-    with session(settings, "status", lock=False, log=log) as run:
+    with session(settings, "status", lock=False, log=log, migrations=migrations) as run:
         has_schema = state.schema_exists(run.conn, run.schema)
         progress = state.backfill_progress(run.conn, run.schema) if has_schema else []
         if progress:

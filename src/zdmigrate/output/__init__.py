@@ -18,6 +18,8 @@ from zdmigrate.output import github, json, text
 
 if TYPE_CHECKING:
     from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
         BackfillAcross,
         BackfillRun,
         InitResult,
@@ -73,6 +75,20 @@ def transitions(done: Sequence[Transition], output_format: str) -> None:
     _renderer(output_format).transitions(done)
 
 
+def status_across(report: AcrossStatus, output_format: str, *, detail: bool = False,
+                  wide: bool = False) -> None:
+    """`status` across targets: per migration (or, with `detail`, per target)."""
+    if output_format == "json":
+        json.status_across(report)
+    else:
+        text.status_across(report, detail=detail, wide=wide)
+
+
+def across(run: AcrossRun, output_format: str) -> None:
+    """What a phase command across targets did on each target."""
+    _renderer(output_format).across(run)
+
+
 def backfill(run: BackfillRun, output_format: str) -> None:
     _renderer(output_format).backfill(run)
 
@@ -117,7 +133,7 @@ def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
 
 
 __all__ = [
-    "FORMATS", "GATE_FORMATS", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
-    "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status",
+    "FORMATS", "GATE_FORMATS", "across", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
+    "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status", "status_across",
     "targets", "transitions",
 ]

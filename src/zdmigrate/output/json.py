@@ -18,6 +18,8 @@ from zdmigrate.errors import (
 
 if TYPE_CHECKING:
     from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
         BackfillAcross,
         BackfillRun,
         InitResult,
@@ -105,6 +107,14 @@ def adopt(adopted: Sequence[str]) -> None:
 
 def transitions(transitions: Sequence[Transition]) -> None:
     emit({"transitions": [t.as_dict() for t in transitions]})
+
+
+def status_across(report: AcrossStatus) -> None:
+    emit(report.as_dict())
+
+
+def across(run: AcrossRun) -> None:
+    emit(run.as_dict())
 
 
 def backfill(run: BackfillRun) -> None:

@@ -31,7 +31,7 @@ from zdmigrate.state.migrations import (
     set_checksum,
     set_phase,
 )
-from zdmigrate.state.phase_log import log_finish, log_start, phase_log
+from zdmigrate.state.phase_log import log_finish, log_skip, log_start, phase_log, skipped_targets
 from zdmigrate.state.run_lock import (
     LockHolder,
     lock_holder,
@@ -65,6 +65,7 @@ __all__ = [
     "load_migrations",
     "lock_holder",
     "log_finish",
+    "log_skip",
     "log_start",
     "mark_step_done",
     "mark_step_started",
@@ -80,6 +81,7 @@ __all__ = [
     "schema_exists",
     "set_checksum",
     "set_phase",
+    "skipped_targets",
     "started_steps",
     "steps",
     "try_run_lock",
