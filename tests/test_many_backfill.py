@@ -161,6 +161,21 @@ def test_one_target_failing_mid_backfill_exit_3_others_finish_rerun_resumes(
     assert 0 < stopped_at < ROWS[6]  # batches before row 900 committed, none after it
     assert stopped_at < 900
 
+    # status: a line per target, the total over all
+    code, report = cli.json("status")
+    assert code == 0, report
+    [rename] = [m for m in report["migrations"] if m["id"] == RENAME]
+    lines = {line["target"]: line for line in rename["backfill"]["lines"]}
+    assert set(lines) == set(shards)
+    assert lines["shard-06"]["status"] != "done"
+    assert lines["shard-06"]["rows_done"] == stopped_at
+    assert all(lines[n]["status"] == "done" for n in shards if n != "shard-06")
+    assert rename["backfill"]["targets_done"] == SHARDS - 1
+    assert rename["backfill"]["rows_done"] == sum(ROWS.values()) - ROWS[6] + stopped_at
+    code, out, _ = cli("status")
+    assert f"{SHARDS - 1} of {SHARDS} target(s) done" in out
+    assert f"shard-06  users  {lines['shard-06']['status']}  {stopped_at:,}" in out
+
     with psycopg.connect(shards["shard-06"], autocommit=True) as conn:
         conn.execute("DROP TRIGGER users_fail ON users")
     code, out, err = cli(*ARGS, "--format", "json")

@@ -5,6 +5,7 @@ cannot be read fails closed (exit 3, naming it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +51,15 @@ def shards(fresh_databases: Callable[[int], list[str]], tmp_path: Path,
     configured as targets."""
     found = [Shard(f"shard-{n:02}", url)
              for n, url in enumerate(fresh_databases(SHARDS), start=1)]
-    for shard in found:
+
+    def prepare(shard: Shard) -> None:
         settings = Settings.load({"database_url": shard.url, "migrations": migrations_dir},
                                  environ={})
         engine.advance(settings, "0001_users", to="contract")
         engine.advance(settings, RENAME, to="switch-read")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(prepare, found))
     configure(tmp_path, found)
     return found
 

@@ -11,7 +11,7 @@ resumes them (finished targets are over in a moment).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from zdmigrate import db, fleet, state
 from zdmigrate.backfill.across import TargetsProgress, TargetsReporter, TotalEvent, planned_rows
 from zdmigrate.config import Settings
 from zdmigrate.engine.backfill import BackfillRun, backfill
+from zdmigrate.engine.results import MigrationStatus
 from zdmigrate.errors import BadInput, TargetsFailed, ZdmigrateError
 from zdmigrate.fleet.across import NamedTarget
 from zdmigrate.migration import Migration, find, load_migrations
@@ -201,3 +202,40 @@ def _waiting(
         "no migration is waiting for its backfill (none is at dual-write on any target)",
         hint="name the migration: zdmigrate backfill MIGRATION",
     )
+
+
+def backfills_by_target(by_target: Mapping[str, MigrationStatus]) -> dict[str, Any]:
+    """The backfill of one migration over every target, for `status`: a line per target
+    and table, and the total (rows done of rows to do over all of them).
+
+        {"rows_done": 12400, "rows_total": 20000, "percent": 62.0, "targets_done": 3,
+         "lines": [{"target": "shard-01", "table": "users", "status": "done", ...}, ...]}
+
+    Empty when no target has started the migration's backfill.
+    """
+    lines: list[dict[str, Any]] = []
+    for name, migration in by_target.items():
+        for row in migration.backfills:
+            done = int(row.get("rows_done") or 0)
+            total = row.get("rows_total")
+            total = done if row.get("status") == "done" else (
+                max(int(total), done) if total is not None else None)
+            lines.append({
+                "target": name, "table": row.get("table_name"), "status": row.get("status"),
+                "rows_done": done, "rows_total": total,
+                "percent": round(100.0 * done / total, 1) if total else None,
+                "live_workers": row.get("live_workers", 0),
+            })
+    if not lines:
+        return {}
+    known = [line for line in lines if line["rows_total"] is not None]
+    rows_done = sum(line["rows_done"] for line in lines)
+    rows_total = sum(line["rows_total"] for line in known) if len(known) == len(lines) else None
+    done_targets = {line["target"] for line in lines} - {
+        line["target"] for line in lines if line["status"] != "done"}
+    return {
+        "rows_done": rows_done, "rows_total": rows_total,
+        "percent": round(100.0 * rows_done / rows_total, 1) if rows_total else None,
+        "targets_started": len({line["target"] for line in lines}),
+        "targets_done": len(done_targets), "lines": lines,
+    }

@@ -77,6 +77,12 @@ class MigrationAcross:
         return [{**b.as_dict(), "target": name}
                 for name, s in self.by_target.items() for b in s.blocked_by]
 
+    def backfill(self) -> dict[str, Any]:
+        """Its backfill over every target: the total, and a line per target and table."""
+        from zdmigrate.engine.backfill_across import backfills_by_target
+
+        return backfills_by_target(self.by_target)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -90,6 +96,7 @@ class MigrationAcross:
                                "to_phase": r["to_phase"]}
                         for name, r in self.skipped.items()},
             "unreachable": self.unreachable,
+            "backfill": self.backfill(),
             "targets": {name: s.as_dict() for name, s in self.by_target.items()},
         }
 

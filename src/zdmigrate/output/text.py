@@ -311,6 +311,7 @@ def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = Fa
             for (check, message), names in groups.items():
                 shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
                 print(f"  - [{check}] on {shown}: {message}")
+            _backfill_across(m.backfill())
             for name, record in m.skipped.items():
                 print(f"  - {name} skipped on purpose (at {record['to_phase']}) by "
                       f"{record['actor']}: {record['reason']}")
@@ -321,6 +322,23 @@ def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = Fa
             f"error: {len(bad)} of {len(report.targets)} target(s) cannot be read: "
             + ", ".join(t.target.name for t in bad) + "\n"
             + "".join(f"  - {t.target.name}: {t.error}\n" for t in bad))
+
+
+def _backfill_across(backfill: dict[str, Any]) -> None:
+    """The backfill of a migration over the targets: the total, then a line per target."""
+    if not backfill:
+        return
+    total = f"/{backfill['rows_total']:,}" if backfill["rows_total"] else ""
+    share = f" ({backfill['percent']:.0f}%)" if backfill["percent"] is not None else ""
+    print(f"  backfill: {backfill['rows_done']:,}{total} rows{share}; "
+          f"{backfill['targets_done']} of {backfill['targets_started']} target(s) done")
+    width = max(len(line["target"]) for line in backfill["lines"])
+    for line in backfill["lines"]:
+        of = f"/{line['rows_total']:,}" if line["rows_total"] is not None else ""
+        pct = (f" ({line['percent']:.0f}%)" if line["percent"] is not None
+               and line["status"] != "done" else "")
+        print(f"    {line['target']:<{width}}  {line['table']}  {line['status']}  "
+              f"{line['rows_done']:,}{of}{pct}")
 
 
 def _target_line(r: TargetResult) -> str:
