@@ -154,6 +154,8 @@ def test_one_target_failing_mid_backfill_exit_3_others_finish_rerun_resumes(
     assert list(failure["error"]["targets"]) == ["shard-06"]
     assert "shard-06" in failure["error"]["message"]
     assert "disk full on shard-06" in failure["error"]["targets"]["shard-06"]["message"]
+    [failed] = [r for r in records if r.get("event") == "failed"]
+    assert failed["target"] == "shard-06" and "disk full on shard-06" in failed["message"]
     for name, url in shards.items():  # the others finished, shard-06 stopped where it was
         if name != "shard-06":
             assert wrong_rows(url) == 0
@@ -205,11 +207,12 @@ def test_the_total_adds_every_target_and_replaces_the_plan_with_events() -> None
     assert (total.rows_done, total.rows_total, total.targets_running) == (400, 1600, 2)
     progress.for_target("b")(event("done", 520, 520))
     progress.finished("b", ok=True)
-    progress.finished("a", ok=False)
+    progress.finished("a", ok=False, message="disk full")
     total = progress.total()
     assert (total.rows_done, total.rows_total) == (920, 1620)
     assert (total.targets_done, total.targets_failed, total.targets_running) == (1, 1, 0)
-    assert [e.target for e in seen if isinstance(e, TargetEvent)] == ["a", "b"]
+    assert [(e.target, e.event.kind) for e in seen if isinstance(e, TargetEvent)] == [
+        ("a", "progress"), ("b", "done"), ("a", "failed")]
 
     stream = io.StringIO()
     plain = PlainTargetsReporter(stream, interval=3600)
@@ -217,7 +220,9 @@ def test_the_total_adds_every_target_and_replaces_the_plan_with_events() -> None
         plain(e)
     lines = stream.getvalue().splitlines()
     assert "[b] backfill 0002_rename public.users: done, 520 rows covered, 520 updated" in lines
-    assert not any(line.startswith("[a]") for line in lines)  # progress: only in the total
+    # a's progress is only in the total; its failure is a line of its own
+    assert [line for line in lines if line.startswith("[a]")] == [
+        "[a] backfill 0002_rename public.users: failed: disk full [400/1,100 rows (36%)]"]
     assert lines[-1].endswith("1 of 2 done, 1 failed")
 
 

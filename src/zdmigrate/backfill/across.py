@@ -7,9 +7,9 @@ rows of a target not started yet are the planner's estimate, `planned`), the
 rate over all of them, and the ETA of what is left on the targets still going.
 
 - `RichTargetsReporter`: ONE progress bar for the whole set (for a terminal), and a
-  line above it when a target finishes, fails or is throttled;
-- `PlainTargetsReporter`: each target's events but progress as lines starting with
-  ``[name]``, and the total every few seconds (for logs and CI);
+  line above it when a target finishes, fails or is paused;
+- `PlainTargetsReporter`: each target's end (done, failed, stopped) and pauses as
+  lines starting with ``[name]``, and the total every few seconds (for logs and CI);
 - `JsonTargetsReporter`: one JSON object per line, each carrying its ``target``, and
   ``"event": "total"`` records (``--format json``).
 """
@@ -95,6 +95,11 @@ class TargetEvent:
 #: What a reporter of the whole set is given.
 TargetsReporter = Callable[[TargetEvent | TotalEvent], None]
 
+#: The events of a target that people see as lines (plain) or above the bar (terminal):
+#: a target's start, end and operator switches. The others (throttled, vacuum, lock
+#: waits, ...) would be a flood over hundreds of targets: JSON carries them all.
+SHOWN_KINDS = frozenset({"done", "stopped", "paused", "resumed", "failed"})
+
 
 class TargetsProgress:
     """Adds up the events of every target's backfill; thread-safe (targets run in threads).
@@ -139,10 +144,21 @@ class TargetsProgress:
 
         return report
 
-    def finished(self, target: str, ok: bool) -> None:
-        """`target` is over: its backfill finished (`ok`) or failed."""
+    def finished(self, target: str, ok: bool, message: str | None = None) -> None:
+        """`target` is over: its backfill finished (`ok`), or failed (why: `message`).
+
+        A failure is reported as the target's own ``failed`` event: no event of its
+        backfill says so (it stopped on an error).
+        """
         with self._lock:
             self._finished[target] = "done" if ok else "failed"
+            seen = [(table, v) for (t, table), v in {**self._planned, **self._tables}.items()
+                    if t == target]
+        if not ok and self.reporter is not None:
+            table, (done, total) = seen[0] if seen else ("", (0, None))
+            self.reporter(TargetEvent(target, BackfillEvent(
+                "failed", self.migration_id, table, done, total, done, None, None,
+                message=message)))
         self.tick(force=True)
 
     def total(self) -> TotalEvent:
@@ -204,8 +220,8 @@ class _TargetsReporter(_ContextReporter):
 
 
 class PlainTargetsReporter(_TargetsReporter):
-    """Lines: each target's events but progress at once (``[shard-03] ...``), the total
-    every `interval` seconds and whenever a target finishes."""
+    """Lines: each target's end and pauses (`SHOWN_KINDS`) at once (``[shard-03] ...``),
+    the total every `interval` seconds and whenever a target finishes."""
 
     def __init__(self, stream: TextIO | None = None, interval: float = 5.0) -> None:
         self.stream = stream or sys.stderr
@@ -216,7 +232,7 @@ class PlainTargetsReporter(_TargetsReporter):
     def __call__(self, event: TargetEvent | TotalEvent) -> None:
         with self._lock:
             if isinstance(event, TargetEvent):
-                if event.event.kind == "progress":
+                if event.event.kind not in SHOWN_KINDS:
                     return
                 line = event.describe()
             else:
@@ -256,7 +272,7 @@ class JsonTargetsReporter(_TargetsReporter):
 class RichTargetsReporter(_TargetsReporter):
     """ONE rich progress bar over every target: rows done of all, rows/s, ETA, targets done.
 
-    A target's events other than progress are printed above the bar.
+    A target's end and pauses (`SHOWN_KINDS`) are printed above the bar.
     """
 
     def __init__(self, console: Any = None) -> None:
@@ -279,7 +295,7 @@ class RichTargetsReporter(_TargetsReporter):
     def __call__(self, event: TargetEvent | TotalEvent) -> None:
         with self._lock:
             if isinstance(event, TargetEvent):
-                if event.event.kind not in ("progress", "start"):
+                if event.event.kind in SHOWN_KINDS:
                     self.progress.console.print(event.describe(), highlight=False)
                 return
             if self._task is None:

@@ -129,8 +129,11 @@ def backfill_across(
                 again=again, reporter=progress.for_target(target.name), fleet_instances=shared,
                 stop=stops[target.name], **options,
             )
-        except BaseException:
-            progress.finished(target.name, ok=False)
+        except ZdmigrateError as exc:
+            progress.finished(target.name, ok=False, message=exc.message.splitlines()[0])
+            raise
+        except BaseException as exc:
+            progress.finished(target.name, ok=False, message=type(exc).__name__)
             raise
         progress.finished(target.name, ok=True)
         return run
