@@ -178,14 +178,14 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
 
 @pytest.fixture
 def fresh_databases(pg_server: Server) -> Iterator[Callable[[int], list[str]]]:
-    """A factory: ``fresh_databases(8)`` creates 8 fresh databases and returns their
-    postgresql:// URLs; all are dropped after the test (the shards of a sharded setup)."""
+    """A factory: ``fresh_databases(8)`` creates 8 fresh databases and returns their names
+    (``pg_server.url_for(name)``, ``dsn_for(name)``); all are dropped after the test (the
+    shards of a sharded setup)."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
 
         def make(count: int) -> list[str]:
-            return [pg_server.url_for(stack.enter_context(fresh_database(pg_server)))
-                    for _ in range(count)]
+            return [stack.enter_context(fresh_database(pg_server)) for _ in range(count)]
 
         yield make

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.fix_cli import Cli
+from tests.fix_db import Server
 from tests.fleet_helpers import write_migrations
 from zdmigrate import engine
 from zdmigrate.backfill import BackfillEvent
@@ -39,11 +40,11 @@ def migrations_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def shards(fresh_databases: Callable[[int], list[str]], tmp_path: Path,
+def shards(fresh_databases: Callable[[int], list[str]], pg_server: Server, tmp_path: Path,
            migrations_dir: Path) -> dict[str, str]:
     """8 shards, each with its users (rows differ per shard), 0002_rename at dual-write,
     configured as targets; name -> URL."""
-    urls = fresh_databases(SHARDS)
+    urls = [pg_server.url_for(n) for n in fresh_databases(SHARDS)]
     found = {f"shard-{n:02}": url for n, url in enumerate(urls, start=1)}
 
     def prepare(n: int, url: str) -> None:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from tests.fix_cli import Cli
+from tests.fix_db import Server
 from tests.fleet_helpers import columns, phase_of, write_migrations
 from zdmigrate import engine, fleet
 from zdmigrate.config import Settings
@@ -45,12 +46,12 @@ def configure(tmp_path: Path, shards: list[Shard]) -> None:
 
 
 @pytest.fixture
-def shards(fresh_databases: Callable[[int], list[str]], tmp_path: Path,
+def shards(fresh_databases: Callable[[int], list[str]], pg_server: Server, tmp_path: Path,
            migrations_dir: Path) -> list[Shard]:
     """8 shards, each with 0001_users complete and 0002_rename at switch-read,
     configured as targets."""
-    found = [Shard(f"shard-{n:02}", url)
-             for n, url in enumerate(fresh_databases(SHARDS), start=1)]
+    found = [Shard(f"shard-{n:02}", pg_server.url_for(name))
+             for n, name in enumerate(fresh_databases(SHARDS), start=1)]
 
     def prepare(shard: Shard) -> None:
         settings = Settings.load({"database_url": shard.url, "migrations": migrations_dir},
