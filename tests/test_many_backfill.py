@@ -242,3 +242,19 @@ def test_on_a_terminal_one_bar_for_every_target() -> None:
     assert len(bar.progress.tasks) == 1
     [task] = bar.progress.tasks
     assert (task.completed, task.total) == (150, 300)
+
+
+def test_an_unreachable_target_stops_the_backfill_before_any_starts(
+    cli: Cli, shards: dict[str, str], tmp_path: Path
+) -> None:
+    gone = next(iter(shards.values())).rsplit("/", 1)[0] + "/zdm_no_such_database"
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.zdmigrate.targets]\n" + "".join(f'{n} = "{u}"\n' for n, u in shards.items())
+        + f'shard-09 = "{gone}"\n')
+    code, out, err = cli(*ARGS, "--format", "json")
+    assert code == 3, out + err
+    [data] = json_lines(out)  # the error alone: no target started
+    assert list(data["error"]["targets"]) == ["shard-09"]
+    assert "shard-09" in data["error"]["message"]
+    for url in shards.values():  # nothing half-done elsewhere
+        assert filled(url) == 0

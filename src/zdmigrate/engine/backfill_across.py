@@ -107,6 +107,11 @@ def backfill_across(
     if pause or resume:
         return _switch(settings, targets, migration.id, pause=pause, resume=resume,
                        parallel=parallel)
+    shared = fleet.SharedFleet(targets, settings, parallel=parallel)
+    if migration.compat:
+        # the backfill's fleet check needs every target's instances: a target that
+        # cannot be read stops the command here (exit 3, naming it), before any starts
+        shared()
     plans, _ = fleet.each_target(  # a target whose plan cannot be read fails below, in its run
         targets, lambda t: _plan(settings, t, migration.id, steps), parallel=parallel)
     planned = {(name, table): rows for name, tables in plans.items()
@@ -114,7 +119,6 @@ def backfill_across(
     names = [t.name for t in targets]
     progress = TargetsProgress(reporter, migration.id, names, planned)
     progress.tick(force=True)
-    shared = fleet.SharedFleet(targets, settings, parallel=parallel)
     # one stop per target: a target whose backfill fails stops its own workers only
     stops = {t.name: threading.Event() for t in targets}
 

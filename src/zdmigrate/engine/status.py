@@ -53,7 +53,7 @@ def status(
                                         "phases started; revert it or pass --accept-changed"))
             if nxt is not None:
                 ctx = CheckContext(run.conn, settings, migration, run.migrations, run.states, nxt,
-                                   run.actor, fleet_instances=fleet_instances)
+                                   run.actor, fleet_instances=fleet_instances, report_only=True)
                 blockers.extend(blockers_for(ctx))
             partial = (
                 [{"phase": p.value, "direction": d, "steps_done": n}
