@@ -222,7 +222,7 @@ def test_cli_bad_config_is_exit_2_naming_the_source_before_connecting(
         f"shard-01 postgresql://app:{SECRET}@127.0.0.1:1/shop\n"
         f"shard-01 postgresql://app:{SECRET}@127.0.0.1:2/shop\n")
     (tmp_path / "pyproject.toml").write_text('[tool.zdmigrate]\ntargets_file = "targets.txt"\n')
-    for command in (["targets"],):
+    for command in (["targets"], ["status"], ["phase", "advance"], ["phase", "rollback"]):
         code, out, err = cli(*command, "--format", fmt)
         assert code == 2, (command, out, err)
         assert "targets.txt:2: target shard-01 is configured twice" in out + err
@@ -232,7 +232,26 @@ def test_cli_bad_config_is_exit_2_naming_the_source_before_connecting(
 
 def test_cli_a_target_glob_that_selects_nothing_is_exit_2(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(TABLE)
-    for command in (["targets"],):
+    for command in (["targets"], ["status"], ["phase", "advance"], ["phase", "rollback"]):
         code, _, err = cli(*command, "--target", "db-*")
         assert code == 2, err
         assert "--target 'db-*' selects no target" in err
+
+
+def test_the_examples_of_docs_many_databases_load(tmp_path: Path) -> None:
+    from tests.helpers import ROOT
+
+    text = (ROOT / "docs" / "many-databases.md").read_text()
+    table = next(b for b in re.findall(r"```toml\n(.*?)```", text, re.S)
+                 if "[tool.zdmigrate.targets]" in b)
+    assert [t.name for t in load_targets(settings(tmp_path, table))] == [
+        "shard-01", "shard-02", "tenant-acme"]
+    listing = re.search(r"```text\n(# shards.*?)```", text, re.S)
+    assert listing is not None
+    (tmp_path / "targets.txt").write_text(listing.group(1))
+    found = load_targets(settings(tmp_path, targets_file=tmp_path / "targets.txt"))
+    assert [(t.name, t.url) for t in found] == [
+        ("shard-01", "postgresql://migrator@db1.internal/shop"),
+        ("shard-02", "postgresql://migrator@db2.internal/shop"),
+        ("shard-03", "host=db3.internal dbname=shop user=migrator"),
+    ]

@@ -34,6 +34,7 @@ from zdmigrate.errors import (
 if TYPE_CHECKING:
     from zdmigrate import engine
     from zdmigrate import gate as gate_module
+    from zdmigrate.targets import Target
 else:  # imported on first use: `zdmigrate lint` must not load the engine's drivers
     engine = lazy_module("zdmigrate.engine")
     gate_module = lazy_module("zdmigrate.gate")
@@ -200,6 +201,15 @@ def across_options(function: F) -> F:
     return target_option(function)
 
 
+def _targets(settings: Settings, selectors: tuple[str, ...]) -> list[Target]:
+    """The targets a command acts on ([] = the one database URL)."""
+    found = engine.list_targets(settings, selectors)
+    if found and settings.database_url and not settings.targets_query:
+        output.log_line(f"note: {len(found)} target(s) configured: acting on them; the "
+                        "database URL is not used")
+    return found
+
+
 def _one_database_only(parallel: int | None, canary: str | None,
                        skip_targets: tuple[str, ...]) -> None:
     """Refuse the options that only mean something across targets, when none is configured."""
@@ -276,7 +286,7 @@ def status(wide: bool, target_selectors: tuple[str, ...], parallel: int | None,
     where they all are (--target: each one's detail)."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         report = engine.status_across(settings, targets, parallel=parallel,
                                       log=_log_for(fmt))
@@ -346,7 +356,7 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     settings, fmt = settings_from(kwargs)
     formats(fmt)
     overridden = override_reason(override_fleet_check, reason, skipping=bool(skip_targets))
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.advance_across(
             settings, targets, migration, to=to, parallel=parallel, canary=canary,
@@ -380,7 +390,7 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
     formats(fmt)
     if reason is not None and not skip_targets:
         raise BadInput("--reason goes with --skip-target")
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.rollback_across(
             settings, targets, migration, to=to, parallel=parallel, canary=canary,
@@ -496,7 +506,7 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
             options["max_replication_lag"], "--max-replication-lag")
     settings, fmt = settings_from(kwargs)
     formats(fmt)
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if targets:
         if pause or resume:
             result = engine.backfill_across(settings, targets, migration, parallel=parallel,
@@ -543,7 +553,7 @@ def fleet(ctx: click.Context, /, app: str | None, target_selectors: tuple[str, .
         root.obj = {**(root.obj or {}), **{k: v for k, v in kwargs.items() if v is not None}}
         return
     settings, fmt = settings_from(kwargs)
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if not targets:
         _one_database_only(parallel, None, ())
     instances = engine.fleet_list(settings, app, targets=targets, parallel=parallel)
@@ -615,7 +625,7 @@ def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...
     """
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
-    targets = engine.list_targets(settings, target_selectors)
+    targets = _targets(settings, target_selectors)
     if not targets:
         _one_database_only(parallel, None, ())
     answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app,

@@ -33,8 +33,8 @@ from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import WORK_PHASES, Phase
 
 if TYPE_CHECKING:
-    from zdmigrate.fleet.across import NamedTarget
     from zdmigrate.lint import Violation
+    from zdmigrate.targets import NamedTarget
 
 # the compat checks' ids (gate-read-new-too-early, ...) are in zdmigrate.compat
 CHECK_NOT_CHECKED = "gate-not-checked"
@@ -292,8 +292,9 @@ def _run_gate_across(
 ) -> GateAnswer:
     """The gate for a set of targets: every target read, every reason naming its targets."""
     from zdmigrate.engine.search_paths import gate_blockers
+    from zdmigrate.targets import each_target
 
-    reads, failures = fleet.each_target(
+    reads, failures = each_target(
         targets, lambda t: _read_database(settings, t.url, migrations, app), parallel=parallel)
     if failures:
         raise TargetsFailed(

@@ -35,6 +35,7 @@ from zdmigrate.errors import (
     EXIT_OPERATIONAL,
     BadInput,
     OperationalError,
+    OperationInvalid,
     PhaseRefused,
     ZdmigrateError,
     first_line,
@@ -110,7 +111,13 @@ def probe(
 
 
 def first_line_of(exc: ZdmigrateError) -> str:
-    return exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    """The error in one line: its message's first line, and what an OperationInvalid lists."""
+    line = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    if isinstance(exc, OperationInvalid) and exc.problems:
+        line += ": " + "; ".join(p.splitlines()[0] for p in exc.problems[:3])
+        if len(exc.problems) > 3:
+            line += f" (and {len(exc.problems) - 3} more)"
+    return line
 
 
 def advance_across(

@@ -21,10 +21,10 @@ from zdmigrate.config import Settings
 from zdmigrate.engine.backfill import BackfillRun, backfill
 from zdmigrate.engine.results import MigrationStatus
 from zdmigrate.errors import BadInput, TargetsFailed, ZdmigrateError
-from zdmigrate.fleet.across import NamedTarget
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep
+from zdmigrate.targets import NamedTarget, each_target
 
 
 @dataclass
@@ -112,7 +112,7 @@ def backfill_across(
         # the backfill's fleet check needs every target's instances: a target that
         # cannot be read stops the command here (exit 3, naming it), before any starts
         shared()
-    plans, _ = fleet.each_target(  # a target whose plan cannot be read fails below, in its run
+    plans, _ = each_target(  # a target whose plan cannot be read fails below, in its run
         targets, lambda t: _plan(settings, t, migration.id, steps), parallel=parallel)
     planned = {(name, table): rows for name, tables in plans.items()
                for table, rows in tables.items()}
@@ -142,7 +142,7 @@ def backfill_across(
         progress.finished(target.name, ok=True)
         return run
 
-    runs, failures = fleet.each_target(targets, one, parallel=parallel, on_interrupt=interrupt)
+    runs, failures = each_target(targets, one, parallel=parallel, on_interrupt=interrupt)
     result = BackfillAcross(
         migration.id,
         [TargetBackfill(n, runs.get(n), failures.get(n)) for n in names],
@@ -164,7 +164,7 @@ def _switch(
     resume: bool, parallel: int,
 ) -> BackfillAcross:
     """Pause or resume the backfill on every target (each as `backfill --pause` alone)."""
-    runs, failures = fleet.each_target(
+    runs, failures = each_target(
         targets, lambda t: backfill(settings.with_(database_url=t.url), migration_id,
                                     pause=pause, resume=resume),
         parallel=parallel)
@@ -198,7 +198,7 @@ def _waiting(
             rows = state.load_migrations(conn, settings.state_schema)
         return {mid: row.phase for mid, row in rows.items()}
 
-    found, failures = fleet.each_target(targets, phases, parallel=parallel)
+    found, failures = each_target(targets, phases, parallel=parallel)
     if failures:
         raise TargetsFailed("backfill: cannot read which migration waits for its backfill",
                             failures, hint="name the migration, or fix the target")

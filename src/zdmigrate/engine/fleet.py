@@ -12,11 +12,12 @@ from zdmigrate import db, fleet, state
 from zdmigrate.compat import parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
+from zdmigrate.targets import NamedTarget
 
 
 def fleet_list(
     settings: Settings, app: str | None = None, *,
-    targets: Sequence[fleet.NamedTarget] | None = None, parallel: int | None = None,
+    targets: Sequence[NamedTarget] | None = None, parallel: int | None = None,
 ) -> list[fleet.Instance]:
     """Every live app instance from heartbeats, declarations and sessions.
 

@@ -145,8 +145,13 @@ class AcrossRun:
         return [r for r in self.results if r.exit_code != 0]
 
     def at_goal(self) -> int:
-        """How many targets (skipped ones left out) stand at the goal after the run."""
-        return sum(1 for r in self.results if self.goal is not None and r.after == self.goal)
+        """How many targets (skipped ones left out) reached the goal: stand at it, or past
+        it in the direction of the run (later for advance, earlier for rollback)."""
+        goal = self.goal
+        if goal is None:
+            return 0
+        return sum(1 for r in self.results if r.after is not None and (
+            r.after >= goal if self.action == "advance" else r.after <= goal))
 
     def as_dict(self) -> dict[str, Any]:
         return {

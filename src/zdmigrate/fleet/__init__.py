@@ -20,13 +20,7 @@ from zdmigrate.compat import (
     needs_app_dual_writes,
     phase_blockers,
 )
-from zdmigrate.fleet.across import (
-    NamedTarget,
-    SharedFleet,
-    each_target,
-    fleet_across,
-    merge_across,
-)
+from zdmigrate.fleet.across import SharedFleet, fleet_across, merge_across
 from zdmigrate.fleet.checks import check_migration, destructive_contract_statements
 from zdmigrate.fleet.model import SOURCES, Instance
 from zdmigrate.fleet.settings import DEFAULT_APPLICATION_NAME_PATTERN, FleetSettings, ttl_seconds
@@ -42,12 +36,10 @@ __all__ = [
     "SOURCES",
     "FleetSettings",
     "Instance",
-    "NamedTarget",
     "SharedFleet",
     "check_migration",
     "declare",
     "destructive_contract_statements",
-    "each_target",
     "fleet_across",
     "heartbeat",
     "live_instances",

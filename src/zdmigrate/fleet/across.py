@@ -17,74 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol, TypeVar
-
-import psycopg
 
 from zdmigrate import db
 from zdmigrate.config import Settings
-from zdmigrate.errors import OperationalError, TargetsFailed, ZdmigrateError, first_line
+from zdmigrate.errors import TargetsFailed
 from zdmigrate.fleet.model import Instance
 from zdmigrate.fleet.settings import FleetSettings
-from zdmigrate.fleet.sources import _version_key, live_instances
-
-T = TypeVar("T")
-
-
-class NamedTarget(Protocol):
-    """What is needed of a target (`zdmigrate.targets.Target`): its name and its URL."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-
-
-def each_target(
-    targets: Sequence[NamedTarget], work: Callable[[NamedTarget], T], *, parallel: int,
-    stop: threading.Event | None = None, on_interrupt: Callable[[], None] | None = None,
-) -> tuple[dict[str, T], dict[str, ZdmigrateError]]:
-    """`work` on every target, at most `parallel` at once: results and failures by name.
-
-    A failure of one target never stops the others: each runs to its end. A
-    psycopg error comes back as an `OperationalError` carrying its first line.
-    On Ctrl-C, `stop` is set and `on_interrupt` called (work that watches them
-    winds down), targets not started yet are not started, and KeyboardInterrupt
-    goes on once all are over.
-    """
-    stop = stop or threading.Event()
-
-    def one(target: NamedTarget) -> tuple[str, T | None, ZdmigrateError | None]:
-        if stop.is_set():
-            return target.name, None, OperationalError("interrupted before it started")
-        try:
-            return target.name, work(target), None
-        except ZdmigrateError as exc:
-            return target.name, None, exc
-        except psycopg.Error as exc:
-            return target.name, None, OperationalError(first_line(exc))
-
-    results: dict[str, T] = {}
-    failures: dict[str, ZdmigrateError] = {}
-    if not targets:
-        return results, failures
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets))),
-                            thread_name_prefix="zdmigrate-target") as pool:
-        try:
-            for name, result, error in pool.map(one, targets):
-                if error is not None:
-                    failures[name] = error
-                else:
-                    results[name] = result  # type: ignore[assignment]
-        except KeyboardInterrupt:
-            stop.set()
-            if on_interrupt is not None:
-                on_interrupt()
-            raise
-    return results, failures
+from zdmigrate.fleet.sources import instance_order, live_instances
+from zdmigrate.targets import NamedTarget, each_target
 
 
 def fleet_across(
@@ -139,8 +81,7 @@ def merge_across(by_target: dict[str, list[Instance]]) -> list[Instance]:
                 last_seen=max(seen.last_seen, i.last_seen),
                 expires_at=max(seen.expires_at, i.expires_at),
             )
-    return sorted(merged.values(),
-                  key=lambda i: (i.app, _version_key(i), i.source, i.instance_id))
+    return sorted(merged.values(), key=instance_order)
 
 
 class SharedFleet:

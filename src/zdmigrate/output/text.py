@@ -263,8 +263,8 @@ def across(run: AcrossRun) -> None:
     if run.migration_id is None or run.goal is None:
         print("nothing to do on any target")
         return
-    verb = "would take" if run.dry_run else ("rolled back" if run.action == "rollback" else "to")
-    print(f"{run.migration_id} {verb} {run.goal} on {len(run.results)} target(s)"
+    verb = ("would " if run.dry_run else "") + run.action
+    print(f"{run.migration_id}: {verb} to {run.goal} on {len(run.results)} target(s)"
           + (f" (canary {run.canary} first)" if run.canary else ""))
     width = max([len(r.target.name) for r in run.results] + [len(s.name) for s in run.skipped])
     for r in run.results:
@@ -276,7 +276,11 @@ def across(run: AcrossRun) -> None:
     for skipped in run.skipped:
         print(f"  {skipped.name:<{width}}  skipped on purpose by {skipped.actor}: {skipped.reason}")
     if not run.dry_run:
+        beyond = any(r.after is not None and r.after != run.goal and r.exit_code == 0
+                     for r in run.results)
+        side = " or later" if run.action == "advance" else " or earlier"
         print(f"{run.at_goal()} of {len(run.results)} target(s) at {run.goal}"
+              + (side if beyond else "")
               + (f", {len(run.skipped)} skipped" if run.skipped else ""))
     failed = run.failed
     if failed:
