@@ -122,12 +122,18 @@ class TargetsProgress:
         self.migration_id = migration_id
         self.targets = list(targets)
         self.interval = interval
-        self._planned = dict(planned or {})
-        #: (target, table) -> (rows done, rows total) of the latest event
-        self._tables: dict[tuple[str, str], tuple[int, int | None]] = {}
+        #: target -> table -> (rows done, rows to do): the plan, then each latest event
+        self._rows_of: dict[str, dict[str, tuple[int, int | None]]] = {
+            name: {} for name in self.targets}
+        for (name, table), rows in (planned or {}).items():
+            self._rows_of.setdefault(name, {})[table] = rows
         self._finished: dict[str, str] = {}  # target -> done or failed
+        # the sums over every target, kept as events come (hundreds of targets)
+        self._target_rows = {name: self._rows(name) for name in self._rows_of}
+        self._done = sum(d for d, _ in self._target_rows.values())
+        self._to_do = sum(t for _, t in self._target_rows.values())
+        self._left = sum(max(0, t - d) for d, t in self._target_rows.values())
         self._lock = threading.Lock()
-        self._start_done: int | None = None
         self._sampled: tuple[float, int] | None = None
         self._rate: float | None = None
         self._emitted = float("-inf")
@@ -137,10 +143,12 @@ class TargetsProgress:
 
         def report(event: BackfillEvent) -> None:
             with self._lock:
-                self._tables[(target, event.table)] = (event.rows_done, event.rows_total)
+                self._rows_of.setdefault(target, {})[event.table] = (
+                    event.rows_done, event.rows_total)
+                self._recount(target)
             if self.reporter is not None:
                 self.reporter(TargetEvent(target, event))
-            self.tick(force=event.kind != "progress")
+            self.tick(force=event.kind in SHOWN_KINDS or event.kind == "start")
 
         return report
 
@@ -151,9 +159,11 @@ class TargetsProgress:
         backfill says so (it stopped on an error).
         """
         with self._lock:
+            if target not in self._finished:  # what is left on it is no longer awaited
+                d, t = self._target_rows.get(target, (0, 0))
+                self._left -= max(0, t - d)
             self._finished[target] = "done" if ok else "failed"
-            seen = [(table, v) for (t, table), v in {**self._planned, **self._tables}.items()
-                    if t == target]
+            seen = list(self._rows_of.get(target, {}).items())
         if not ok and self.reporter is not None:
             table, (done, total) = seen[0] if seen else ("", (0, None))
             self.reporter(TargetEvent(target, BackfillEvent(
@@ -176,26 +186,26 @@ class TargetsProgress:
         if self.reporter is not None:
             self.reporter(event)
 
+    def _recount(self, target: str) -> None:
+        """Update the sums after an event of `target` (call with the lock held)."""
+        before_d, before_t = self._target_rows.get(target, (0, 0))
+        d, t = self._target_rows[target] = self._rows(target)
+        self._done += d - before_d
+        self._to_do += t - before_t
+        if target not in self._finished:
+            self._left += max(0, t - d) - max(0, before_t - before_d)
+
     def _rows(self, target: str) -> tuple[int, int]:
         """Rows done and to do on `target`: each table's latest event, else its plan."""
-        tables = {table: v for (t, table), v in self._planned.items() if t == target}
-        tables.update({table: v for (t, table), v in self._tables.items() if t == target})
+        tables = self._rows_of.get(target, {})
         done = sum(d for d, _ in tables.values())
         total = sum(max(t, d) if t is not None else d for d, t in tables.values())
         return done, total
 
     def _total(self, now: float) -> TotalEvent:
-        done = total = left = 0
-        for name in self.targets:
-            d, t = self._rows(name)
-            done += d
-            total += t
-            if self._finished.get(name) is None:
-                left += max(0, t - d)
-        if self._start_done is None:
-            self._start_done = done
+        done, total, left = self._done, self._to_do, self._left
+        if self._sampled is None:
             self._sampled = (now, done)
-        assert self._sampled is not None
         t0, d0 = self._sampled
         if now - t0 >= self.SAMPLE:
             sample = (done - d0) / (now - t0)
