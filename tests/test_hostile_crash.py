@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -109,48 +110,83 @@ def test_a_run_killed_during_create_index_concurrently_can_be_run_again(
     assert index is not None and index[0] is True and "(a)" in index[1]
 
 
-def test_a_killed_runs_lock_is_explained_truthfully_while_its_statement_runs(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
+def _start_blocked_build(tmp_path: Path, db_url: str, dsn: str):  # type: ignore[no-untyped-def]
+    """A run whose CREATE INDEX CONCURRENTLY waits for the snapshot `holder` keeps open."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, a int)")
     folder = _index_migration(tmp_path, unique=False)
     env = cli_env(db_url, folder)
-    env["ZDMIGRATE_LOCK_TIMEOUT"] = "600s"  # the orphan would wait this long for the snapshot
+    env["ZDMIGRATE_LOCK_TIMEOUT"] = "600s"  # the build would wait this long for the snapshot
     holder = psycopg.connect(dsn)
     holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     holder.execute("SELECT count(*) FROM pg_class")
     process = subprocess.Popen([sys.executable, "-m", "zdmigrate", "phase", "advance"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env, holder, process
+
+
+def _building_backend(watcher: psycopg.Connection[Any]) -> int:
+    for _ in range(1200):
+        row = watcher.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query ILIKE "
+            "'CREATE INDEX CONCURRENTLY%%' AND state = 'active'"
+        ).fetchone()
+        if row:
+            return int(row[0])
+        time.sleep(0.05)
+    pytest.fail("the build never started")
+
+
+def test_a_stuck_runs_lock_is_explained_truthfully_while_its_statement_runs(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    """A run that still has its connection (here: stopped) is named, with its statement and
+    the way to end it; nothing claims the lock is freed at once."""
+    env, holder, process = _start_blocked_build(tmp_path, db_url, dsn)
     try:
         with psycopg.connect(dsn, autocommit=True) as watcher:
-            for _ in range(600):
-                row = watcher.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE query ILIKE "
-                    "'CREATE INDEX CONCURRENTLY%%' AND state = 'active'"
-                ).fetchone()
-                if row:
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the build never started")
-            orphan = row[0]
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+            backend = _building_backend(watcher)
+            os.kill(process.pid, signal.SIGSTOP)
             second = run_cli(["phase", "advance"], env)
             assert second.returncode == 3, (second.stdout, second.stderr)
             assert "released at once" not in second.stderr
-            assert f"pg_cancel_backend({orphan})" in second.stderr
+            assert f"pg_cancel_backend({backend})" in second.stderr
             assert "CREATE INDEX CONCURRENTLY" in second.stderr
-            watcher.execute("SELECT pg_cancel_backend(%s)", [orphan])
+            assert "ends the statement within seconds" in second.stderr
+    finally:
+        process.kill()
+        process.wait()
+        holder.close()
+
+
+@pytest.mark.pg(">= 14")
+def test_a_killed_runs_backend_ends_its_statement_and_frees_the_lock_by_itself(
+    tmp_path: Path, db_url: str, dsn: str
+) -> None:
+    """Issue 14 item 13: after a SIGKILL the orphaned backend used to wait on, holding the
+    run lock, for as long as the blocker stayed. Now it notices its client is gone and ends
+    the statement by itself, while the blocker is still there; nobody cancels anything."""
+    env, holder, process = _start_blocked_build(tmp_path, db_url, dsn)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as watcher:
+            backend = _building_backend(watcher)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            for _ in range(1200):  # up to 60 s; it takes about a second
+                row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                      [backend]).fetchone()
+                if row == (0,):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the orphaned backend kept running its statement")
+            assert not holder.closed  # the snapshot it waited for is still held
     finally:
         holder.close()
-    for _ in range(100):
-        rerun = run_cli(["phase", "advance"], env)
-        if rerun.returncode != 3:
-            break
-        time.sleep(0.1)
+    rerun = run_cli(["phase", "advance"], env)
     assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    index = _index(dsn)
+    assert index is not None and index[0] is True
 
 
 def test_the_backfill_total_does_not_grow_when_a_stopped_backfill_resumes(

@@ -230,7 +230,7 @@ def _terminate_and_rename(admin_dsn: str, old: str, new: str) -> None:
 def test_a_shard_renamed_mid_run_fails_alone_and_the_rerun_does_only_it(
     tmp_path: Path, shards: list[Shard], pg_server: Server
 ) -> None:
-    configure(tmp_path, shards, rename="example", pause=0.4)
+    configure(tmp_path, shards, rename="example", pause=1.0)
     settings = settings_in(tmp_path)
     create_users(settings, load_targets(settings))
     victim = shards[2]
@@ -242,7 +242,7 @@ def test_a_shard_renamed_mid_run_fails_alone_and_the_rerun_does_only_it(
     moved = f"{victim.dbname}_moved"
     renamed = False
     try:
-        # the victim has a step done (expand has 3 statements, each followed by a 0.4 s pause)
+        # the victim has a step done (expand has 3 statements, each followed by a 1 s pause)
         sim.wait_until(lambda: _steps_done(victim.dsn) >= 1 or process.poll() is not None,
                        timeout=120, what="a step of expand done on the victim")
         assert process.poll() is None, "the run ended before the victim could be renamed"
@@ -349,6 +349,12 @@ def test_an_unreachable_shard_stops_everything_and_a_skip_is_recorded_everywhere
     assert all(sim.scalar(s.dsn, "SELECT count(*) FROM zdmigrate.phase_log WHERE migration_id "
                           "= %s", [sim.RENAME]) == 0 for s in shards)
 
+    code, out, err = cli("status")  # the others are shown; the unreachable one fails it
+    assert code == 3, out + err
+    assert f"{SHARDS} of {SHARDS} targets at pending; 1 unreachable (shard-09)" in out
+    assert "error: 1 of 9 target(s) cannot be read: shard-09" in err
+    assert "s3cr3t" not in out + err
+
     code, _, err = cli("phase", "advance", sim.RENAME, "--skip-target", "shard-09")
     assert code == 2 and "--skip-target needs --reason" in err
 
@@ -446,3 +452,21 @@ def test_flags_across_targets_need_targets(cli: Cli) -> None:
         code, _, err = cli(*args)
         assert code == 2, (args, err)
         assert "needs targets, and none is configured" in err
+
+
+def test_a_dry_run_across_targets_shows_each_ones_sql_and_changes_nothing(
+    tmp_path: Path, make_shards: Callable[[int], list[Shard]], cli: Cli
+) -> None:
+    shards = make_shards(2)
+    configure(tmp_path, shards)
+    code, payload = cli.json("phase", "advance", "0001_create_users", "--dry-run")
+    assert code == 0, payload
+    assert [t["outcome"] for t in payload["targets"]] == ["planned", "planned"]
+    steps = [step for t in payload["targets"][0]["transitions"] for step in t["steps"]]
+    assert any("CREATE TABLE" in step and "users" in step for step in steps), steps
+    code, out, _ = cli("phase", "advance", "0001_create_users", "--dry-run")
+    assert code == 0
+    assert "would go pending -> contract" in out
+    for s in shards:
+        assert sim.scalar(s.dsn, "SELECT to_regclass('zdmigrate.migrations') IS NULL")
+        assert sim.scalar(s.dsn, "SELECT to_regclass('public.users') IS NULL")

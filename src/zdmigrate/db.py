@@ -63,7 +63,36 @@ def connect(
         ) from None
     for name, value in (session or {}).items():
         conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+    notice_gone_client(conn)
     return conn
+
+
+#: How often a zdmigrate backend checks, while a statement runs, that its client is there.
+CLIENT_CHECK_INTERVAL = "1s"
+
+
+def notice_gone_client(conn: psycopg.Connection[Any]) -> None:
+    """Have the backend end its running statement once this client is gone (PostgreSQL 14+).
+
+    A killed zdmigrate process leaves its backend running the current statement
+    (a CONCURRENTLY build waiting for old snapshots, a long VALIDATE), still
+    holding the run lock and a backfill claim. With ``client_connection_check_interval``
+    the backend polls its socket every second while a statement runs and, once
+    the kernel says the client closed it, ends the statement and the session,
+    as a cancel would: every step is safe to cancel (a transactional one rolls
+    back, a CONCURRENTLY build leaves an INVALID index the rerun drops). Older
+    servers, and platforms without the check, keep the old behaviour.
+    """
+    if server_major(conn) < 14:
+        return
+    try:
+        conn.execute("SELECT set_config('client_connection_check_interval', %s, false)",
+                     [CLIENT_CHECK_INTERVAL])
+        if not conn.autocommit:
+            conn.commit()  # a setting made in a transaction that rolls back is undone
+    except psycopg.Error:
+        if not conn.autocommit:
+            conn.rollback()
 
 
 def server_major(conn: psycopg.Connection[Any]) -> int:

@@ -33,7 +33,7 @@ from zdmigrate.compat import AppCompat, parse_compat
 from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import Source, SQLStep, Step
+from zdmigrate.steps import Source, Step
 
 #: Held while a plain Alembic revision renders: `alembic.op` is one process-wide proxy.
 _ALEMBIC_OP_LOCK = threading.RLock()
@@ -112,8 +112,6 @@ class Migration:
         the engine and `render` turn that into a MigrationFileError.
         """
         if self.kind == "operations":
-            from zdmigrate.ops._names import retagged  # loaded already: operations exist
-
             ops = self.operations if direction == "advance" else list(reversed(self.operations))
             for op in ops:
                 produced = (
@@ -122,8 +120,6 @@ class Migration:
                     else op.rollback_steps(phase, self.id)
                 )
                 for step in produced:
-                    if isinstance(step, SQLStep) and "$zdm$" in step.sql:
-                        step = replace(step, sql=retagged(step.sql))
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
             if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:

@@ -27,7 +27,7 @@ from zdmigrate.engine.session import Log, Run, check_unchanged, quiet, session, 
 from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, first_line
 from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration, find
-from zdmigrate.ops._names import retagged
+from zdmigrate.ops import _requirements as req
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.steps import SQLStep
@@ -210,10 +210,17 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     problems: list[str] = []
     replay: list[SQLStep] = []
     for op in migration.operations:
-        unmet = _unmet(run, op.requirements(), [])
+        claims = list(op.claims(migration.id))
+        # generated names are checked on the schema as it is: after a replay they would
+        # meet what an earlier operation of this migration creates under the same name
+        names = [req.names_free(claims, op.describe())] if claims else []
+        unmet = _unmet(run, [*op.requirements(), *names], [])
+        taken = [(r, p) for r, p in unmet if r in names]
+        unmet = [(r, p) for r, p in unmet if r not in names]
         if unmet and replay:
-            unmet = _unmet(run, [r for r, _ in unmet], replay)
-        problems.extend(f"{op.describe()}: {problem}" for _, problem in unmet)
+            again = [r for i, (r, _) in enumerate(unmet) if all(r is not q for q, _ in unmet[:i])]
+            unmet = _unmet(run, again, replay)
+        problems.extend(f"{op.describe()}: {problem}" for _, problem in [*unmet, *taken])
         replay.extend(
             step for step in op.steps(Phase.EXPAND, migration.id)
             if isinstance(step, SQLStep) and not step.autocommit
@@ -258,7 +265,7 @@ def _unmet(
                 return []
             try:
                 with run.conn.transaction():  # a savepoint
-                    run.conn.execute(retagged(step.sql).encode(), step.params)
+                    run.conn.execute(step.sql.encode(), step.params)
             except psycopg.errors.QueryCanceled:
                 return []
             except psycopg.Error:
@@ -266,11 +273,10 @@ def _unmet(
         for requirement in requirements:
             if replay and not within_deadline():
                 break
-            problem = _requirement_problem(run.conn, requirement)
+            found = _requirement_problems(run.conn, requirement)
             if replay and time.monotonic() >= deadline:
                 break  # cancelled at the deadline: not checked
-            if problem is not None:
-                unmet.append((requirement, problem))
+            unmet.extend((requirement, problem) for problem in found)
     return unmet
 
 
@@ -293,9 +299,8 @@ def _check_contract_requirements(run: Run, migration: Migration) -> None:
         )
         for op in migration.operations:
             for requirement in op.contract_requirements(migration.id):
-                problem = _requirement_problem(run.conn, requirement)
-                if problem is not None:
-                    problems.append(f"{op.describe()}: {problem}")
+                problems.extend(f"{op.describe()}: {problem}"
+                                for problem in _requirement_problems(run.conn, requirement))
     if problems:
         raise OperationInvalid(
             f"{migration.path}: contract of {migration.id} cannot run yet; nothing was changed",
@@ -303,15 +308,17 @@ def _check_contract_requirements(run: Run, migration: Migration) -> None:
         )
 
 
-def _requirement_problem(conn: psycopg.Connection[Any], requirement: Requirement) -> str | None:
-    """None when the requirement holds, else what is wrong (run in a savepoint)."""
+def _requirement_problems(conn: psycopg.Connection[Any], requirement: Requirement) -> list[str]:
+    """What is wrong, none when the requirement holds (run in a savepoint)."""
     try:
         with conn.transaction():
-            cursor = conn.execute(retagged(requirement.sql).encode(), requirement.params)
+            cursor = conn.execute(requirement.sql.encode(), requirement.params)
+            if requirement.expect == "clear":
+                return [str(row[0]) for row in cursor.fetchall()]
             if requirement.expect == "true":
                 row = cursor.fetchone()
                 if not row or row[0] is not True:
-                    return requirement.problem
+                    return [requirement.problem]
     except psycopg.Error as exc:
-        return f"{requirement.problem} ({first_line(exc)})"
-    return None
+        return [f"{requirement.problem} ({first_line(exc)})"]
+    return []

@@ -138,9 +138,11 @@ def _lock_hint(holder: state.LockHolder) -> str:
         shown = flat if len(flat) <= 80 else flat[:77] + "..."
         return (
             f"its backend (pid {holder.pid}) has been running `{shown}`{running}; if that run "
-            "was killed, the lock is freed only when this statement ends (it is bounded by "
-            "lock_timeout / statement_timeout, or not at all for CONCURRENTLY builds); to end "
-            f"it now: SELECT pg_cancel_backend({holder.pid})"
+            "was killed, PostgreSQL 14+ ends the statement within seconds (zdmigrate has its "
+            "backend check that its client is still there); on older servers the lock is "
+            "freed only when this statement ends (it is bounded by lock_timeout / "
+            "statement_timeout, or not at all for CONCURRENTLY builds); if that run was not "
+            f"killed but is stuck, end the statement with SELECT pg_cancel_backend({holder.pid})"
         )
     return (f"wait for it to finish; if that run was killed, its backend (pid {holder.pid}) "
             "frees the lock as soon as PostgreSQL notices the closed connection")

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, render, retagged, sql_name_prefix
+from zdmigrate.ops import _claims as claims
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName, do_block, render, sql_name_prefix
 from zdmigrate.steps import GeneratedSQLStep, SQLStep
 
-_TAG = "$zdm$"
-_MARK = "zdm_carry"
+_MARK = claims.CARRY_MARK
 SHAPE = "zdm_shape"
 
 
@@ -52,6 +53,20 @@ def copy_name(migration_id: str, old: str, original: str) -> str:
     """SQL: the generated name of the copy of constraint `original` (an SQL text expression)."""
     key = _literal(f"{migration_id}:{old}:")
     return f"{sql_name_prefix(original, 40)} || '_zdm' || substr(md5({key} || {original}), 1, 8)"
+
+
+def copy_claims(table: QualifiedName, old: str, migration_id: str) -> Claim:
+    """The names of the copies of the CHECKs and foreign keys on `old` (made at expand)
+    and of the foreign keys to it (re-pointed at switch-read), each on its own table."""
+    t, num = claims.table_oid(table), claims.column_number(table, old)
+    return Claim(f"""SELECT n.copy, format('the copy of constraint %I on %s', k.conname,
+       k.conrelid::regclass), format('constraint %I on %s', o.conname, o.conrelid::regclass)
+FROM pg_catalog.pg_constraint k
+CROSS JOIN LATERAL (SELECT {copy_name(migration_id, old, 'k.conname')} AS copy) n
+JOIN pg_catalog.pg_constraint o ON o.conrelid = k.conrelid AND o.conname = n.copy
+WHERE ((k.conrelid = {t} AND k.contype IN ('c', 'f') AND {num} = ANY(k.conkey))
+       OR (k.contype = 'f' AND k.confrelid = {t} AND {num} = ANY(k.confkey)))
+  AND NOT {claims.ours('o.oid', 'pg_constraint', migration_id)}""")
 
 
 def _mark(migration_id: str, table: QualifiedName, old: str, k: str) -> str:
@@ -120,7 +135,7 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
         shape, sql.Identifier(new), sql.SQL(new_type)))
     add = render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT %I CHECK (%s)").format(shape))
     return (
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\n  names text[] := '{{}}';\n  exprs text[] := '{{}}';\n"
+        do_block(f"\nDECLARE\n  r record;\n  names text[] := '{{}}';\n  exprs text[] := '{{}}';\n"
         f"  bad text[] := '{{}}';\nBEGIN\n"
         f"{shape_statements(table, old, new, None)}\n"
         f"  FOR r IN SELECT s.conname, pg_get_expr(s.conbin, s.conrelid) AS expr\n"
@@ -137,7 +152,7 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
         f"      bad := bad || format('CHECK %s (%s): %s', names[i], exprs[i], SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
         f"  IF coalesce(array_length(bad, 1), 0) > 0 THEN\n"
-        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n{_TAG}")
+        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n")
     )
 
 
@@ -155,7 +170,7 @@ def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
     )
     probe = f"SELECT NULL::{new_type} = NULL::"
     return (
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\n  bad text[] := '{{}}';\nBEGIN\n"
+        do_block(f"\nDECLARE\n  r record;\n  bad text[] := '{{}}';\nBEGIN\n"
         f"  FOR r IN SELECT k.conname, {other} AS other FROM pg_catalog.pg_constraint k\n"
         f"    WHERE k.contype = 'f' AND ((k.conrelid = {t} AND {old_num} = ANY(k.conkey))\n"
         f"      OR (k.confrelid = {t} AND {old_num} = ANY(k.confkey)))\n"
@@ -164,7 +179,7 @@ def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
         f"      bad := bad || format('foreign key %s: %s', r.conname, SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
         f"  IF coalesce(array_length(bad, 1), 0) > 0 THEN\n"
-        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n{_TAG}")
+        f"    RAISE EXCEPTION '%', array_to_string(bad, '; ');\n  END IF;\nEND\n")
     )
 
 
@@ -177,7 +192,7 @@ def add_copies(
     add = render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT %I %s NOT VALID").format(table.ident))
     comment = render(sql.SQL("COMMENT ON CONSTRAINT %I ON {} IS %L").format(table.ident))
     return SQLStep(
-        retagged(f"DO {_TAG}\nDECLARE\n  r record;\nBEGIN\n"
+        do_block(f"\nDECLARE\n  r record;\nBEGIN\n"
         f"{shape_statements(table, old, new, new_type)}\n"
         f"  FOR r IN\n"
         f"    SELECT {copy} AS copy, 'CHECK (' || pg_get_expr(s.conbin, s.conrelid) || ')'"
@@ -197,7 +212,7 @@ def add_copies(
         f" AND conname = r.copy) THEN\n"
         f"      EXECUTE format({_literal(add)}, r.copy, r.def);\n"
         f"      EXECUTE format({_literal(comment)}, r.copy, r.mark);\n"
-        f"    END IF;\n  END LOOP;\nEND\n{_TAG}"),
+        f"    END IF;\n  END LOOP;\nEND\n"),
         description=f"copy the CHECK and foreign keys of {table}.{old} onto {new}, NOT VALID",
     )
 

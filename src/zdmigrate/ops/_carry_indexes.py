@@ -22,19 +22,20 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims as claims
 from zdmigrate.ops import _memo
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import (
     QualifiedName,
+    do_block,
     generated_name,
     render,
-    retagged,
     sql_name_prefix,
 )
 from zdmigrate.steps import SCAFFOLDING, GeneratedSQLStep, SQLStep
 
-_MARK = "zdm_carry"
+_MARK = claims.CARRY_MARK
 _SHAPE = "zdm_index_shape"
-_TAG = "$zdm$"
 
 
 def _literal(value: str) -> str:
@@ -51,6 +52,32 @@ def _marked(migration_id: str, old: str) -> str:
     info = f"CASE WHEN {description} LIKE '{{\"{_MARK}\"%' THEN ({description})::jsonb END"
     return (f"{info} ->> '{_MARK}' = {_literal(migration_id)}"
             f" AND coalesce({info} ->> 'column', {_literal(old)}) = {_literal(old)}")
+
+
+def copy_name(migration_id: str, index: str) -> str:
+    """SQL: the generated name of the copy of index `index` (an SQL text expression),
+    at most 40 bytes of the original's name, then ``_zdm`` and a hash."""
+    return (f"{sql_name_prefix(index, 40)} || '_zdm'"
+            f" || substr(md5({_literal(migration_id)} || {index}), 1, 8)")
+
+
+def copy_claims(table: QualifiedName, old: str, migration_id: str) -> Claim:
+    """The names of the copies `copy_indexes` will make of the indexes on `old`."""
+    t = claims.table_oid(table)
+    return Claim(f"""SELECT n.copy, format('the copy of index %I', ic.relname),
+       format('%s %I.%I', {claims.relation_kind('o')}, ns.nspname, o.relname)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+CROSS JOIN LATERAL (SELECT {copy_name(migration_id, 'ic.relname')} AS copy) n
+JOIN pg_catalog.pg_class o ON o.relnamespace = ic.relnamespace AND o.relname = n.copy
+JOIN pg_catalog.pg_namespace ns ON ns.oid = o.relnamespace
+WHERE i.indrelid = {t} AND NOT i.indisprimary
+  AND (EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid
+               AND a.attnum = ANY(i.indkey) AND a.attname = {_literal(old)})
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = i.indexrelid AND d.refobjid = {t}
+                  AND d.refobjsubid = {claims.column_number(table, old)}))
+  AND NOT {claims.ours('o.oid', 'pg_class', migration_id)}""")
 
 
 def copy_indexes(table: QualifiedName, old: str, new: str, migration_id: str) -> GeneratedSQLStep:
@@ -87,8 +114,7 @@ SELECT statement FROM (
   JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
   JOIN pg_catalog.pg_am am ON am.oid = c.relam
   LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'u'
-  CROSS JOIN LATERAL (SELECT {sql_name_prefix('c.relname', 40)} || '_zdm' || substr(md5({mig} || c.relname), 1, 8)
-                      AS copy) n
+  CROSS JOIN LATERAL (SELECT {copy_name(migration_id, 'c.relname')} AS copy) n
   CROSS JOIN LATERAL (VALUES
     (1, format('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %I ON %s USING %I (%s)%s',
                CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END, n.copy, i.indrelid::regclass,
@@ -105,8 +131,7 @@ SELECT statement FROM (
   UNION ALL
   SELECT e ->> 'index', s.step, s.statement
   FROM jsonb_array_elements({memo}()) AS e
-  CROSS JOIN LATERAL (SELECT {sql_name_prefix("(e ->> 'index')", 40)} || '_zdm'
-                             || substr(md5({mig} || (e ->> 'index')), 1, 8) AS copy) n
+  CROSS JOIN LATERAL (SELECT {copy_name(migration_id, "(e ->> 'index')")} AS copy) n
   CROSS JOIN LATERAL (VALUES
     (1, format('CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %I ON %s %s',
                CASE WHEN (e ->> 'unique')::boolean THEN 'UNIQUE ' ELSE '' END, n.copy, {regclass},
@@ -156,7 +181,7 @@ def plan_rebuilt(
     memo = _memo.function(memo_name(table, old, migration_id))
     create_memo = f"CREATE OR REPLACE FUNCTION {memo}() RETURNS jsonb LANGUAGE sql IMMUTABLE AS "
     return SQLStep(
-        retagged(f"""DO {_TAG}
+        do_block(f"""
 DECLARE
   r record;
   names text[] := '{{}}';
@@ -207,7 +232,7 @@ BEGIN
   END LOOP;
   EXECUTE {_literal(create_memo)} || quote_literal('SELECT ' || quote_literal(defs::text) || '::jsonb');
 END
-{_TAG}"""),
+"""),
         description=f"rewrite the definitions of the indexes of {table}.{old} for {new}",
     )
 

@@ -25,16 +25,16 @@ from psycopg import sql
 
 from zdmigrate.ops import _carry_constraints as constraints
 from zdmigrate.ops import _carry_indexes as carry
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_dependents import contract_guard_step, uncarriable_sql
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 class ColumnCopy(Operation):
@@ -73,8 +73,8 @@ class ColumnCopy(Operation):
             )
             typed = render(add) + " " + self.new_type
             return SQLStep(
-                f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(typed))}"
-                f" || coalesce(({collation}), '');\nEND\n{_TAG}",
+                do_block(f"\nBEGIN\n  EXECUTE {render(sql.Literal(typed))}"
+                f" || coalesce(({collation}), '');\nEND\n"),
                 description=f"add column {self.new} {self.new_type}, with the collation of {self.old}",
             )
         type_of_old = (
@@ -84,8 +84,8 @@ class ColumnCopy(Operation):
             f" WHERE a.attrelid = {self._regclass()} AND a.attname = {render(sql.Literal(self.old))}"
         )
         return SQLStep(
-            f"DO {_TAG}\nBEGIN\n  EXECUTE {render(sql.Literal(render(add) + ' '))} || ({type_of_old});"
-            f"\nEND\n{_TAG}",
+            do_block(f"\nBEGIN\n  EXECUTE {render(sql.Literal(render(add) + ' '))} || ({type_of_old});"
+            f"\nEND\n"),
             description=f"add column {self.new} with the type of {self.old}",
         )
 
@@ -103,7 +103,7 @@ class ColumnCopy(Operation):
             " OWNED BY " + render(sql.SQL("{}.{}").format(self.table.ident, sql.Identifier(self.new)))))
         old = render(sql.Literal(self.old))
         return SQLStep(
-            f"DO {_TAG}\nDECLARE\n  d text;\n  seq text;\nBEGIN\n"
+            do_block(f"\nDECLARE\n  d text;\n  seq text;\nBEGIN\n"
             f"  SELECT pg_get_expr(ad.adbin, ad.adrelid) INTO d FROM pg_catalog.pg_attrdef ad\n"
             f"    JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum\n"
             f"    WHERE ad.adrelid = {self._regclass()} AND a.attname = {old};\n"
@@ -111,7 +111,7 @@ class ColumnCopy(Operation):
             f"  SELECT pg_get_serial_sequence({render(sql.Literal(render(self.table.ident)))}, {old})"
             f" INTO seq;\n"
             f"  IF seq IS NOT NULL THEN\n    EXECUTE 'ALTER SEQUENCE ' || seq || {owned_by};\n  END IF;\n"
-            f"END\n{_TAG}",
+            f"END\n"),
             description=f"carry the default of {self.old} over to {self.new}",
         )
 
@@ -121,7 +121,7 @@ class ColumnCopy(Operation):
         alter = render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} ").format(
             self.table.ident, sql.Identifier(self.new)))
         return SQLStep(
-            f"DO {_TAG}\nDECLARE\n  r record;\nBEGIN\n"
+            do_block(f"\nDECLARE\n  r record;\nBEGIN\n"
             "  SELECT col_description(attrelid, attnum) AS note, attstattarget AS target,"
             " attoptions AS options INTO r\n    FROM pg_catalog.pg_attribute"
             f" WHERE attrelid = {self._regclass()} AND attname = {render(sql.Literal(self.old))};\n"
@@ -133,7 +133,7 @@ class ColumnCopy(Operation):
             "  IF r.options IS NOT NULL THEN\n"
             f"    EXECUTE {render(sql.Literal(alter + 'SET ('))} || array_to_string(r.options, ', ')"
             " || ')';\n  END IF;\n"
-            f"END\n{_TAG}",
+            f"END\n"),
             description=f"carry the comment, statistics target and options of {self.old} over",
         )
 
@@ -197,6 +197,17 @@ class ColumnCopy(Operation):
             *self._trigger(migration_id).drop_steps(),
             SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(
                 self.table.ident, sql.Identifier(self.new)))),
+        ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [
+            *_claims.sync_trigger(self.table, self._trigger(migration_id).name),
+            _claims.not_null_check(self.table, generated_name(migration_id, self.new, "nn"),
+                                   self.new, migration_id),
+            _claims.memo(carry.memo_name(self.table, self.old, migration_id),
+                         f"the index definitions of {self.old}"),
+            carry.copy_claims(self.table, self.old, migration_id),
+            constraints.copy_claims(self.table, self.old, migration_id),
         ]
 
     def contract_requirements(self, migration_id: str) -> list[Requirement]:

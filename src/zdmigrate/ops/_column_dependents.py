@@ -18,10 +18,8 @@ is wrong, so nothing is ever dropped silently:
 from __future__ import annotations
 
 from zdmigrate.ops._carry_constraints import attnum, copy_name, regclass
-from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.ops._names import QualifiedName, do_block, render
 from zdmigrate.steps import SQLStep
-
-_TAG = "$zdm$"
 
 
 def _literal(value: str) -> str:
@@ -110,12 +108,12 @@ def _blocking(table: QualifiedName, old: str, migration_id: str) -> str:
 
 def _raise_if_any(query: str, errcode: str, hint: str) -> str:
     return (
-        f"DO {_TAG}\nDECLARE\n  found text;\nBEGIN\n"
+        do_block(f"\nDECLARE\n  found text;\nBEGIN\n"
         f"  SELECT string_agg(what, '; ' ORDER BY what) INTO found FROM ({query}\n  ) x(what)"
         f" WHERE what IS NOT NULL;\n"
         f"  IF found IS NOT NULL THEN\n"
         f"    RAISE EXCEPTION USING ERRCODE = {_literal(errcode)}, MESSAGE = found,"
-        f" HINT = {_literal(hint)};\n  END IF;\nEND\n{_TAG}"
+        f" HINT = {_literal(hint)};\n  END IF;\nEND\n")
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, dollar_quoted, render
+from zdmigrate.ops._names import QualifiedName, do_block, render
 from zdmigrate.steps import SQLStep
 
 
@@ -27,7 +27,7 @@ def save_step(name: QualifiedName, facts: str) -> SQLStep:
         )
     )
     return SQLStep(
-        "DO " + dollar_quoted(
+        do_block(
             f"\nBEGIN\n  EXECUTE {render(sql.Literal(create))}"
             f" || quote_literal('SELECT ' || quote_literal(({facts})::text) || '::jsonb');\nEND\n"),
         description=f"save the old state in {name}()",

@@ -77,34 +77,11 @@ def dollar_quoted(body: str) -> str:
     return f"{tag}{body}{tag}"
 
 
-def retagged(statement: str, tag: str = "$zdm$") -> str:
-    """`statement`, written with the fixed dollar-quote `tag` after ``DO`` or ``AS``, with
-    that tag replaced by one absent from the body when a name in the body holds `tag`
-    (a column named ``a$zdm$b`` would end the quote early).
-
-    A statement may hold several such blocks (``DO $zdm$ ... $zdm$; ALTER ...; DO ...``):
-    each block ends at the tag that is followed by ``;``, ``LANGUAGE`` or the end.
-    """
-    import re
-
-    opener = re.compile(r"\b(?:DO|AS)\s+(" + re.escape(tag) + ")")
-    closer = re.compile(re.escape(tag) + r"(?=\s*(?:;|$|LANGUAGE\b))", re.IGNORECASE)
-    out: list[str] = []
-    position = 0
-    while True:
-        opening = opener.search(statement, position)
-        if opening is None:
-            break
-        start = opening.start(1)
-        closing = closer.search(statement, start + len(tag))
-        if closing is None:
-            break
-        body = statement[start + len(tag):closing.start()]
-        out.append(statement[position:start])
-        out.append(dollar_quoted(body) if tag in body else tag + body + tag)
-        position = closing.end()
-    out.append(statement[position:])
-    return "".join(out)
+def do_block(body: str) -> str:
+    """``DO <tag><body><tag>``: an anonymous PL/pgSQL block, quoted by `dollar_quoted`.
+    Every generated DO block goes through here, so a name holding ``$zdm$`` in the
+    body never ends the quote early."""
+    return "DO " + dollar_quoted(body)
 
 
 def sql_name_prefix(expr: str, max_bytes: int) -> str:

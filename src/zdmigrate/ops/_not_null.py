@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.ops._names import QualifiedName, do_block, render
 from zdmigrate.steps import SCAFFOLDING, SQLStep
-
-_TAG = "$zdm$"
 
 
 def set_not_null_steps(
@@ -64,7 +62,7 @@ def do_if(condition: str, statements: list[str], description: str | None = None)
     """One DO block running `statements` only when `condition` holds at run time."""
     body = "\n".join(f"    {s};" for s in statements)
     return SQLStep(
-        f"DO {_TAG}\nBEGIN\n  IF {condition} THEN\n{body}\n  END IF;\nEND\n{_TAG}",
+        do_block(f"\nBEGIN\n  IF {condition} THEN\n{body}\n  END IF;\nEND\n"),
         description=description,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops._claims import Claim, taken_sql
 from zdmigrate.ops._names import QualifiedName, render
 from zdmigrate.ops.base import Requirement
 
@@ -148,3 +149,9 @@ def constraint_exists(table: QualifiedName, name: str) -> Requirement:
         _CONSTRAINT, f"constraint {name!r} does not exist on table {table}",
         params=[table.schema, table.name, name],
     )
+
+
+def names_free(claims: list[Claim], what: str) -> Requirement:
+    """No object zdmigrate did not create holds a name of `claims` (see `_claims`)."""
+    return Requirement(taken_sql(claims), f"{what}: a name zdmigrate would create is taken",
+                       expect="clear")

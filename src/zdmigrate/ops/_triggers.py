@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from zdmigrate.ops._expressions import on_record
-from zdmigrate.ops._names import QualifiedName, render
+from zdmigrate.ops._names import QualifiedName, dollar_quoted, render
 from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep
-
-_TAG = "$zdm$"
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,8 @@ class SyncTrigger:
 
     def create_steps(self) -> list[SQLStep]:
         function = render(
-            sql.SQL(
-                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n"
-                "BEGIN\n{body}\n  RETURN NEW;\nEND\n{tag}"
-            ).format(self.function, body=sql.SQL(self.body), tag=sql.SQL(_TAG))
-        )
+            sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS ").format(self.function)
+        ) + dollar_quoted(f"\nBEGIN\n{self.body}\n  RETURN NEW;\nEND\n")
         trigger = render(
             sql.SQL(
                 "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} "

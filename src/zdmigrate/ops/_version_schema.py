@@ -36,17 +36,23 @@ from collections.abc import Mapping
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops import _claims
+from zdmigrate.ops._claims import VERSION_SCHEMA_MARK, Claim
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.steps import SQLStep
 
-_TAG = "$zdm$"
 #: Every version schema's comment starts with this JSON key (see `comment`).
-MARKER_KEY = "zdmigrate_version_schema"
+MARKER_KEY = VERSION_SCHEMA_MARK
 
 
 def schema_name(migration_id: str) -> str:
     """``zdm_<revision>``, cut to 63 bytes with a hash of the whole name when longer."""
     return generated_name(migration_id)
+
+
+def schema_claim(migration_id: str) -> Claim:
+    """The version schema's name: free, or already the version schema of this migration."""
+    return _claims.schema(schema_name(migration_id), "its version schema", migration_id)
 
 
 def comment(migration_id: str, read_new_from: Mapping[str, str] | None = None) -> str:
@@ -128,7 +134,7 @@ _LOCK_VIEWS = (
 
 
 def _do(migration_id: str, table: QualifiedName, body: str) -> str:
-    return f"DO {_TAG}\n{_declare(migration_id, table)}BEGIN\n{body}END\n{_TAG}"
+    return do_block(f"\n{_declare(migration_id, table)}BEGIN\n{body}END\n")
 
 
 def view_sql(migration_id: str, table: QualifiedName, view: str,

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._triggers import SyncTrigger, fix_body
@@ -92,6 +94,10 @@ class AddCheck(Operation):
             *(req.column_exists(self.table, c) for c in self.fix),
             *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        return _claims.sync_trigger(self.table, trigger.name) if trigger else []
 
     def describe(self) -> str:
         return f"add check {self.constraint} on {self.table}"

@@ -19,7 +19,9 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import set_not_null_steps
@@ -125,6 +127,15 @@ class AddColumn(Operation):
         if self.default is not None:
             out.append(req.expression_compiles(self.table, self.default, "default",
                                                cast_to=self.type))
+        return out
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        out = _claims.sync_trigger(self.table, trigger.name) if trigger else []
+        if not self.nullable:
+            out.append(_claims.not_null_check(
+                self.table, generated_name(migration_id, self.column, "nn"), self.column,
+                migration_id))
         return out
 
     def describe(self) -> str:

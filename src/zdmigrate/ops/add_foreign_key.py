@@ -21,16 +21,17 @@ from collections.abc import Mapping, Sequence
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._fix_rows import parse_fix, references_present
-from zdmigrate.ops._names import QualifiedName, columns_list, generated_name, render
+from zdmigrate.ops._names import QualifiedName, columns_list, do_block, generated_name, render
 from zdmigrate.ops._triggers import SyncTrigger, fix_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
 
 _ACTIONS = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
-_TAG = "$zdm$"
 
 
 def no_dangling_rows(
@@ -53,10 +54,10 @@ def no_dangling_rows(
         "(SELECT 1 FROM {ref} AS p WHERE {match})) AS d"
     ).format(keys=keys, table=table.ident, present=present, ref=ref_table.ident, match=match)
     return Requirement(
-        f"DO {_TAG}\nDECLARE\n  n bigint;\n  sample text;\nBEGIN\n  {render(query)} INTO n, sample;\n"
+        do_block(f"\nDECLARE\n  n bigint;\n  sample text;\nBEGIN\n  {render(query)} INTO n, sample;\n"
         f"  IF n > 0 THEN\n    RAISE EXCEPTION '% row(s), e.g. %', n, sample;\n  END IF;\n"
         # a missing table or column is reported by the other requirements
-        f"EXCEPTION WHEN undefined_table OR undefined_column THEN NULL;\nEND\n{_TAG}",
+        f"EXCEPTION WHEN undefined_table OR undefined_column THEN NULL;\nEND\n"),
         f"table {table} has rows whose ({', '.join(columns)}) match no row of {ref_table}",
         expect="runs",
     )
@@ -154,6 +155,10 @@ class AddForeignKey(Operation):
             *(req.column_exists(self.table, c) for c in self.fix if c not in self.columns),
             *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        return _claims.sync_trigger(self.table, trigger.name) if trigger else []
 
     def describe(self) -> str:
         return f"add foreign key {self.constraint} on {self.table}"

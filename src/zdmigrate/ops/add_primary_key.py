@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import generated_name, render
 from zdmigrate.ops._not_null import set_not_null_steps
 from zdmigrate.ops.add_unique import AddUnique
@@ -57,6 +59,11 @@ class AddPrimaryKey(AddUnique):
             req.rows_satisfy(self.table, any_null,
                              f"table {self.table} has rows with NULL in ({', '.join(self.columns)})"),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [*super().claims(migration_id), *(
+            _claims.not_null_check(self.table, generated_name(migration_id, c, "nn"), c, migration_id)
+            for c in self.columns)]
 
     def describe(self) -> str:
         return f"add primary key {self.constraint} on {self.table}"

@@ -28,7 +28,9 @@ from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._fix_rows import duplicate_body, duplicate_exists, parse_fix
 from zdmigrate.ops._names import QualifiedName, columns_list, generated_name, render
 from zdmigrate.ops._triggers import SyncTrigger
@@ -123,6 +125,13 @@ class AddUnique(Operation):
             *(req.column_exists(self.table, c) for c in self.fix if c not in self.columns),
             *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        if not trigger:
+            return []
+        return [*_claims.sync_trigger(self.table, trigger.name),
+                _claims.relation(self._lookup_index(migration_id), "its lookup index", migration_id)]
 
     def describe(self) -> str:
         return f"add unique {self.constraint} on {self.table}"

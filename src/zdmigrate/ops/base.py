@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from zdmigrate.ops._claims import Claim
 from zdmigrate.phases import Phase
 from zdmigrate.steps import Params, Source, Step, caller_source
 
@@ -30,8 +31,10 @@ class Requirement:
 
     With ``expect="true"`` the query must return one row whose first value is
     true; with ``expect="runs"`` it must merely run without error (used to check
-    that an `up`/`down` expression compiles against the table). `problem` is the
-    message shown (exit 2) when the requirement is not met.
+    that an `up`/`down` expression compiles against the table); with
+    ``expect="clear"`` it must return no row, and each row it returns is a
+    sentence saying what is wrong. `problem` is the message shown (exit 2) when
+    the requirement is not met.
     """
 
     sql: str
@@ -73,6 +76,11 @@ class Operation:
 
     def requirements(self) -> Sequence[Requirement]:
         """What must hold on the live schema before expand runs."""
+        return []
+
+    def claims(self, migration_id: str) -> Sequence[Claim]:
+        """Every name this operation creates in any phase under a name zdmigrate generates
+        (see `_claims`); the engine refuses to start when another object holds one."""
         return []
 
     def contract_requirements(self, migration_id: str) -> Sequence[Requirement]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
@@ -92,6 +93,14 @@ class DropColumn(Operation):
         if self.down is not None:
             out.append(req.expression_compiles(self.table, self.down, "down"))
         return out
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        if trigger:
+            return _claims.sync_trigger(self.table, trigger.name)
+        return [_claims.memo(self._memo(migration_id), f"whether {self.column} was NOT NULL"),
+                _claims.not_null_check(self.table, generated_name(migration_id, self.column, "nn"),
+                                       self.column, migration_id)]
 
     def describe(self) -> str:
         return f"drop column {self.table}.{self.column}"

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, set_not_null_steps
@@ -74,6 +76,13 @@ class DropNotNull(Operation):
                         f"column {self.column!r} of table {self.table} is already nullable"),
             *([req.expression_compiles(self.table, self.down, "down")] if self.down else []),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        trigger = self._trigger(migration_id)
+        if trigger:
+            return _claims.sync_trigger(self.table, trigger.name)
+        return [_claims.not_null_check(self.table, generated_name(migration_id, self.column, "nn"),
+                                       self.column, migration_id)]
 
     def describe(self) -> str:
         return f"drop not null on {self.table}.{self.column}"

@@ -27,6 +27,7 @@ from psycopg import sql
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_copy import ColumnCopy
 from zdmigrate.ops._names import QualifiedName, render
 from zdmigrate.ops.base import Requirement
@@ -84,6 +85,11 @@ class RenameColumn(ColumnCopy):
         # the column itself never changes: everything on it stays, nothing to refuse
         return [req.table_exists(self.table), req.column_exists(self.table, self.old),
                 req.column_absent(self.table, self.new)]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        if self.mode == "copy":
+            return super().claims(migration_id)
+        return [versioned.schema_claim(migration_id)]
 
     def contract_requirements(self, migration_id: str) -> list[Requirement]:
         return super().contract_requirements(migration_id) if self.mode == "copy" else []

@@ -26,6 +26,7 @@ from psycopg import sql
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -90,6 +91,9 @@ class RenameTable(Operation):
 
     def requirements(self) -> list[Requirement]:
         return [req.table_exists(self.table), req.relation_absent(self.new)]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [versioned.schema_claim(migration_id)] if self.mode == "view" else []
 
     def describe(self) -> str:
         return f"rename table {self.table} to {self.new.name}"

@@ -15,14 +15,13 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 def comment_sql(table: QualifiedName, column: str | None, comment: str | None) -> str:
@@ -81,8 +80,8 @@ class SetComment(Operation):
         memo = self._memo(migration_id)
         prefix = render(sql.Literal(render(_target(self.table, self.column)) + " IS "))
         restore = SQLStep(
-            f"DO {_TAG}\nBEGIN\n  EXECUTE {prefix} || "
-            f"coalesce(quote_literal({_memo.read(memo, 'comment')}), 'NULL');\nEND\n{_TAG}",
+            do_block(f"\nBEGIN\n  EXECUTE {prefix} || "
+            f"coalesce(quote_literal({_memo.read(memo, 'comment')}), 'NULL');\nEND\n"),
             description=f"restore the comment on {self.describe_target()}",
         )
         return [restore, _memo.drop_step(memo)]
@@ -95,6 +94,9 @@ class SetComment(Operation):
 
     def describe_target(self) -> str:
         return f"{self.table}.{self.column}" if self.column else f"table {self.table}"
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the comment of {self.describe_target()}")]
 
     def describe(self) -> str:
         return f"set comment on {self.describe_target()}"

@@ -12,9 +12,10 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, dollar_quoted, generated_name, render
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops._values import DefaultSpec, render_default
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -64,7 +65,7 @@ class SetDefault(Operation):
         memo = self._memo(migration_id)
         set_prefix = render(sql.Literal(render(self._alter()) + " SET DEFAULT "))
         restore = SQLStep(
-            "DO " + dollar_quoted(
+            do_block(
                 f"\nDECLARE\n  saved text := {_memo.read(memo, 'default')};\nBEGIN\n"
                 f"  IF saved IS NULL THEN\n    {render(self._alter())} DROP DEFAULT;\n"
                 f"  ELSE\n    EXECUTE {set_prefix} || saved;\n  END IF;\nEND\n"),
@@ -78,6 +79,9 @@ class SetDefault(Operation):
             req.column_exists(self.table, self.column),
             req.expression_compiles(self.table, self.default, "default"),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the default of {self.column}")]
 
     def describe(self) -> str:
         return f"set default of {self.table}.{self.column}"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import set_not_null_steps
@@ -60,6 +62,11 @@ class SetNotNull(Operation):
             req.column_exists(self.table, self.column),
             req.expression_compiles(self.table, self.fill, "fill"),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [*_claims.sync_trigger(self.table, self._trigger(migration_id).name),
+                _claims.not_null_check(self.table, generated_name(migration_id, self.column, "nn"),
+                                       self.column, migration_id)]
 
     def describe(self) -> str:
         return f"set not null on {self.table}.{self.column}"

@@ -17,14 +17,14 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
-_TAG = "$zdm$"
 _KINDS = {"default": "DEFAULT", "full": "FULL", "nothing": "NOTHING"}
 
 
@@ -87,11 +87,11 @@ class SetReplicaIdentity(Operation):
         alter = render(sql.Literal(render(sql.SQL("ALTER TABLE {} REPLICA IDENTITY ").format(
             self.table.ident))))
         restore = SQLStep(
-            f"DO {_TAG}\nDECLARE\n  kind text := {_memo.read(memo, 'identity')};\n"
+            do_block(f"\nDECLARE\n  kind text := {_memo.read(memo, 'identity')};\n"
             f"  idx text := {_memo.read(memo, 'index')};\nBEGIN\n"
             f"  EXECUTE {alter} || CASE kind WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'\n"
             "    WHEN 'i' THEN 'USING INDEX ' || quote_ident(idx) ELSE 'DEFAULT' END;\n"
-            f"END\n{_TAG}",
+            f"END\n"),
             description=f"restore the replica identity of {self.table}",
         )
         return [restore, _memo.drop_step(memo)]
@@ -111,6 +111,9 @@ class SetReplicaIdentity(Operation):
                 params=[self.table.schema, self.table.name, self.index],
             ))
         return out
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the replica identity of {self.table}")]
 
     def describe(self) -> str:
         what = f"index {self.index}" if self.index else self.identity

@@ -31,15 +31,14 @@ import pglast
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _memo
+from zdmigrate.ops import _claims, _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._names import QualifiedName, generated_name, render
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
-
-_TAG = "$zdm$"
 
 
 def _parse_type(text: str) -> tuple[str, list[int], bool]:
@@ -129,7 +128,6 @@ class WidenColumnType(Operation):
             f"{self.table}.{self.column} no longer widens to {self.new_type} in place"))
         table = render(sql.Literal(render(self.table.ident)))
         lines = [
-            f"DO {_TAG}",
             "DECLARE",
             "  c record;",
             "  defs text[] := '{}';",
@@ -147,16 +145,14 @@ class WidenColumnType(Operation):
             f"    EXECUTE 'ALTER TABLE ' || {table} || ' ' || defs[i];",
             "  END LOOP;",
             "END",
-            _TAG,
         ]
-        return SQLStep("\n".join(lines), description=(
+        return SQLStep(do_block("\n" + "\n".join(lines) + "\n"), description=(
             f"widen {self.table}.{self.column} to {self.new_type}, no rewrite "
             "(its checks dropped and added again NOT VALID, in the same transaction)"))
 
     def _validate(self, memo: QualifiedName) -> SQLStep:
         table = render(sql.Literal(render(self.table.ident)))
         lines = [
-            f"DO {_TAG}",
             "DECLARE",
             "  name text;",
             "BEGIN",
@@ -165,9 +161,8 @@ class WidenColumnType(Operation):
             f"    EXECUTE 'ALTER TABLE ' || {table} || ' VALIDATE CONSTRAINT ' || quote_ident(name);",
             "  END LOOP;",
             "END",
-            _TAG,
         ]
-        return SQLStep("\n".join(lines),
+        return SQLStep(do_block("\n" + "\n".join(lines) + "\n"),
                        description=f"validate the checks of {self.table}.{self.column} again")
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
@@ -189,9 +184,9 @@ class WidenColumnType(Operation):
             return []
         memo = self._memo(migration_id)
         restore = SQLStep(
-            f"DO {_TAG}\nDECLARE\n  saved text := {_memo.read(memo, 'type')};\nBEGIN\n"
+            do_block(f"\nDECLARE\n  saved text := {_memo.read(memo, 'type')};\nBEGIN\n"
             f"  IF saved IS NOT NULL THEN\n    EXECUTE {render(sql.Literal(render(self._alter())))}"
-            f" || saved;\n  END IF;\nEND\n{_TAG}",
+            f" || saved;\n  END IF;\nEND\n"),
             description=f"narrow {self.table}.{self.column} back to its old type (checks every row)",
         )
         return [restore, _memo.drop_step(memo)]
@@ -214,6 +209,9 @@ class WidenColumnType(Operation):
                 "without a rewrite (see WidenColumnType; use ChangeColumnType)",
             ),
         ]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [_claims.memo(self._memo(migration_id), f"the type of {self.column}")]
 
     def describe(self) -> str:
         return f"widen {self.table}.{self.column} to {self.new_type}"
