@@ -225,3 +225,28 @@ def test_a_column_under_the_shadow_columns_name_is_refused(
     assert code == 2, (out, err)
     assert "column 'zdm_new_b' already exists in table public.t" in err
     assert _catalog(dsn) == before
+
+
+def test_an_opted_in_version_schema_name_held_by_a_user_schema_is_refused(
+    cli: Cli, dsn: str, migrations_dir: Path
+) -> None:
+    """`version_schema = True` generates the schema ``zdm_<revision>`` too: a user's
+    schema of that name is refused like every other generated name."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(BASE)
+        conn.execute(f"CREATE SCHEMA zdm_{MIG}")
+    migrations_dir.mkdir(exist_ok=True)
+    write_migration(migrations_dir, MIG, f'''
+        from zdmigrate import ops
+        revision = "{MIG}"
+        down_revision = None
+        version_schema = True
+        operations = [ops.DropColumn("t", "note")]
+    ''')
+    before = _catalog(dsn)
+    code, out, err = cli("phase", "advance", "--to", "expand")
+    assert code == 2, (out, err)
+    assert f"version schema of {MIG}" in err
+    assert f"is already taken by schema zdm_{MIG}" in err, err
+    assert "Traceback" not in err
+    assert _catalog(dsn) == before

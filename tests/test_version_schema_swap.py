@@ -231,3 +231,54 @@ def test_gate_refuses_a_version_whose_instances_lack_the_search_path(
         with_option.stop()
         hooked.stop()
         engine.dispose()
+
+
+def test_sessions_query_through_a_table_rename_swap(tmp_path: Path, db_url: str,
+                                                    dsn: str) -> None:
+    """RenameTable(mode="view") and a column rename of the same table in one view: the
+    swap renames the table and the column and drops the view while prepared
+    statements and SQLAlchemy's compiled cache keep running, with 0 errors."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE carts (id bigserial PRIMARY KEY, owner text NOT NULL "
+                     "DEFAULT 'x'); INSERT INTO carts (owner) VALUES ('a')")
+    lc = Lifecycle(tmp_path / "migrations", db_url, (
+        '[ops.RenameTable("carts", "baskets", mode="view"),\n'
+        ' ops.RenameColumn("carts", "owner", "holder", mode="view")]\n'
+        'compat = {"shop": {"read_new_from": "2.0", "old_unused_from": "2.0"}}'))
+    lc.advance(Phase.SWITCH_READ)
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                              pool_size=2, max_overflow=0,
+                              connect_args={"options": f"-csearch_path={VS},public"})
+    baskets = sa.Table("baskets", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True),
+                       sa.Column("holder", sa.Text))
+    prepared = psycopg.connect(dsn, autocommit=True, options=f"-csearch_path={VS},public")
+    traffic = Traffic()
+    try:
+        def psycopg_client() -> None:
+            row = prepared.execute("INSERT INTO baskets (holder) VALUES (%s) RETURNING id, holder",
+                                   ["p"], prepare=True).fetchone()
+            assert row is not None and row[1] == "p"
+            prepared.execute("DELETE FROM baskets WHERE id = %s", [row[0]], prepare=True)
+
+        def sqlalchemy_client() -> None:
+            with engine.begin() as conn:
+                new_id = conn.execute(sa.insert(baskets).values(holder="s")
+                                      .returning(baskets.c.id)).scalar_one()
+                assert conn.execute(sa.select(baskets.c.holder)
+                                    .where(baskets.c.id == new_id)).scalar_one() == "s"
+
+        traffic.run(psycopg_client, "psycopg prepared")
+        traffic.run(sqlalchemy_client, "sqlalchemy")
+        wait_for(lambda: len(traffic.done) > 10, "traffic before the swap", timeout=60)
+        lc.advance(Phase.CONTRACT)
+        swapped = len(traffic.done)
+        wait_for(lambda: len(traffic.done) > swapped + 10, "traffic after the swap", timeout=60)
+        traffic.finish()
+        assert traffic.errors == []
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('public.baskets') IS NOT NULL, "
+                                "to_regnamespace(%s)", [VS]).fetchone() == (True, None)
+    finally:
+        traffic.finish()
+        prepared.close()
+        engine.dispose()

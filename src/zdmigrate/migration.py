@@ -39,7 +39,8 @@ from zdmigrate.steps import Source, Step
 _ALEMBIC_OP_LOCK = threading.RLock()
 
 if TYPE_CHECKING:
-    from zdmigrate.ops.base import Operation
+    from zdmigrate.ops._names import QualifiedName
+    from zdmigrate.ops.base import Operation, Requirement, Shape
 
 PHASE_FUNCTIONS = {p.function_name: p for p in WORK_PHASES}
 ROLLBACK_FUNCTIONS = {f"rollback_{p.function_name}": p for p in WORK_PHASES if p is not Phase.CONTRACT}
@@ -58,6 +59,9 @@ class Migration:
     module: ModuleType = field(repr=False)
     operations: list[Operation] = field(default_factory=list)
     compat: dict[str, AppCompat] = field(default_factory=dict)
+    #: ``version_schema = True`` in the file: at expand, a schema of views showing
+    #: the new shape of the tables the operations change (see `new_shapes`).
+    version_schema: bool = False
 
     @property
     def message(self) -> str:
@@ -71,8 +75,36 @@ class Migration:
 
     @property
     def uses_version_schema(self) -> bool:
-        """Does an operation of this migration rename through a version schema?"""
-        return any(getattr(op, "uses_version_schema", False) for op in self.operations)
+        """Does this migration have a version schema (``version_schema = True``, or an
+        operation that renames through one)?"""
+        return self.version_schema or any(
+            getattr(op, "uses_version_schema", False) for op in self.operations)
+
+    def new_shapes(self) -> list[Shape]:
+        """The tables whose new shape differs from the physical table at the end of
+        expand, one merged `Shape` each: the views of ``version_schema = True``."""
+        from zdmigrate.ops import _version_schema as version_schema
+
+        return version_schema.merge_shapes(
+            shape for op in self.operations for shape in (op.new_shape() or []))
+
+    def view_requirements(self) -> list[Requirement]:
+        """Before expand: no table this migration adds columns to, or shows through a view
+        of its own, has a view in the version schema of another migration in flight
+        (that view lists the columns the table had at its expand: new versions would
+        see neither the columns nor this migration's view behind it)."""
+        from zdmigrate.ops import _version_schema as version_schema
+
+        why: dict[QualifiedName, str] = {}
+        for op in self.operations:
+            for shape in op.new_shape() or []:
+                if shape.needs_view and (self.version_schema or getattr(
+                        op, "uses_version_schema", False)):
+                    why.setdefault(shape.table, "this migration shows it through a view")
+                elif shape.adds:
+                    why.setdefault(shape.table, "this migration adds columns to it")
+        return [version_schema.not_viewed_elsewhere(self.id, table, reason)
+                for table, reason in why.items()]
 
     def reads_new_names_from(self) -> dict[str, str]:
         """Per app, the first version that uses the new names (compat's read_new_from,
@@ -112,8 +144,16 @@ class Migration:
         the engine and `render` turn that into a MigrationFileError.
         """
         if self.kind == "operations":
+            from zdmigrate.ops import _version_schema as version_schema
+
             ops = self.operations if direction == "advance" else list(reversed(self.operations))
+            if self.version_schema and phase is Phase.EXPAND and direction == "rollback":
+                # first: the views show columns the operations' rollbacks drop
+                sink(version_schema.drop_shape_views_step(self.id, at_contract=False))
             for op in ops:
+                if (self.version_schema and phase is Phase.EXPAND
+                        and getattr(op, "uses_version_schema", False)):
+                    continue  # a rename through a view: the view of the new shape shows it
                 produced = (
                     op.steps(phase, self.id)
                     if direction == "advance"
@@ -122,9 +162,15 @@ class Migration:
                 for step in produced:
                     sink(step if step.source is not None or op.source is None
                          else replace(step, source=op.source))
+            if self.version_schema and direction == "advance" and phase is Phase.EXPAND:
+                shapes = self.new_shapes()
+                for shape in shapes:
+                    sink(version_schema.shape_view_step(self.id, shape))
+                if not shapes:
+                    sink(version_schema.create_schema_step(self.id))
+            if self.version_schema and direction == "advance" and phase is Phase.CONTRACT:
+                sink(version_schema.drop_shape_views_step(self.id, at_contract=True))
             if phase is Phase.EXPAND and direction == "advance" and self.uses_version_schema:
-                from zdmigrate.ops import _version_schema as version_schema
-
                 sink(version_schema.comment_step(self.id, self.reads_new_names_from()))
             return
         if self.kind == "alembic":
@@ -237,7 +283,32 @@ def migration_from_module(module: ModuleType, path: Path) -> Migration:
         id=revision, down_revisions=down, path=path.resolve(),
         checksum=hashlib.sha256(source).hexdigest(), kind=kind, module=module,
         operations=operations, compat=compat,
+        version_schema=_version_schema(module, path, kind, operations),
     )
+
+
+def _version_schema(module: ModuleType, path: Path, kind: str,
+                    operations: list[Operation]) -> bool:
+    """``version_schema = True``: checked to be a bool, on operations that a view can show."""
+    value = getattr(module, "version_schema", False)
+    line = _assignment_line(path, "version_schema")
+    if not isinstance(value, bool):
+        raise MigrationFileError(
+            f"version_schema must be True or False, not {value!r}", path=str(path), line=line)
+    if not value:
+        return False
+    if kind != "operations":
+        raise MigrationFileError(
+            "version_schema = True needs `operations = [...]`: zdmigrate derives the views "
+            "of the new shape from the operations, and cannot from phase functions or "
+            "upgrade()", path=str(path), line=line)
+    for op in operations:
+        if op.new_shape() is None:
+            raise MigrationFileError(
+                f"version_schema = True: {op.describe()} cannot be shown through a view: "
+                f"{op.no_view_reason()}", path=str(path),
+                line=op.source.line if op.source is not None else line)
+    return True
 
 
 def find(migrations: Sequence[Migration], migration_id: str) -> Migration:

@@ -225,6 +225,15 @@ def _check_requirements(run: Run, migration: Migration) -> None:
             step for step in op.steps(Phase.EXPAND, migration.id)
             if isinstance(step, SQLStep) and not step.autocommit
         )
+    problems.extend(problem for _, problem in _unmet(run, migration.view_requirements(), []))
+    if migration.version_schema:
+        # the opt-in version schema is generated too: someone else's schema of that name is refused
+        from zdmigrate.ops import _version_schema as version_schema
+
+        taken_schema = [req.names_free([version_schema.schema_claim(migration.id)],
+                                       f"version schema of {migration.id}")]
+        problems.extend(f"version schema of {migration.id}: {problem}"
+                        for _, problem in _unmet(run, taken_schema, []))
     if problems:
         raise OperationInvalid(
             f"{migration.path}: the operations of {migration.id} do not fit the live schema; "

@@ -29,6 +29,7 @@ from zdmigrate.steps import BackfillStep, SQLStep, Step
 
 class AddCheck(Operation):
     name = "add_check"
+    keeps_table_shape = True
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ from zdmigrate.ops._not_null import set_not_null_steps
 from zdmigrate.ops._triggers import SyncTrigger, derived_body
 from zdmigrate.ops._types import TypeSpec, render_type
 from zdmigrate.ops._values import DefaultSpec, render_default
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.ops.set_comment import comment_sql
 from zdmigrate.phases import Phase
 from zdmigrate.steps import BackfillStep, SQLStep, Step
@@ -137,6 +137,9 @@ class AddColumn(Operation):
                 self.table, generated_name(migration_id, self.column, "nn"), self.column,
                 migration_id))
         return out
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, adds=(self.column,))]
 
     def describe(self) -> str:
         return f"add column {self.table}.{self.column} {self.type}"

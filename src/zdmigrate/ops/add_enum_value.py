@@ -21,6 +21,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class AddEnumValue(Operation):
     name = "add_enum_value"
+    keeps_table_shape = True
 
     def __init__(
         self, enum: str, value: str, *, before: str | None = None, after: str | None = None,

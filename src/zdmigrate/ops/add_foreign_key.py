@@ -65,6 +65,7 @@ def no_dangling_rows(
 
 class AddForeignKey(Operation):
     name = "add_foreign_key"
+    keeps_table_shape = True
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ def no_duplicates(table: QualifiedName, columns: list[str]) -> Requirement:
 
 class AddUnique(Operation):
     name = "add_unique"
+    keeps_table_shape = True
     kind = "UNIQUE"
 
     def __init__(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._names import QualifiedName
 from zdmigrate.phases import Phase
 from zdmigrate.steps import Params, Source, Step, caller_source
 
@@ -43,6 +44,28 @@ class Requirement:
     expect: str = "true"
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What an operation does to one table as new app versions see it (a version schema).
+
+    Columns are named as they are in the physical table at the end of expand:
+    `hide` lists columns the new shape leaves out (dropped at contract), `show_as`
+    maps a column to its name in the new shape, `new_name` is the table's name in
+    it, `adds` lists the columns the operation adds to the table at expand.
+    """
+
+    table: QualifiedName
+    hide: tuple[str, ...] = ()
+    show_as: tuple[tuple[str, str], ...] = ()
+    new_name: str | None = None
+    adds: tuple[str, ...] = ()
+
+    @property
+    def needs_view(self) -> bool:
+        """Does the new shape differ from the physical table at the end of expand?"""
+        return bool(self.hide or self.show_as or self.new_name)
+
+
 class Operation:
     """Base of every high-level operation. Subclasses register by `name`."""
 
@@ -55,6 +78,9 @@ class Operation:
     source: Source | None = None
 
     registry: ClassVar[dict[str, type[Operation]]] = {}
+    #: True for operations that change no table's columns or name (indexes,
+    #: constraints, defaults, comments, a new table): `new_shape` is then empty.
+    keeps_table_shape: ClassVar[bool] = False
 
     def __new__(cls, *args: object, **kwargs: object) -> Operation:
         self = super().__new__(cls)
@@ -88,6 +114,16 @@ class Operation:
         runs, e.g. that nothing else depends on a column about to be dropped; checked
         by the engine in a rolled-back transaction, so contract runs whole or not at all."""
         return []
+
+    def new_shape(self) -> list[Shape] | None:
+        """How the tables this operation touches look to new app versions, or None when
+        a view cannot show it (a migration with ``version_schema = True`` refuses it,
+        saying `no_view_reason`)."""
+        return [] if self.keeps_table_shape else None
+
+    def no_view_reason(self) -> str:
+        """Why `new_shape` is None: shown when a version-schema migration refuses it."""
+        return "zdmigrate cannot tell what it does to a table's columns"
 
     def describe(self) -> str:
         return self.name

@@ -30,7 +30,7 @@ from zdmigrate.ops._expressions import check_expression, on_record
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._triggers import SyncTrigger
 from zdmigrate.ops._types import TypeSpec, render_type
-from zdmigrate.ops.base import Requirement
+from zdmigrate.ops.base import Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep, Step
 
@@ -110,6 +110,17 @@ class ChangeColumnType(ColumnCopy):
             req.expression_compiles(self.table, self.down, "down",
                                     extra_columns={self.new: self.new_type}),
         ]
+
+    def new_shape(self) -> list[Shape] | None:
+        # with the name kept, the view could show neither column: the old one is
+        # dropped at contract (a view on it would block that), and the shadow is
+        # overwritten from the old one on every write
+        return None if self.keep_name else [Shape(self.table, hide=(self.old,), adds=(self.new,))]
+
+    def no_view_reason(self) -> str:
+        return ("with the name kept, the type changes in place at contract, which a view "
+                "cannot show; give new_name (the view shows the new column under it), or "
+                "change the type in a migration without version_schema")
 
     def describe(self) -> str:
         if self.keep_name:

@@ -21,6 +21,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class CreateEnum(Operation):
     name = "create_enum"
+    keeps_table_shape = True
 
     def __init__(self, name: str, values: Sequence[str], *, schema: str | None = None) -> None:
         self.type = QualifiedName.parse(name, schema, what="type")

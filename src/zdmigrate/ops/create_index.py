@@ -113,6 +113,7 @@ def drop_index_step(index: QualifiedName) -> SQLStep:
 
 class CreateIndex(Operation):
     name = "create_index"
+    keeps_table_shape = True
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class CreateTable(Operation):
     name = "create_table"
+    keeps_table_shape = True
 
     def __init__(
         self,

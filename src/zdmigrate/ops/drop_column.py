@@ -23,7 +23,7 @@ from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
 from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
 from zdmigrate.ops._triggers import SyncTrigger, derived_body
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
@@ -101,6 +101,9 @@ class DropColumn(Operation):
         return [_claims.memo(self._memo(migration_id), f"whether {self.column} was NOT NULL"),
                 _claims.not_null_check(self.table, generated_name(migration_id, self.column, "nn"),
                                        self.column, migration_id)]
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, hide=(self.column,))]
 
     def describe(self) -> str:
         return f"drop column {self.table}.{self.column}"

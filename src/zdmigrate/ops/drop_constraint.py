@@ -32,6 +32,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class DropConstraint(Operation):
     name = "drop_constraint"
+    keeps_table_shape = True
 
     def __init__(self, table: str, name: str, *, schema: str | None = None) -> None:
         self.table = QualifiedName.parse(table, schema)

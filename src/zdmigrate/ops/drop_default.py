@@ -19,6 +19,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class DropDefault(Operation):
     name = "drop_default"
+    keeps_table_shape = True
 
     def __init__(self, table: str, column: str, *, schema: str | None = None) -> None:
         self.table = QualifiedName.parse(table, schema)

@@ -18,6 +18,7 @@ from zdmigrate.steps import Step
 
 class DropIndex(Operation):
     name = "drop_index"
+    keeps_table_shape = True
 
     def __init__(self, name: str, *, schema: str | None = None) -> None:
         self.index = QualifiedName.parse(name, schema, what="index")

@@ -33,6 +33,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class DropNotNull(Operation):
     name = "drop_not_null"
+    keeps_table_shape = True
 
     def __init__(
         self, table: str, column: str, *, down: str | None = None, schema: str | None = None

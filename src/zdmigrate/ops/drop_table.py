@@ -42,5 +42,9 @@ class DropTable(Operation):
                                            "archive table"))
         return out
 
+    def no_view_reason(self) -> str:
+        return ("a view cannot hide a table: new app versions would still see it until "
+                "contract; drop it in a migration without version_schema")
+
     def describe(self) -> str:
         return f"drop table {self.table}"

@@ -65,5 +65,9 @@ class SQL(Operation):
     def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
         return self._steps(self.backward.get(phase, []))
 
+    def no_view_reason(self) -> str:
+        return ("zdmigrate cannot tell what hand-written SQL does to a table's columns; "
+                "put it in a migration without version_schema")
+
     def describe(self) -> str:
         return "sql"

@@ -30,7 +30,7 @@ from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_copy import ColumnCopy
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.ops.base import Requirement
+from zdmigrate.ops.base import Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import Step
 
@@ -93,6 +93,11 @@ class RenameColumn(ColumnCopy):
 
     def contract_requirements(self, migration_id: str) -> list[Requirement]:
         return super().contract_requirements(migration_id) if self.mode == "copy" else []
+
+    def new_shape(self) -> list[Shape]:
+        if self.mode == "view":
+            return [Shape(self.table, show_as=((self.old, self.new),))]
+        return [Shape(self.table, hide=(self.old,), adds=(self.new,))]
 
     def describe(self) -> str:
         how = " through a view" if self.mode == "view" else ""

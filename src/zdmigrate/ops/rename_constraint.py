@@ -23,6 +23,7 @@ from zdmigrate.steps import REMOVES_OLD_DEPENDENCY, SQLStep, Step
 
 class RenameConstraint(Operation):
     name = "rename_constraint"
+    keeps_table_shape = True
 
     def __init__(self, table: str, name: str, new_name: str, *, schema: str | None = None) -> None:
         self.table = QualifiedName.parse(table, schema)

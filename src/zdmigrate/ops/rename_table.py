@@ -16,7 +16,9 @@ that schema first on their search_path. contract renames the table and drops
 the view in one transaction.
 
 Surprise: the view lists the columns the table had at expand; a column added to
-the table afterwards (before contract) is not visible under the new name.
+the table afterwards (before contract) is not visible under the new name (in
+view mode, a later migration whose operations add one is refused until this
+one is contracted).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from zdmigrate.ops import _requirements as req
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._names import QualifiedName, render
-from zdmigrate.ops.base import Operation, Requirement
+from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.phases import Phase
 from zdmigrate.steps import SQLStep, Step
 
@@ -94,6 +96,9 @@ class RenameTable(Operation):
 
     def claims(self, migration_id: str) -> list[Claim]:
         return [versioned.schema_claim(migration_id)] if self.mode == "view" else []
+
+    def new_shape(self) -> list[Shape]:
+        return [Shape(self.table, new_name=self.new.name)]
 
     def describe(self) -> str:
         return f"rename table {self.table} to {self.new.name}"

@@ -37,6 +37,7 @@ def _target(table: QualifiedName, column: str | None) -> sql.Composed:
 
 class SetComment(Operation):
     name = "set_comment"
+    keeps_table_shape = True
 
     def __init__(
         self, table: str, comment: str | None, *, column: str | None = None,

@@ -24,6 +24,7 @@ from zdmigrate.steps import SQLStep, Step
 
 class SetDefault(Operation):
     name = "set_default"
+    keeps_table_shape = True
 
     def __init__(
         self, table: str, column: str, default: DefaultSpec, *, schema: str | None = None

@@ -26,6 +26,7 @@ from zdmigrate.steps import BackfillStep, Step
 
 class SetNotNull(Operation):
     name = "set_not_null"
+    keeps_table_shape = True
 
     def __init__(self, table: str, column: str, *, fill: str, schema: str | None = None) -> None:
         self.table = QualifiedName.parse(table, schema)

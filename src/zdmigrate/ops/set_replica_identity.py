@@ -30,6 +30,7 @@ _KINDS = {"default": "DEFAULT", "full": "FULL", "nothing": "NOTHING"}
 
 class SetReplicaIdentity(Operation):
     name = "set_replica_identity"
+    keeps_table_shape = True
 
     def __init__(
         self, table: str, identity: str | None = None, *, index: str | None = None,

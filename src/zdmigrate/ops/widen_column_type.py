@@ -84,6 +84,7 @@ def widening_condition(base: str, mods: list[int]) -> str | None:
 
 class WidenColumnType(Operation):
     name = "widen_column_type"
+    keeps_table_shape = True
 
     def __init__(self, table: str, column: str, type: TypeSpec, *, schema: str | None = None) -> None:
         self.table = QualifiedName.parse(table, schema)
