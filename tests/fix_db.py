@@ -7,7 +7,7 @@
 
 Every test gets a fresh database, created before and dropped after it. A pytest
 plugin (loaded by tests/conftest.py): the fixtures `pg_server`, `dbname`, `dsn`,
-`db_url`, `conn`, the ``pg(spec)`` marker and the server in the report header.
+`db_url`, `conn`, `fresh_databases`, the ``pg(spec)`` marker and the server in the report header.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +174,18 @@ def conn(dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         Store(conn, "zdmigrate").ensure_schema()
         yield conn
+
+
+@pytest.fixture
+def fresh_databases(pg_server: Server) -> Iterator[Callable[[int], list[str]]]:
+    """A factory: ``fresh_databases(8)`` creates 8 fresh databases and returns their names
+    (``pg_server.url_for(name)``, ``dsn_for(name)``); all are dropped after the test (the
+    shards of a sharded setup)."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+
+        def make(count: int) -> list[str]:
+            return [stack.enter_context(fresh_database(pg_server)) for _ in range(count)]
+
+        yield make

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from psycopg import sql
 
 from tests import sim
 from tests.fix_cli import Cli
-from tests.fix_db import Server, fresh_database
+from tests.fix_db import Server
 from tests.helpers import ROOT
 from zdmigrate import engine
 from zdmigrate.config import Settings
@@ -48,16 +48,17 @@ class Shard:
 
 
 @pytest.fixture
-def make_shards(pg_server: Server) -> Iterator[Callable[[int], list[Shard]]]:
+def make_shards(
+    pg_server: Server, fresh_databases: Callable[[int], list[str]]
+) -> Callable[[int], list[Shard]]:
     """Makes fresh databases (shard-01, shard-02, ...), all dropped after the test."""
-    with ExitStack() as stack:
 
-        def make(count: int) -> list[Shard]:
-            names = [stack.enter_context(fresh_database(pg_server)) for _ in range(count)]
-            return [Shard(f"shard-{i + 1:02}", name, pg_server.dsn_for(name),
-                          pg_server.url_for(name)) for i, name in enumerate(names)]
+    def make(count: int) -> list[Shard]:
+        return [Shard(f"shard-{i + 1:02}", name, pg_server.dsn_for(name),
+                      pg_server.url_for(name))
+                for i, name in enumerate(fresh_databases(count))]
 
-        yield make
+    return make
 
 
 @pytest.fixture

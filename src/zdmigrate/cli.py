@@ -181,11 +181,18 @@ def target_option(function: F) -> F:
     )(function)
 
 
+def parallel_option(function: F) -> F:
+    """``--parallel N``: with targets, how many a command works on at once."""
+    return click.option(
+        "--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
+        help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4].",
+    )(function)
+
+
 def across_options(function: F) -> F:
     """The options of a phase command across targets: which, how many at once, canary, skip."""
     for option in reversed((
-        click.option("--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
-                     help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4]."),
+        parallel_option,
         click.option("--canary", metavar="NAME",
                      help="With targets: run this target first, alone; the others only if it "
                      "succeeds."),
@@ -198,7 +205,7 @@ def across_options(function: F) -> F:
 
 
 def _targets(settings: Settings, selectors: tuple[str, ...]) -> list[Target]:
-    """The targets a phase command or status acts on ([] = the one database URL)."""
+    """The targets a command acts on ([] = the one database URL)."""
     found = engine.list_targets(settings, selectors)
     if found and settings.database_url and not settings.targets_query:
         output.log_line(f"note: {len(found)} target(s) configured: acting on them; the "
@@ -274,8 +281,7 @@ def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) 
 @click.option("--wide", is_flag=True,
               help="Every blocker of every instance, in lines as long as they need.")
 @target_option
-@click.option("--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
-              help="With targets: how many are read at once [env ZDMIGRATE_PARALLEL; default 4].")
+@parallel_option
 @global_options(READS)
 def status(wide: bool, target_selectors: tuple[str, ...], parallel: int | None,
            **kwargs: Any) -> int:
@@ -487,12 +493,19 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--resume", is_flag=True, help="Resume a paused backfill, and return.")
 @click.option("--again", is_flag=True,
               help="Walk a finished backfill once more (rows that disagree are fixed).")
+@target_option
+@parallel_option
 @global_options(RUNS)
 def backfill(migration: str | None, workers: int | None, pause: bool, resume: bool, again: bool,
-             **kwargs: Any) -> None:
-    """Run or resume the backfill of MIGRATION (default: the first at dual-write)."""
+             target_selectors: tuple[str, ...], parallel: int | None, **kwargs: Any) -> None:
+    """Run or resume the backfill of MIGRATION (default: the first at dual-write).
+
+    With targets configured, on every target (or those --target picks), --parallel
+    at once, with one progress bar over all of them.
+    """
     from zdmigrate.config import parse_duration
     from zdmigrate.output.progress import choose_reporter
+    from zdmigrate.output.progress_across import choose_targets_reporter
 
     options = {name: kwargs.pop(name) for name in (
         "batch_size", "min_batch_size", "max_batch_size", "target_batch_ms",
@@ -502,6 +515,21 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
             options["max_replication_lag"], "--max-replication-lag")
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    targets = _targets(settings, target_selectors)
+    if targets:
+        if pause or resume:
+            result = engine.backfill_across(settings, targets, migration, parallel=parallel,
+                                            pause=pause, resume=resume)
+            output.backfill_across(result, fmt)
+            return
+        across = choose_targets_reporter(fmt)
+        with across:
+            result = engine.backfill_across(
+                settings, targets, migration, parallel=parallel, workers=workers,
+                again=again, reporter=across, **options)
+        output.backfill_across(result, fmt)
+        return
+    _one_database_only(parallel, None, ())
     if pause or resume:
         output.backfill(engine.backfill(settings, migration, pause=pause, resume=resume), fmt)
         return
@@ -513,17 +541,31 @@ def backfill(migration: str | None, workers: int | None, pause: bool, resume: bo
 
 @cli.group(invoke_without_command=True)
 @click.option("--app", help="Show only this app.")
+@target_option
+@parallel_option
 @global_options(FLEET)
 @click.pass_context
-def fleet(ctx: click.Context, /, app: str | None, **kwargs: Any) -> None:
-    """Live app versions from heartbeats, sessions (application_name) and declarations."""
+def fleet(ctx: click.Context, /, app: str | None, target_selectors: tuple[str, ...],
+          parallel: int | None, **kwargs: Any) -> None:
+    """Live app versions from heartbeats, sessions (application_name) and declarations.
+
+    With targets configured, of every target (or those --target picks): an instance
+    seen on any of them counts, and the TARGETS column says where it was seen.
+    """
     if ctx.invoked_subcommand is not None:
+        if target_selectors or parallel is not None:
+            raise BadInput(f"--target and --parallel do not apply to `zdmigrate fleet "
+                           f"{ctx.invoked_subcommand}`: it writes to one database",
+                           hint="pass --database-url of the target")
         # global options between `fleet` and its subcommand count as given before it
         root = ctx.find_root()
         root.obj = {**(root.obj or {}), **{k: v for k, v in kwargs.items() if v is not None}}
         return
     settings, fmt = settings_from(kwargs)
-    instances = engine.fleet_list(settings, app)
+    targets = _targets(settings, target_selectors)
+    if not targets:
+        _one_database_only(parallel, None, ())
+    instances = engine.fleet_list(settings, app, targets=targets, parallel=parallel)
     output.fleet(instances, formats(fmt))
 
 
@@ -580,12 +622,23 @@ def fleet_retire(app: str, version: str, **kwargs: Any) -> None:
 @click.option("--version", "version", required=True, help="The version about to go out.")
 @click.option("--new-app", is_flag=True,
               help="APP is new: no migration or fleet row knows it yet (else: not proven).")
+@target_option
+@parallel_option
 @global_options(READS, formats=output.GATE_FORMATS)
-def gate(app: str, version: str, new_app: bool, **kwargs: Any) -> int:
-    """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason)."""
+def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...],
+         parallel: int | None, **kwargs: Any) -> int:
+    """May VERSION of APP go out now? Exit 0 yes, 1 no (with every reason).
+
+    With targets configured, for every target (or those --target picks): VERSION
+    must fit the phases of each; a target that cannot be read is exit 3.
+    """
     settings, fmt = settings_from(kwargs)
     formats(fmt, output.GATE_FORMATS)
-    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app)
+    targets = _targets(settings, target_selectors)
+    if not targets:
+        _one_database_only(parallel, None, ())
+    answer = gate_module.run_gate(settings, app=app, version=version, new_app=new_app,
+                                  targets=targets, parallel=parallel)
     print(output.render_gate(answer, fmt))
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 

@@ -11,7 +11,7 @@ input, nothing changed; 3 operational failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +188,37 @@ class LockRetriesExhausted(OperationalError):
 
 class StepFailed(OperationalError):
     """A step of a phase failed in the database (not a lock timeout)."""
+
+
+class TargetsFailed(OperationalError):
+    """One or more targets (of several databases) failed; the others ran to their end.
+
+    `failures` maps each failed target's name to its error. The exit code is 1
+    when every target that failed was refused by a check (a phase gate, the fleet
+    check: "a check said no"), else 3: the run as a whole did not finish, and a
+    rerun resumes only what is left.
+    """
+
+    def __init__(
+        self, message: str, failures: Mapping[str, ZdmigrateError], *, hint: str | None = None
+    ) -> None:
+        self.failures = dict(failures)
+        #: What the targets that did not fail did (the command's result), when known.
+        self.done: Any = None
+        refused = all(isinstance(e, CheckFailed) for e in self.failures.values())
+        self.exit_code = EXIT_CHECK_FAILED if refused and self.failures else EXIT_OPERATIONAL
+        names = ", ".join(sorted(self.failures))
+        super().__init__(f"{message}: {len(self.failures)} target(s) failed: {names}", hint=hint)
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for name in sorted(self.failures):
+            error = self.failures[name]
+            lines.append(f"  - {name}: {error.message}")
+            lines += [f"      [{b.check}] {b.message}" for b in getattr(error, "blockers", ())]
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
 
 
 # -- transient database errors ------------------------------------------------

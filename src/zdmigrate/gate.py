@@ -18,6 +18,7 @@ not check, and says no if a migration's compat names the app (not proven).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,13 +28,14 @@ from packaging.version import Version
 from zdmigrate import compat, db, fleet
 from zdmigrate.compat import AppCompat, migration_needs_app_dual_writes, parse_version
 from zdmigrate.config import Settings
-from zdmigrate.errors import BadInput, Blocker
+from zdmigrate.errors import BadInput, Blocker, TargetsFailed
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.state import Store
 
 if TYPE_CHECKING:
     from zdmigrate.lint import Violation
+    from zdmigrate.targets import NamedTarget
 
 # the compat checks' ids (gate-read-new-too-early, ...) are in zdmigrate.compat
 CHECK_NOT_CHECKED = "gate-not-checked"
@@ -65,6 +67,8 @@ class GateAnswer:
     warnings: list[Blocker] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    #: Across several targets: each target's name and the phase of every migration there.
+    targets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
@@ -79,6 +83,7 @@ class GateAnswer:
             "warnings": [w.as_dict() for w in self.warnings],
             "not_checked": list(self.not_checked),
             "checked": list(self.checked),
+            **({"targets": list(self.targets)} if self.targets else {}),
         }
 
 
@@ -199,35 +204,79 @@ def lint_blocker(violation: Any) -> Blocker:
     )
 
 
-def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = False) -> GateAnswer:
+def run_gate(
+    settings: Settings, *, app: str, version: str, new_app: bool = False,
+    targets: Sequence[NamedTarget] | None = None, parallel: int | None = None,
+) -> GateAnswer:
     """Load the migrations, read their phases (when a database URL is given), lint, decide.
 
-    Reads only. Bad input (a bad --version, a bad migration file) exits 2 before
-    anything is checked; an unreachable database exits 3.
+    With `targets` (several databases: shards, tenants), the version must fit every
+    target's phases: each target is read (at most `parallel` at once) and a reason
+    found on some targets names them. Reads only. Bad input (a bad --version, a bad
+    migration file) exits 2 before anything is checked; an unreachable database, or
+    any target that cannot be read, exits 3 (fail closed).
     """
     parse_deploy_version(version)
     migrations = load_migrations(settings.migrations)
+    if targets:
+        return _run_gate_across(settings, migrations, app=app, version=version,
+                                new_app=new_app, targets=targets,
+                                parallel=parallel or settings.parallel)
     phases: dict[str, Phase] | None = None
     note: str | None = None
     fleet_apps: list[str] | None = None
     instances: list[fleet.Instance] = []
     if settings.database_url:
-        with db.connect(settings, application_name="zdmigrate gate") as conn:
-            schema = settings.state_schema
-            store = Store(conn, schema)
-            exists = store.exists()
-            rows = store.migrations.load() if exists else {}
-            live = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(settings),
-                                        remember_sessions=False)
-            fleet_apps = [i.app for i in live]
-            if exists:
-                fleet_apps += store.instances.apps()
-            if any(m.uses_version_schema for m in migrations):
-                instances = [i for i in live if i.app == app]
-        phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
+        read = _read_database(settings, settings.database_url, migrations, app)
+        phases, fleet_apps, instances = read.phases, read.fleet_apps, read.instances
     else:
         note = "no database URL given"
-    gate_migrations = [
+    findings = lint_pending(migrations, phases, settings)
+    answer = decide(app, version, _gate_migrations(migrations, phases, app),
+                    lint_findings=findings, database_note=note, fleet_apps=fleet_apps,
+                    new_app=new_app or app in settings.new_apps)
+    if phases is not None:  # renames through views: do live instances have the search_path?
+        from zdmigrate.engine.search_paths import gate_blockers
+
+        known = phases
+        answer.blockers.extend(gate_blockers(
+            migrations, lambda m: known.get(m, Phase.PENDING), app, version, instances))
+    return answer
+
+
+@dataclass(frozen=True)
+class _DatabaseRead:
+    """What the gate reads of one database: each migration's phase, the fleet's apps, and
+    the live instances of the app going out (for version-schema renames)."""
+
+    phases: dict[str, Phase]
+    fleet_apps: list[str]
+    instances: list[fleet.Instance]
+
+
+def _read_database(
+    settings: Settings, url: str, migrations: Sequence[Migration], app: str
+) -> _DatabaseRead:
+    with db.connect(url, application_name="zdmigrate gate") as conn:
+        schema = settings.state_schema
+        store = Store(conn, schema)
+        exists = store.exists()
+        rows = store.migrations.load() if exists else {}
+        live = fleet.live_instances(conn, schema, fleet.FleetSettings.from_settings(settings),
+                                    remember_sessions=False)
+        fleet_apps = [i.app for i in live]
+        if exists:
+            fleet_apps += store.instances.apps()
+        instances = ([i for i in live if i.app == app]
+                     if any(m.uses_version_schema for m in migrations) else [])
+    phases = {m.id: rows[m.id].phase if m.id in rows else Phase.PENDING for m in migrations}
+    return _DatabaseRead(phases, fleet_apps, instances)
+
+
+def _gate_migrations(
+    migrations: Sequence[Migration], phases: Mapping[str, Phase] | None, app: str
+) -> list[GateMigration]:
+    return [
         GateMigration(
             m.id,
             m.compat,
@@ -237,16 +286,76 @@ def run_gate(settings: Settings, *, app: str, version: str, new_app: bool = Fals
         )
         for m in migrations
     ]
-    findings = lint_pending(migrations, phases, settings)
-    answer = decide(app, version, gate_migrations, lint_findings=findings, database_note=note,
-                    fleet_apps=fleet_apps, new_app=new_app or app in settings.new_apps)
-    if phases is not None:  # renames through views: do live instances have the search_path?
-        from zdmigrate.engine.search_paths import gate_blockers
 
-        known = phases
-        answer.blockers.extend(gate_blockers(
-            migrations, lambda m: known.get(m, Phase.PENDING), app, version, instances))
+
+def _run_gate_across(
+    settings: Settings, migrations: Sequence[Migration], *, app: str, version: str,
+    new_app: bool, targets: Sequence[NamedTarget], parallel: int,
+) -> GateAnswer:
+    """The gate for a set of targets: every target read, every reason naming its targets."""
+    from zdmigrate.engine.search_paths import gate_blockers
+    from zdmigrate.targets import each_target
+
+    reads, failures = each_target(
+        targets, lambda t: _read_database(settings, t.url, migrations, app), parallel=parallel)
+    if failures:
+        raise TargetsFailed(
+            "gate: cannot read every target, so the answer is not proven", failures,
+            hint="fix the target, or leave a decommissioned one out with --target",
+        )
+    names = [t.name for t in targets]
+    # lint what is pending on any target: the least advanced phase of each migration
+    least = {m.id: min(reads[n].phases[m.id] for n in names) for m in migrations}
+    findings = lint_pending(migrations, least, settings)
+    fleet_apps = sorted({a for n in names for a in reads[n].fleet_apps})
+    answer = decide(app, version, _gate_migrations(migrations, least, app),
+                    lint_findings=findings, fleet_apps=fleet_apps,
+                    new_app=new_app or app in settings.new_apps)
+    # the compat answers are the targets', each with the targets it holds on
+    answer.blockers = [b for b in answer.blockers if b.check in (CHECK_LINT, CHECK_UNKNOWN_APP)]
+    answer.checked = [c for c in answer.checked if c.startswith("lint")]
+    parsed = parse_deploy_version(version)
+    found: dict[tuple[str, str, str], tuple[Blocker, list[str]]] = {}
+    fits: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        read = reads[name]
+        for migration in _gate_migrations(migrations, read.phases, app):
+            rules = migration.compat.get(app)
+            if rules is None:
+                continue
+            blockers = deploy_blockers(app, parsed, migration)
+            if not blockers:
+                fits.setdefault((migration.id, str(migration.phase)), []).append(name)
+            for b in blockers:
+                found.setdefault((b.check, migration.id, b.message), (b, []))[1].append(name)
+        for b in gate_blockers(migrations, functools.partial(_phase_in, read.phases),
+                               app, version, read.instances):
+            found.setdefault((b.check, "", b.message), (b, []))[1].append(name)
+    for blocker, on in found.values():
+        answer.blockers.append(Blocker(
+            blocker.check, f"on {_on(on, len(names))}: {blocker.message}",
+            {**blocker.details, "targets": on},
+        ))
+    for (migration_id, phase), on in fits.items():
+        rules_ = next(m.compat[app] for m in migrations if m.id == migration_id)
+        answer.checked.append(f"{migration_id} at {phase} on {_on(on, len(names))}: {app} "
+                              f"{version} fits ({_rules_text(rules_)})")
+    answer.targets = [{"name": n, "phases": {k: v.value for k, v in reads[n].phases.items()}}
+                      for n in names]
     return answer
+
+
+def _phase_in(phases: Mapping[str, Phase], migration_id: str) -> Phase:
+    return phases.get(migration_id, Phase.PENDING)
+
+
+def _on(names: list[str], of: int) -> str:
+    """``all 16 targets``, or the targets by name (the first few, and how many more)."""
+    from zdmigrate.fleet.model import targets_text
+
+    if len(names) == of and of > 1:
+        return f"all {of} targets"
+    return ("target " if len(names) == 1 else "targets ") + targets_text(names)
 
 
 def lint_pending(

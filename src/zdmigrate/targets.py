@@ -10,6 +10,8 @@ Four sources, all optional, merged in this order (a name may appear only once):
   ``targets_catalog_url`` (default: the database URL), returning ``(name, url)`` rows.
 
 No target configured means one database, the database URL, exactly as before.
+`each_target` runs work on every target, a bounded number at once, a failure of
+one never stopping the others.
 
     targets = load_targets(settings, ["shard-0*"])
     [t.name for t in targets]      # ['shard-01', 'shard-02']
@@ -26,14 +28,22 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from zdmigrate import dsn
 from zdmigrate.config import Settings
-from zdmigrate.errors import ConfigError, DatabaseUnreachable, first_line
+from zdmigrate.errors import (
+    ConfigError,
+    DatabaseUnreachable,
+    OperationalError,
+    ZdmigrateError,
+    first_line,
+)
 
 #: A target's name: letters, digits and ``. _ - : @ +``, starting with a letter or digit
 #: (no glob characters, so a selector is either a name or a pattern).
@@ -282,3 +292,61 @@ _KEYWORD_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 def scrub_urls(text: str) -> str:
     """`text` (a command's message) with any password of a URL or DSN in it replaced by ***."""
     return _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
+T = TypeVar("T")
+
+
+class NamedTarget(Protocol):
+    """What work on each target needs of one (a `Target`, or any object with these)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
+def each_target(
+    targets: Sequence[NamedTarget], work: Callable[[NamedTarget], T], *, parallel: int,
+    stop: threading.Event | None = None, on_interrupt: Callable[[], None] | None = None,
+) -> tuple[dict[str, T], dict[str, ZdmigrateError]]:
+    """`work` on every target, at most `parallel` at once: results and failures by name.
+
+    A failure of one target never stops the others: each runs to its end. A
+    psycopg error comes back as an `OperationalError` carrying its first line.
+    On Ctrl-C, `stop` is set and `on_interrupt` called (work that watches them
+    winds down), targets not started yet are not started, and KeyboardInterrupt
+    goes on once all are over.
+    """
+    import psycopg  # the driver: only for work that connects
+
+    stop = stop or threading.Event()
+
+    def one(target: NamedTarget) -> tuple[str, T | None, ZdmigrateError | None]:
+        if stop.is_set():
+            return target.name, None, OperationalError("interrupted before it started")
+        try:
+            return target.name, work(target), None
+        except ZdmigrateError as exc:
+            return target.name, None, exc
+        except psycopg.Error as exc:
+            return target.name, None, OperationalError(first_line(exc))
+
+    results: dict[str, T] = {}
+    failures: dict[str, ZdmigrateError] = {}
+    if not targets:
+        return results, failures
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets))),
+                            thread_name_prefix="zdmigrate-target") as pool:
+        try:
+            for name, result, error in pool.map(one, targets):
+                if error is not None:
+                    failures[name] = error
+                else:
+                    results[name] = result  # type: ignore[assignment]
+        except KeyboardInterrupt:
+            stop.set()
+            if on_interrupt is not None:
+                on_interrupt()
+            raise
+    return results, failures

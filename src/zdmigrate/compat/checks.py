@@ -61,6 +61,8 @@ class LiveInstance(Protocol):
     def info(self) -> Mapping[str, Any]: ...
     @property
     def parsed_version(self) -> Version | None: ...
+    @property
+    def targets(self) -> tuple[str, ...]: ...
     def describe(self) -> str: ...
 
 
@@ -189,6 +191,7 @@ def _too_old(
             "expires_at": instance.expires_at.isoformat(),
             "required": f"{key} {threshold}",
             "unblock": _unblock(instance, threshold),
+            **({"targets": list(instance.targets)} if instance.targets else {}),
         },
     )
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine.adopt import adopt
     from zdmigrate.engine.advance import advance
     from zdmigrate.engine.backfill import BackfillRun, backfill
+    from zdmigrate.engine.backfill_across import BackfillAcross, TargetBackfill, backfill_across
     from zdmigrate.engine.checks import PHASE_CHECKS, CheckContext, PhaseCheck, blockers_for
     from zdmigrate.engine.fleet import fleet_declare, fleet_heartbeat, fleet_list, fleet_retire
     from zdmigrate.engine.init import InitResult, init
@@ -50,6 +51,8 @@ _EXPORTS = {
     "advance": "advance",
     "advance_across": "across", "rollback_across": "across",
     "backfill": "backfill", "BackfillRun": "backfill",
+    "backfill_across": "backfill_across", "BackfillAcross": "backfill_across",
+    "TargetBackfill": "backfill_across",
     "CheckContext": "checks", "PHASE_CHECKS": "checks", "PhaseCheck": "checks",
     "blockers_for": "checks",
     "fleet_list": "fleet", "fleet_heartbeat": "fleet", "fleet_declare": "fleet",
@@ -72,6 +75,7 @@ __all__ = [
     "PHASE_CHECKS",
     "AcrossRun",
     "AcrossStatus",
+    "BackfillAcross",
     "BackfillRun",
     "CheckContext",
     "InitResult",
@@ -79,12 +83,14 @@ __all__ = [
     "MigrationStatus",
     "PhaseCheck",
     "PhasePlan",
+    "TargetBackfill",
     "TargetResult",
     "Transition",
     "adopt",
     "advance",
     "advance_across",
     "backfill",
+    "backfill_across",
     "blockers_for",
     "default_actor",
     "default_migration",

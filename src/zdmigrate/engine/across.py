@@ -41,9 +41,10 @@ from zdmigrate.errors import (
     ZdmigrateError,
     first_line,
 )
+from zdmigrate.fleet import SharedFleet
 from zdmigrate.migration import Migration, find
 from zdmigrate.phases import Phase
-from zdmigrate.targets import Target
+from zdmigrate.targets import Target, load_targets
 
 
 class TargetsUnreachable(OperationalError):
@@ -166,13 +167,17 @@ def advance_across(
     log(f"{migration.id}: taking {len(probes)} target(s) to {goal}, {plan.parallel} at once"
         + (f", {canary} first" if canary else ""))
 
+    # the fleet checks (backfill, contract) of every target see the whole set's instances
+    shared = fleet_of_set(settings, plan.running, [s.name for s in plan.skipped],
+                          parallel=plan.parallel)
+
     def one(found: Probe, target_log: Log) -> list[Transition]:
         if plan.skipped and not dry_run:
             _record_skips(settings, found, migration, goal, plan.skipped)
         return advance(
             found.target.settings(settings), migration.id, to=goal, dry_run=dry_run,
             accept_changed=accept_changed, override_reason=override_reason, log=target_log,
-            migrations=plan.migrations,
+            migrations=plan.migrations, fleet_instances=shared,
             reporter=reporter_for(target_log) if reporter_for is not None else None,
         )
 
@@ -225,6 +230,24 @@ def rollback_across(
 
     run.results = _fan_out(plan, probes, migration, one, log, _phase_now(settings, migration))
     return run
+
+
+def fleet_of_set(
+    settings: Settings, targets: Sequence[Target], skipped: Sequence[str] = (), *,
+    parallel: int | None = None,
+) -> SharedFleet:
+    """The fleet the checks of `targets` consult: instances seen on any target count.
+
+    That is the targets acted on and every other configured target (an app
+    instance connected to a shard left out by --target still runs the old
+    version), but those skipped on purpose (decommissioned). Read lazily, once
+    for many checks (`SharedFleet`); a target that cannot be read fails the check
+    closed (exit 3, naming it).
+    """
+    names = {t.name for t in targets}
+    others = [t for t in load_targets(settings)
+              if t.name not in names and t.name not in skipped]
+    return SharedFleet([*targets, *others], settings, parallel=parallel)
 
 
 def _phase_now(settings: Settings, migration: Migration) -> Callable[[Target], Phase | None]:

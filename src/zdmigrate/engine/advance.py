@@ -11,8 +11,8 @@ locks only for their own short transaction, bounded by lock_timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -34,6 +34,9 @@ from zdmigrate.phases import Phase, phases_between
 from zdmigrate.state import MigrationRow
 from zdmigrate.steps import SQLStep
 
+if TYPE_CHECKING:
+    from zdmigrate.fleet import Instance
+
 
 def advance(
     settings: Settings,
@@ -44,6 +47,7 @@ def advance(
     accept_changed: bool = False,
     override_reason: str | None = None,
     log: Log = quiet,
+    fleet_instances: Callable[[], Sequence[Instance]] | None = None,
     migrations: list[Migration] | None = None,
     reporter: Reporter | None = None,
 ) -> list[Transition]:
@@ -59,6 +63,9 @@ def advance(
     `reporter` (the CLI draws them as log lines: `zdmigrate.output.progress`).
     `migrations`, when given, are the loaded migration files (a run across many
     databases loads them once).
+    `fleet_instances`, when this database is one target of several, gives the whole
+    set's live instances to the fleet check (`fleet.SharedFleet`): contract waits
+    while any target has an old instance.
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
     """
@@ -89,7 +96,7 @@ def advance(
             try:
                 transitions.append(
                     _enter(run, migration, phase, dry_run=dry_run, accept_changed=accept_changed,
-                           override_reason=override_reason)
+                           override_reason=override_reason, fleet_instances=fleet_instances)
                 )
             except PhaseRefused as refused:
                 refused.done = list(transitions)  # what moved before the refusal: report it too
@@ -113,11 +120,13 @@ def next_with_work(migration: Migration, current: Phase) -> Phase | None:
 def _enter(
     run: Run, migration: Migration, phase: Phase, *, dry_run: bool, accept_changed: bool,
     override_reason: str | None,
+    fleet_instances: Callable[[], Sequence[Instance]] | None = None,
 ) -> Transition:
     before = run.phase_of(migration.id)
     ctx = CheckContext(
         run.conn, run.settings, migration, run.migrations, run.states, phase, run.actor,
         override_reason, simulated=migration.id in run.simulated,
+        fleet_instances=fleet_instances,
     )
     blockers = blockers_for(ctx)
     overridden: list[Blocker] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from zdmigrate.steps import BackfillStep
 
 if TYPE_CHECKING:
     from zdmigrate.backfill import Reporter
+    from zdmigrate.fleet import Instance
 
 
 @dataclass
@@ -43,6 +45,7 @@ def backfill(
     resume: bool = False,
     again: bool = False,
     reporter: Reporter | None = None,
+    fleet_instances: Callable[[], Sequence[Instance]] | None = None,
     **options: Any,
 ) -> BackfillRun:
     """Run or resume the backfill steps of a migration (default: the first at dual-write).
@@ -52,13 +55,15 @@ def backfill(
     app version that does not write both shapes is live. `pause`/`resume` flip the
     switch that every running worker obeys, and return at once. `again` walks a
     finished backfill once more (after verification found rows that disagree).
+    `fleet_instances`: the live instances of the whole set when this database is
+    one target of several (`fleet.SharedFleet`), for the backfill phase's fleet check.
     """
     from zdmigrate.engine import status
 
     if pause and resume:
         raise BadInput("--pause and --resume exclude each other")
     migrations = load_migrations(settings.migrations)
-    statuses = {s.id: s for s in status(settings)}
+    statuses = {s.id: s for s in status(settings, fleet_instances=fleet_instances)}
     if migration_id is None:
         chosen = default_migration(migrations, lambda mid: statuses[mid].phase, "backfill")
         if chosen is None:

@@ -10,7 +10,7 @@ import psycopg
 
 from zdmigrate import backfill, db, fleet, shadow_reads
 from zdmigrate.config import Settings
-from zdmigrate.errors import BadInput, Blocker
+from zdmigrate.errors import BadInput, Blocker, TargetsFailed
 from zdmigrate.migration import Migration, parents_of
 from zdmigrate.phases import Phase
 from zdmigrate.state import MigrationRow
@@ -32,6 +32,12 @@ class CheckContext:
     #: True in a dry run once an earlier phase of this migration was only simulated:
     #: checks of the data that phase would have written cannot be made.
     simulated: bool = False
+    #: When this database is one target of several: the live instances of the whole
+    #: set (`fleet.SharedFleet`), so an old instance on any target holds contract here.
+    fleet_instances: Callable[[], Sequence[fleet.Instance]] | None = None
+    #: True for `status`, which reports: a set of targets whose fleet cannot be read is
+    #: a blocker there, where a phase command stops with exit 3 naming the target.
+    report_only: bool = False
 
     def phase_of(self, migration_id: str) -> Phase:
         row = self.states.get(migration_id)
@@ -82,10 +88,22 @@ def check_fleet(ctx: CheckContext) -> list[Blocker]:
     """Backfill needs dual-writing app versions; contract needs no old one live (fleet.py).
 
     Fleet data that cannot be read (no privilege on the instances table, say) proves
-    nothing: the phase is refused, never entered on a guess.
+    nothing: the phase is refused, never entered on a guess. Across targets, one that
+    cannot be read stops the command (TargetsFailed, exit 3); `status` shows it.
     """
     try:
-        return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target)
+        return fleet.check_migration(ctx.conn, ctx.settings, ctx.migration, ctx.target,
+                                     fleet_instances=ctx.fleet_instances)
+    except TargetsFailed as exc:
+        if not ctx.report_only:
+            raise
+        names = ", ".join(sorted(exc.failures))
+        return [Blocker(
+            "fleet-unreadable",
+            f"cannot read which app versions are live on {names} (of the targets): not "
+            f"proven, so {ctx.target} is refused; bring it back or skip it on purpose",
+            {"targets": sorted(exc.failures)},
+        )]
     except psycopg.Error as exc:
         ctx.conn.rollback() if not ctx.conn.autocommit else None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -6,15 +6,27 @@ instance is and how it is read or written lives in `zdmigrate.fleet`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from zdmigrate import db, fleet
 from zdmigrate.compat import parse_version
 from zdmigrate.config import Settings
 from zdmigrate.errors import BadInput
 from zdmigrate.state import Store
+from zdmigrate.targets import NamedTarget
 
 
-def fleet_list(settings: Settings, app: str | None = None) -> list[fleet.Instance]:
-    """Every live app instance from heartbeats, declarations and sessions."""
+def fleet_list(
+    settings: Settings, app: str | None = None, *,
+    targets: Sequence[NamedTarget] | None = None, parallel: int | None = None,
+) -> list[fleet.Instance]:
+    """Every live app instance from heartbeats, declarations and sessions.
+
+    With `targets`, of every target (each instance lists the targets it was seen
+    on); a target that cannot be read is TargetsFailed (exit 3), never left out.
+    """
+    if targets:
+        return fleet.fleet_across(targets, settings, app=app, parallel=parallel)
     fleet_settings = fleet.FleetSettings.from_settings(settings)
     with db.connect(settings, application_name="zdmigrate fleet") as conn:
         return fleet.live_instances(conn, settings.state_schema, fleet_settings, app=app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from zdmigrate import fleet, shadow_reads
@@ -17,12 +18,15 @@ from zdmigrate.ops._version_schema import schema_name
 
 
 def status(
-    settings: Settings, *, log: Log = quiet, migrations: list[Migration] | None = None
+    settings: Settings, *, log: Log = quiet, migrations: list[Migration] | None = None,
+    fleet_instances: Callable[[], Sequence[fleet.Instance]] | None = None,
 ) -> list[MigrationStatus]:
     """Each migration: its phase, the next one, what blocks it, backfill progress.
 
     Reads only; a database that zdmigrate never touched shows every migration pending.
     `migrations`, when given, are the loaded migration files.
+    `fleet_instances`: the live instances of the whole set of targets when this
+    database is one of several (`fleet.SharedFleet`), for the fleet blockers.
     """
     with session(settings, "status", lock=False, log=log, migrations=migrations) as run:
         has_schema = run.store.exists()
@@ -49,7 +53,7 @@ def status(
                                         "phases started; revert it or pass --accept-changed"))
             if nxt is not None:
                 ctx = CheckContext(run.conn, settings, migration, run.migrations, run.states, nxt,
-                                   run.actor)
+                                   run.actor, fleet_instances=fleet_instances, report_only=True)
                 blockers.extend(blockers_for(ctx))
             partial = (
                 [{"phase": p.value, "direction": d, "steps_done": n}

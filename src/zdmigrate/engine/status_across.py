@@ -77,6 +77,12 @@ class MigrationAcross:
         return [{**b.as_dict(), "target": name}
                 for name, s in self.by_target.items() for b in s.blocked_by]
 
+    def backfill(self) -> dict[str, Any]:
+        """Its backfill over every target: the total, and a line per target and table."""
+        from zdmigrate.engine.backfill_across import backfills_by_target
+
+        return backfills_by_target(self.by_target)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -90,6 +96,7 @@ class MigrationAcross:
                                "to_phase": r["to_phase"]}
                         for name, r in self.skipped.items()},
             "unreachable": self.unreachable,
+            "backfill": self.backfill(),
             "targets": {name: s.as_dict() for name, s in self.by_target.items()},
         }
 
@@ -126,13 +133,18 @@ def status_across(
     Reads only. A target that cannot be read is reported, not raised: the others
     are still shown (`AcrossStatus.exit_code` is 3 then).
     """
+    from zdmigrate.engine.across import fleet_of_set
+
     migrations = load_migrations(settings.migrations)
     workers = max(1, min(parallel or settings.parallel, len(targets)))
+    # the fleet blockers of every target: instances seen on any target count
+    shared = fleet_of_set(settings, targets, parallel=parallel)
 
     def one(target: Target) -> TargetStatus:
         read = TargetStatus(target)
         try:
-            read.statuses = status(target.settings(settings), migrations=migrations)
+            read.statuses = status(target.settings(settings), migrations=migrations,
+                                   fleet_instances=shared)
             read.skips = _skips(settings, target)
         except ZdmigrateError as exc:
             read.error = dsn.scrub(exc.message.splitlines()[0], target.url)

@@ -5,7 +5,7 @@
 - `sources`: reading every source into one list (live_instances, ...);
 - `writes`: heartbeats, declarations, retirements (through `zdmigrate.state`);
 - `checks`: the engine's fleet phase check, which asks `zdmigrate.compat`;
-- `render`: the text table `zdmigrate fleet` prints.
+- `across`: the fleet of several targets (shards): `fleet_across`, `SharedFleet`.
 
 The compat checks (phase_blockers, needs_app_dual_writes, the check ids) live in
 `zdmigrate.compat`; they are re-exported here for existing callers.
@@ -20,6 +20,7 @@ from zdmigrate.compat import (
     needs_app_dual_writes,
     phase_blockers,
 )
+from zdmigrate.fleet.across import SharedFleet, fleet_across, merge_across
 from zdmigrate.fleet.checks import check_migration, destructive_contract_statements
 from zdmigrate.fleet.model import SOURCES, Instance
 from zdmigrate.fleet.settings import DEFAULT_APPLICATION_NAME_PATTERN, FleetSettings, ttl_seconds
@@ -35,11 +36,14 @@ __all__ = [
     "SOURCES",
     "FleetSettings",
     "Instance",
+    "SharedFleet",
     "check_migration",
     "declare",
     "destructive_contract_statements",
+    "fleet_across",
     "heartbeat",
     "live_instances",
+    "merge_across",
     "migration_needs_app_dual_writes",
     "needs_app_dual_writes",
     "phase_blockers",

@@ -3,6 +3,7 @@ destructive statements of a contract) and asks them. The policy is `zdmigrate.co
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import psycopg
 from zdmigrate import compat
 from zdmigrate.config import Settings
 from zdmigrate.errors import Blocker
+from zdmigrate.fleet.model import Instance
 from zdmigrate.fleet.settings import FleetSettings
 from zdmigrate.fleet.sources import live_instances
 from zdmigrate.phases import Phase
@@ -21,9 +23,15 @@ if TYPE_CHECKING:
 
 
 def check_migration(
-    conn: psycopg.Connection[Any], settings: Settings, migration: Migration, target: Phase
+    conn: psycopg.Connection[Any], settings: Settings, migration: Migration, target: Phase,
+    *, fleet_instances: Callable[[], Sequence[Instance]] | None = None,
 ) -> list[Blocker]:
     """The fleet's blockers for `migration` entering `target` (engine phase check).
+
+    `fleet_instances`, when this database is one target of several, gives the live
+    instances of the whole set (`fleet_across`): an old instance on any target
+    holds contract on every one. Instances seen here and not (yet) in that set
+    count too.
 
     Only backfill and contract have fleet rules. A migration without `compat`
     has none at backfill; at contract it is refused as "not proven" when its
@@ -37,6 +45,11 @@ def check_migration(
     if target not in (Phase.BACKFILL, Phase.CONTRACT) or not migration.compat:
         return []
     instances = live_instances(conn, settings.state_schema, FleetSettings.from_settings(settings))
+    if fleet_instances is not None:
+        across = list(fleet_instances())
+        known = {(i.app, i.instance_id, i.version, i.source) for i in across}
+        instances = across + [i for i in instances
+                              if (i.app, i.instance_id, i.version, i.source) not in known]
     return compat.phase_blockers(
         instances,
         migration_id=migration.id,

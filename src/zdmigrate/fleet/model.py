@@ -30,15 +30,22 @@ class Instance:
     host: str | None = None
     pid: int | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    #: The targets (databases, by name) it was seen on, when the fleet was read across
+    #: several (`fleet_across`); empty for the fleet of one database.
+    targets: tuple[str, ...] = ()
 
     @property
     def parsed_version(self) -> Version | None:
         return parse_version(self.version)
 
     def describe(self) -> str:
-        """``shop 1.4 (instance web-1, source heartbeat, last seen ..., counts until ...)``."""
+        """``shop 1.4 (instance web-1, source heartbeat, last seen ..., counts until ...)``.
+
+        Across targets, where it was seen comes first: ``... (instance web-1 on shard-03, ...)``.
+        """
+        on = f" on {targets_text(self.targets)}" if self.targets else ""
         return (
-            f"{self.app} {self.version} (instance {self.instance_id}, source {self.source}, "
+            f"{self.app} {self.version} (instance {self.instance_id}{on}, source {self.source}, "
             f"last seen {timestamp(self.last_seen)}, counts until {timestamp(self.expires_at)})"
         )
 
@@ -55,6 +62,7 @@ class Instance:
             "ttl_seconds": self.ttl_seconds,
             "expires_at": self.expires_at.isoformat(),
             "info": dict(self.info),
+            **({"targets": list(self.targets)} if self.targets else {}),
         }
 
 
@@ -73,3 +81,11 @@ def instance_from_row(row: Mapping[str, Any]) -> Instance:
         pid=row["pid"],
         info=row["info"] or {},
     )
+
+
+def targets_text(names: tuple[str, ...] | list[str], shown: int = 3) -> str:
+    """``shard-01``, ``shard-01, shard-02``, or ``shard-01, shard-02, shard-03 and 13 more``."""
+    names = list(names)
+    if len(names) <= shown + 1:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f" and {len(names) - shown} more"

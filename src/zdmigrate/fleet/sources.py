@@ -63,12 +63,15 @@ def live_instances(
     merged = [i for i in stored if (i.app, i.instance_id) not in connected] + sessions
     if app is not None:
         merged = [i for i in merged if i.app == app]
-    return sorted(merged, key=lambda i: (i.app, _version_key(i), i.source, i.instance_id))
+    return sorted(merged, key=instance_order)
 
 
-def _version_key(instance: Instance) -> tuple[int, Version | str]:
+def instance_order(instance: Instance) -> tuple[str, tuple[int, Version | str], str, str]:
+    """How instances are listed: by app, version (unparseable first), source and id."""
     parsed = instance.parsed_version
-    return (1, parsed) if parsed is not None else (0, instance.version)  # type: ignore[return-value]
+    version: tuple[int, Version | str] = (1, parsed) if parsed is not None else (
+        0, instance.version)
+    return (instance.app, version, instance.source, instance.instance_id)
 
 
 def session_instances(

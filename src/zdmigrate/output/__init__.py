@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from zdmigrate.engine import (
         AcrossRun,
         AcrossStatus,
+        BackfillAcross,
         BackfillRun,
         InitResult,
         MigrationStatus,
@@ -90,6 +91,10 @@ def across(run: AcrossRun, output_format: str) -> None:
 
 def backfill(run: BackfillRun, output_format: str) -> None:
     _renderer(output_format).backfill(run)
+
+
+def backfill_across(result: BackfillAcross, output_format: str) -> None:
+    _renderer(output_format).backfill_across(result)
 
 
 def fleet(instances: Sequence[Instance], output_format: str) -> None:

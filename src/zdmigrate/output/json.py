@@ -8,12 +8,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
+from zdmigrate.errors import (
+    CheckFailed,
+    OperationInvalid,
+    PhaseRefused,
+    TargetsFailed,
+    ZdmigrateError,
+)
 
 if TYPE_CHECKING:
     from zdmigrate.engine import (
         AcrossRun,
         AcrossStatus,
+        BackfillAcross,
         BackfillRun,
         InitResult,
         MigrationStatus,
@@ -39,6 +46,15 @@ def error(exc: ZdmigrateError) -> None:
         payload["error"]["blockers"] = [b.as_dict() for b in exc.blockers]
     if isinstance(exc, OperationInvalid):
         payload["error"]["problems"] = exc.problems
+    if isinstance(exc, TargetsFailed):  # which targets failed, and why each
+        payload["error"]["targets"] = {
+            name: {"type": type(e).__name__, "message": e.message, "exit_code": e.exit_code,
+                   **({"blockers": [b.as_dict() for b in e.blockers]}
+                      if isinstance(e, CheckFailed) else {})}
+            for name, e in sorted(exc.failures.items())
+        }
+    if isinstance(exc, TargetsFailed) and hasattr(exc.done, "as_dict"):
+        payload["result"] = exc.done.as_dict()  # what the other targets did
     if exc.hint:
         payload["error"]["hint"] = exc.hint
     if isinstance(exc, PhaseRefused):  # what moved before the refusal: a pipeline must know
@@ -107,6 +123,11 @@ def backfill(run: BackfillRun) -> None:
         return
     # JSON lines: the progress records went before, then this summary
     print(json.dumps({"event": "result", **run.as_dict()}, default=str), flush=True)
+
+
+def backfill_across(result: BackfillAcross) -> None:
+    # JSON lines: every target's progress records and the totals went before, then this
+    print(json.dumps({"event": "result", **result.as_dict()}, default=str), flush=True)
 
 
 def fleet(instances: Sequence[Instance]) -> None:

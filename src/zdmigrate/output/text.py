@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdmigrate.errors import Blocker, PhaseRefused, ZdmigrateError
+from zdmigrate.errors import Blocker, PhaseRefused, TargetsFailed, ZdmigrateError
 from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
     from zdmigrate.engine import (
         AcrossRun,
         AcrossStatus,
+        BackfillAcross,
         BackfillRun,
         InitResult,
         MigrationStatus,
@@ -41,6 +42,12 @@ def error(exc: ZdmigrateError) -> None:
     if isinstance(exc, PhaseRefused) and exc.done:  # what moved before the refusal, first
         transitions(exc.done)
         sys.stdout.flush()
+    if isinstance(exc, TargetsFailed) and exc.done is not None:  # what the others did, first
+        from zdmigrate.engine import BackfillAcross
+
+        if isinstance(exc.done, BackfillAcross):
+            backfill_across(exc.done)
+            sys.stdout.flush()
     sys.stderr.write(f"error: {exc}\n")
 
 
@@ -320,6 +327,7 @@ def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = Fa
             for (check, message), names in groups.items():
                 shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
                 print(f"  - [{check}] on {shown}: {message}")
+            _backfill_across(m.backfill())
             for name, record in m.skipped.items():
                 print(f"  - {name} skipped on purpose (at {record['to_phase']}) by "
                       f"{record['actor']}: {record['reason']}")
@@ -330,6 +338,23 @@ def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = Fa
             f"error: {len(bad)} of {len(report.targets)} target(s) cannot be read: "
             + ", ".join(t.target.name for t in bad) + "\n"
             + "".join(f"  - {t.target.name}: {t.error}\n" for t in bad))
+
+
+def _backfill_across(backfill: dict[str, Any]) -> None:
+    """The backfill of a migration over the targets: the total, then a line per target."""
+    if not backfill:
+        return
+    total = f"/{backfill['rows_total']:,}" if backfill["rows_total"] else ""
+    share = f" ({backfill['percent']:.0f}%)" if backfill["percent"] is not None else ""
+    print(f"  backfill: {backfill['rows_done']:,}{total} rows{share}; "
+          f"{backfill['targets_done']} of {backfill['targets_started']} target(s) done")
+    width = max(len(line["target"]) for line in backfill["lines"])
+    for line in backfill["lines"]:
+        of = f"/{line['rows_total']:,}" if line["rows_total"] is not None else ""
+        pct = (f" ({line['percent']:.0f}%)" if line["percent"] is not None
+               and line["status"] != "done" else "")
+        print(f"    {line['target']:<{width}}  {line['table']}  {line['status']}  "
+              f"{line['rows_done']:,}{of}{pct}")
 
 
 def _target_line(r: TargetResult) -> str:
@@ -364,6 +389,26 @@ def backfill(run: BackfillRun) -> None:
                   f"{result.vacuums} VACUUM round(s)")
         if result.wal:
             print(f"  {_wal_text(result.wal)}")
+
+
+def backfill_across(result: BackfillAcross) -> None:
+    """A line per table of each target, then what failed."""
+    for entry in result.targets:
+        if entry.run is not None and entry.run.action != "run":
+            state = "paused" if entry.run.action == "pause" else "resumed"
+            print(f"{entry.target} {result.migration_id}: {state} {entry.run.changed} "
+                  "backfill(s)")
+        elif entry.run is not None:
+            for r in entry.run.results:
+                checked = ", verified: every row agrees" if r.verification else ""
+                print(f"{entry.target} {result.migration_id} {r.table}: {r.status}, "
+                      f"{r.rows_done:,} rows covered, {r.rows_updated:,} updated{checked}")
+        elif entry.error is not None:
+            print(f"{entry.target} {result.migration_id}: failed: {entry.error.message}")
+    if result.total is not None:
+        from zdmigrate.output.progress_across import describe_total
+
+        print(describe_total(result.total))
 
 
 def heartbeat(result: Instance | bool) -> None:
@@ -413,11 +458,17 @@ def fleet_table(instances: Sequence[Instance]) -> str:
 
     if not instances:
         return "no live instances (no heartbeats, app@version sessions or declarations)"
-    header = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN", "COUNTS UNTIL")
-    rows = [
+    from zdmigrate.fleet.model import targets_text
+
+    header: tuple[str, ...] = ("APP", "VERSION", "SOURCE", "INSTANCE", "LAST SEEN",
+                               "COUNTS UNTIL")
+    rows: list[tuple[str, ...]] = [
         (i.app, i.version, i.source, i.instance_id, timestamp(i.last_seen), timestamp(i.expires_at))
         for i in instances
     ]
+    if any(i.targets for i in instances):  # across targets: where each was seen
+        header = (*header, "TARGETS")
+        rows = [(*row, targets_text(i.targets)) for row, i in zip(rows, instances, strict=True)]
     widths = [max(len(r[n]) for r in (header, *rows)) for n in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
