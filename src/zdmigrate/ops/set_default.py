@@ -48,7 +48,7 @@ class SetDefault(Operation):
             current = (
                 "SELECT pg_get_expr(ad.adbin, ad.adrelid) FROM pg_catalog.pg_attrdef ad "
                 "JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum "
-                f"WHERE ad.adrelid = {render(sql.Literal(render(self.table.ident)))}::regclass "
+                f"WHERE ad.adrelid = {self.table.regclass} "
                 f"AND a.attname = {render(sql.Literal(self.column))}"
             )
             return [

@@ -55,16 +55,13 @@ class SetReplicaIdentity(Operation):
     def _memo(self, migration_id: str) -> QualifiedName:
         return self.table.sibling(generated_name(migration_id, "replident", self.table.name, "memo"))
 
-    def _regclass(self) -> str:
-        return f"{render(sql.Literal(render(self.table.ident)))}::regclass"
-
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         if phase is Phase.EXPAND:
             facts = (
                 "jsonb_build_object("
-                f"'identity', (SELECT relreplident FROM pg_catalog.pg_class WHERE oid = {self._regclass()}), "
+                f"'identity', (SELECT relreplident FROM pg_catalog.pg_class WHERE oid = {self.table.regclass}), "
                 "'index', (SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c "
-                f"ON c.oid = i.indexrelid WHERE i.indrelid = {self._regclass()} AND i.indisreplident))"
+                f"ON c.oid = i.indexrelid WHERE i.indrelid = {self.table.regclass} AND i.indisreplident))"
             )
             target: sql.Composable
             if self.index is not None:
