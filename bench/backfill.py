@@ -9,7 +9,9 @@ while an app thread updates a random row every 5 ms, measures:
 
 Prints per size: rows/s of each and the ratio (backfill / UPDATE), the app's
 write p99 and longest wait during each, WAL bytes written, the table size after
-over before, and the backfill's peak RSS. Not run by the tests.
+over before, the backfill's peak RSS, and the machine's 1-minute load average
+(mean of before and after each run: on a shared machine it says how much the
+figures are worth). Not run by the tests.
 
     python bench/backfill.py --database-url postgresql://postgres@127.0.0.1/postgres
 """
@@ -47,7 +49,7 @@ result = run_backfill(Settings(database_url=url), migration_id="bench", step=ste
                       max_replication_lag=0, **extra)
 print(json.dumps({"elapsed": result.elapsed, "rows": result.rows_updated,
                   "workers": result.workers, "reason": result.workers_reason,
-                  "vacuums": result.vacuums,
+                  "vacuums": result.vacuums, "wal": result.wal,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -56,9 +58,11 @@ def build(url: str, rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_items")
         conn.execute("DROP SCHEMA IF EXISTS zdmigrate CASCADE")
+        # no autovacuum on it: both runs alike, whatever the server's setting
         conn.execute(
             "CREATE TABLE bench_items (id bigint PRIMARY KEY, payload text NOT NULL, "
-            "old int NOT NULL, new int, app_writes int NOT NULL DEFAULT 0)"
+            "old int NOT NULL, new int, app_writes int NOT NULL DEFAULT 0) "
+            "WITH (autovacuum_enabled = false)"
         )
         conn.execute(
             "INSERT INTO bench_items (id, payload, old) "
@@ -147,6 +151,7 @@ def measure(rows: int) -> dict[str, Any]:
     build(url, rows)
     before = table_size(url)
     lsn = wal_lsn(url)
+    load = os.getloadavg()[0]
     with AppWriter(url, rows) as app, psycopg.connect(url, autocommit=True) as conn:
         time.sleep(0.5)
         began = time.monotonic()
@@ -154,11 +159,12 @@ def measure(rows: int) -> dict[str, Any]:
         single = time.monotonic() - began
     update = {"rate": rows / single, "seconds": single, "p99": app.p99(),
               "max": max(app.waits), "wal": wal_bytes(url, lsn),
-              "growth": table_size(url) / before}
+              "growth": table_size(url) / before, "load": (load + os.getloadavg()[0]) / 2}
 
     build(url, rows)
     before = table_size(url)
     lsn = wal_lsn(url)
+    load = os.getloadavg()[0]
     with AppWriter(url, rows) as app:
         time.sleep(0.5)
         result = child(url, ARGS.workers)
@@ -166,7 +172,8 @@ def measure(rows: int) -> dict[str, Any]:
                 "p99": app.p99(), "max": max(app.waits), "wal": wal_bytes(url, lsn),
                 "growth": table_size(url) / before, "rss": result["maxrss_kb"] / 1024,
                 "workers": result["workers"], "reason": result["reason"],
-                "vacuums": result["vacuums"]}
+                "vacuums": result["vacuums"], "checkpoints": result["wal"],
+                "load": (load + os.getloadavg()[0]) / 2}
     with psycopg.connect(url) as conn:
         wrong = conn.execute("SELECT count(*) FROM bench_items WHERE new IS DISTINCT FROM old * 2")
         assert wrong.fetchone() == (0,), "the backfill left rows wrong"
@@ -174,6 +181,17 @@ def measure(rows: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    if ARGS.embedded:
+        from zdmigrate.embedded import embedded_postgres
+
+        with embedded_postgres() as url:
+            ARGS.database_url = url
+            run_sizes()
+    else:
+        run_sizes()
+
+
+def run_sizes() -> None:
     sizes = [100_000, 1_000_000] + ([5_000_000] if ARGS.with_5m else [])
     if ARGS.sizes:
         sizes = [int(s) for s in ARGS.sizes.split(",")]
@@ -182,7 +200,7 @@ def main() -> None:
           "app: one random-row UPDATE every 5 ms")
     print()
     print(f"{'rows':>10} {'run':<9}{'rows/s':>10}{'s':>8}{'ratio':>7}{'app p99':>9}"
-          f"{'app max':>9}{'WAL MiB':>9}{'size x':>8}{'RSS MiB':>9}")
+          f"{'app max':>9}{'WAL MiB':>9}{'size x':>8}{'RSS MiB':>9}{'load':>6}")
     results = []
     for rows in sizes:
         m = measure(rows)
@@ -193,8 +211,12 @@ def main() -> None:
             rss = f"{r['rss']:.0f}" if "rss" in r else "-"
             print(f"{rows:>10,} {name:<9}{r['rate']:>10,.0f}{r['seconds']:>8.1f}{ratio:>7}"
                   f"{r['p99'] * 1000:>7.1f}ms{r['max']:>8.3f}s{r['wal'] / 2**20:>9.0f}"
-                  f"{r['growth']:>7.2f}x{rss:>9}", flush=True)
-        print(f"{'':>10} ({b['reason']}; {b['vacuums']} VACUUM rounds)", flush=True)
+                  f"{r['growth']:>7.2f}x{rss:>9}{r['load']:>6.1f}", flush=True)
+        wal = b["checkpoints"]
+        print(f"{'':>10} ({b['reason']}; {b['vacuums']} VACUUM rounds; "
+              f"{wal.get('checkpoints_requested', 0)} requested + "
+              f"{wal.get('checkpoints_timed', 0)} timed checkpoints on the server, WAL "
+              f"throttle {wal.get('wal_throttled_seconds', 0):g}s)", flush=True)
     if ARGS.json:
         Path(ARGS.json).write_text(json.dumps(results, indent=2))
 
@@ -207,6 +229,9 @@ if __name__ == "__main__":
     parser.add_argument("--with-5m", action="store_true", help="also 5M rows")
     parser.add_argument("--workers", default="auto", help="backfill workers (default: auto)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--embedded", action="store_true",
+                        help="on a PostgreSQL of its own (embedded-postgres), not shared "
+                        "with other work on the machine's server")
     parser.add_argument("--option", action="append", default=[], type=lambda o: o.split("=", 1),
                         help="a backfill option NAME=VALUE (repeatable), to try non-defaults")
     ARGS = parser.parse_args()

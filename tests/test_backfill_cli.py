@@ -86,6 +86,13 @@ def test_backfill_command_runs_to_the_end_with_json_progress(
     assert progress["info"]["table_bytes_before"] > 0
     assert progress["info"]["table_bytes_after"] > 0
     assert summary["backfills"][0]["workers"] == 2
+    # and the server's WAL and checkpoints while it ran (issue 21: WAL throttle)
+    assert progress["info"]["wal_bytes"] > 0
+    assert progress["info"]["checkpoints_requested"] >= 0
+    assert progress["info"]["wal_throttled_seconds"] == 0
+    assert cli.run(["status", *base_args(db_url, project)]) == 0
+    text = capsys.readouterr().out
+    assert "worker(s): as asked" in text and "checkpoint(s) (" in text, text
 
     # the phase advance finds the backfill done and does not redo it
     engine.advance(settings, to="backfill")

@@ -334,3 +334,55 @@ def test_the_server_is_local_for_loopback_and_sockets() -> None:
     assert server_is_local("postgresql://postgres@127.0.0.1:5432/db")
     assert server_is_local("postgresql://postgres@/db?host=/tmp/sock")
     assert not server_is_local("postgresql://postgres@db.example.com/db")
+
+
+def test_the_choice_may_grow_to_the_cores(dsn: str, db_url: str) -> None:
+    from zdmigrate.backfill import upkeep
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        choice = upkeep.choose(conn, db_url, hint=3, limit=4)
+        capped = upkeep.choose(conn, db_url, hint=8, limit=2)
+    assert 1 <= choice.start <= choice.ceiling == 3
+    assert capped.ceiling == 2 and capped.start <= 2
+
+
+def test_a_worker_is_tried_on_top_and_kept_only_when_faster(dsn: str, db_url: str) -> None:
+    """One core busy: the run starts with 1 of 2 workers, tries the second after a quiet
+    while and judges it by the rows/s: capped by max_rows_per_second, it is no faster
+    and parked again (unless one worker alone could not reach the cap on a loaded
+    machine: then it was faster, is kept, and the result says so)."""
+    make_table(dsn, 1500)
+    events: list[BackfillEvent] = []
+    def sleep(conn: psycopg.Connection[Any]) -> None:
+        with __import__("contextlib").suppress(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(600)")
+
+    with psycopg.connect(dsn, autocommit=True) as busy:
+        # an active backend throughout: the server's load while the run starts
+        sleeper = __import__("threading").Thread(target=sleep, args=(busy,))
+        sleeper.start()
+        try:
+            deadline = time.monotonic() + 30
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                while time.monotonic() < deadline and not conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                        "'SELECT pg_sleep(600)%' AND state = 'active'").fetchone()[0]:
+                    time.sleep(0.02)
+            result = run_backfill(
+                Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                reporter=events.append, server_cores=2, batch_size=50, min_batch_size=50,
+                max_batch_size=50, max_rows_per_second=100, vacuum_every_percent=0, **FAST)
+        finally:
+            busy.cancel_safe()
+            sleeper.join()
+    assert result.done and table_state(dsn)[:2] == (0, {1: 1500})
+    assert result.workers == 1 and "other active backend(s)" in result.workers_reason
+    changes = [e.message or "" for e in events if e.kind == "workers"]
+    assert changes[0].startswith("2 worker(s): trying one more"), changes
+    judged = changes[1]
+    if judged.startswith("2 worker(s): "):  # faster: kept
+        assert "rows/s against" in judged
+        assert result.workers_reason.endswith("; grew to 2 while that was faster")
+    else:
+        assert judged.startswith("1 worker(s): 2 were not faster"), changes
+        assert "grew to" not in result.workers_reason

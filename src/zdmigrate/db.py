@@ -61,8 +61,9 @@ def connect(
         raise DatabaseUnreachable(
             f"cannot connect to {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from None
-    for name, value in (session or {}).items():
-        conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+    if session:  # one round trip for all of them
+        calls = sql.SQL(", ").join([sql.SQL("set_config(%s, %s, false)")] * len(session))
+        conn.execute(sql.SQL("SELECT ") + calls, [v for item in session.items() for v in item])
     notice_gone_client(conn)
     return conn
 

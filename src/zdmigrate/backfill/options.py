@@ -36,8 +36,17 @@ class BackfillOptions:
     #: Read the lag from this standby (``pg_last_xact_replay_timestamp``) instead of
     #: ``pg_stat_replication`` on the primary.
     replica_dsn: str | None = None
-    #: Check the lag at most this often, seconds.
+    #: Check the lag (and the WAL) at most this often, seconds.
     lag_check_interval: float = 1.0
+    #: A WAL budget, bytes per second of the server's WAL over 10 s; workers wait
+    #: while it is exceeded (0 = none).
+    max_wal_bytes_per_second: float = 0.0
+    #: Once checkpoints driven by WAL volume come more often than this, seconds,
+    #: slow down so that the next comes no sooner (0 = off). PostgreSQL warns
+    #: below 30 s (``checkpoint_warning``); held to that, a 5M-row backfill ran at
+    #: half its speed for little gain to the app (see docs/backfill.md), so the
+    #: default only stops the steepest pressure.
+    min_checkpoint_seconds: float = 10.0
     #: SET LOCAL lock_timeout of a batch, milliseconds; a batch that waits longer for
     #: an app's row lock is rolled back, made smaller, and retried after a backoff.
     lock_timeout_ms: float = 500.0

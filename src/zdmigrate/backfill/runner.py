@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,7 @@ from zdmigrate.backfill.throttle import (
     PrimaryLag,
     RateLimiter,
     ReplicaLag,
+    WalThrottle,
 )
 from zdmigrate.backfill.verify import Verification, verify_backfill
 from zdmigrate.backfill.walkers import BlockWalker, KeysetWalker, Walker, key_text
@@ -98,6 +100,10 @@ class BackfillResult:
     table_bytes_before: int | None = None
     table_bytes_after: int | None = None
     vacuums: int = 0
+    #: The server's WAL and checkpoints while it ran, and how long the WAL throttle
+    #: held the workers: wal_bytes, checkpoints_timed, checkpoints_requested,
+    #: wal_throttled_seconds (empty when it had nothing to do).
+    wal: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -113,6 +119,7 @@ class BackfillResult:
             "workers": self.workers, "workers_reason": self.workers_reason,
             "table_bytes_before": self.table_bytes_before,
             "table_bytes_after": self.table_bytes_after, "vacuums": self.vacuums,
+            "wal": self.wal,
         }
 
 
@@ -197,11 +204,10 @@ def run_backfill(
         if isinstance(walker, BlockWalker) and "end_block" in stored:
             walker.end_block = int(stored["end_block"])
         if workers is None:
-            workers, workers_reason = upkeep.choose_workers(
-                conn, url, hint=opts.server_cores, limit=opts.max_workers
-            )
+            choice = upkeep.choose(conn, url, hint=opts.server_cores, limit=opts.max_workers)
+            workers, ceiling, workers_reason = choice.start, choice.ceiling, choice.reason
         else:
-            workers_reason = f"{workers} worker(s): as asked"
+            ceiling, workers_reason = workers, f"{workers} worker(s): as asked"
         info = dict(stored.get("info") or {})
         size_before = info.get("table_bytes_before")
         if size_before is None:
@@ -229,6 +235,12 @@ def run_backfill(
     )
     if opts.vacuum_every_percent > 0 and vacuumer.every_rows <= 0:
         vacuumer.every_rows = 50_000  # the table's size is unknown (never analyzed)
+    if row.rows_total is not None and row.rows_total < upkeep.SMALL_TABLE_ROWS:
+        vacuumer.every_rows = 0  # a small table: the final round is enough
+    wal = WalThrottle(
+        url if status != "done" else None, max_bytes_per_second=opts.max_wal_bytes_per_second,
+        min_checkpoint_seconds=opts.min_checkpoint_seconds, interval=opts.lag_check_interval,
+    )
     if status != "done":
         meter.note("start", f"walking by {key.describe()}; {workers_reason}")
         source = lag_source
@@ -239,20 +251,24 @@ def run_backfill(
             walker=walker, opts=opts, meter=meter, stop=stop,
             lag=LagThrottle(source, opts.max_replication_lag, opts.lag_check_interval),
             rate=RateLimiter(opts.max_rows_per_second), errors=errors, running=workers,
-            vacuumer=vacuumer,
+            vacuumer=vacuumer, wal=wal,
         )
-        upkeep_ = _Upkeep(shared, vacuumer, workers, auto=options_workers_auto(workers_reason))
+        upkeep_ = _Upkeep(shared, vacuumer, ceiling, auto=options_workers_auto(workers_reason))
         threads = [
             threading.Thread(target=_Worker(shared, i).run, name=f"zdmigrate-backfill-{i}")
-            for i in range(workers)
+            for i in range(ceiling)
         ]
         try:
             for t in threads:
                 t.start()
+            while any(t.is_alive() for t in threads):
+                shared.exited.wait(0.05)  # woken at once when a worker returns
+                shared.exited.clear()
+                if stop.is_set():
+                    shared.over.set()  # wakes the workers napping on it
+                upkeep_.tick()
             for t in threads:
-                while t.is_alive():
-                    t.join(0.05)
-                    upkeep_.tick()
+                t.join()
             upkeep_.wait_vacuum()
         except KeyboardInterrupt:
             # let the batches in flight finish or roll back, then tell the caller
@@ -262,25 +278,37 @@ def run_backfill(
             raise
         finally:
             shared.lag.close()
+            wal.finish()
+            wal.close()
         if errors:
             stop.set()
             raise errors[0]
+        if upkeep_.kept > workers:
+            workers_reason += f"; grew to {upkeep_.kept} while that was faster"
 
     with connect(url) as conn:
         final = claims.read(conn)
         if final is None:
             raise BackfillReset(migration_id)
         verification = None
+        last_round = None
         if final.status == "done" and status != "done" and opts.vacuum_every_percent > 0:
-            try:  # the last ranges' old versions; sets the visibility map
-                vacuumer.run()
-            except psycopg.Error as exc:  # the backfill is done all the same
-                meter.note("vacuum", f"final vacuum of {table} failed: {first_line(exc)}")
-        if final.status == "done" and verify:
-            verification = verify_backfill(conn, step)
+            # the last ranges' old versions; sets the visibility map. On its own
+            # connection, while this one verifies.
+            last_round = threading.Thread(
+                target=_final_vacuum, args=(vacuumer, meter), name="zdmigrate-backfill-vacuum"
+            )
+            last_round.start()
+        try:
+            if final.status == "done" and verify:
+                verification = verify_backfill(conn, step)
+        finally:
+            if last_round is not None:
+                last_round.join()
         size_after = upkeep.table_bytes(conn, table)
         with conn.transaction():
-            claims.merge_info(conn, {"table_bytes_after": size_after})
+            claims.merge_info(conn, {"table_bytes_after": size_after,
+                                     "workers_reason": workers_reason, **wal.summary()})
     if final.status == "done":
         outcome = "done"
     elif final.status == "paused" and not stop.is_set():
@@ -297,8 +325,16 @@ def run_backfill(
         rows_total=final.rows_total, batches=meter.batches,
         elapsed=time.monotonic() - started, verification=verification,
         workers=workers, workers_reason=workers_reason, table_bytes_before=size_before,
-        table_bytes_after=size_after, vacuums=vacuumer.rounds,
+        table_bytes_after=size_after, vacuums=vacuumer.rounds, wal=wal.summary(),
     )
+
+
+def _final_vacuum(vacuumer: upkeep.Vacuumer, meter: ProgressMeter) -> None:
+    try:
+        vacuumer.run()
+    except (psycopg.Error, DatabaseUnreachable) as exc:  # the backfill is done all the same
+        reason = exc.message if isinstance(exc, DatabaseUnreachable) else first_line(exc)
+        meter.note("vacuum", f"final vacuum of {vacuumer.table} failed: {reason}")
 
 
 def _walker(
@@ -327,7 +363,12 @@ class _Shared:
     #: Workers allowed to claim ranges now (the others park between ranges).
     running: int = 1
     vacuumer: upkeep.Vacuumer | None = None
+    wal: WalThrottle | None = None
     pids: dict[int, int] = field(default_factory=dict)
+    #: Set when a worker returns of its own accord: the parked ones return as well.
+    over: threading.Event = field(default_factory=threading.Event)
+    #: Set whenever a worker thread ends (wakes the main thread's loop).
+    exited: threading.Event = field(default_factory=threading.Event)
 
 
 class _Worker:
@@ -348,6 +389,7 @@ class _Worker:
                 self.s.pids[self.index] = conn.info.backend_pid
                 try:
                     self._loop(conn)
+                    self.s.over.set()  # finished, or paused and not waiting: parked ones go too
                 except psycopg.OperationalError as exc:
                     # lost between batches (claiming, waiting): as lost within one
                     if not (conn.closed or conn.broken):
@@ -361,6 +403,8 @@ class _Worker:
         except BaseException as exc:  # reported by run_backfill in the main thread
             self.s.errors.append(exc)
             self.s.stop.set()
+        finally:
+            self.s.exited.set()
 
     def _loop(self, conn: psycopg.Connection[Any]) -> None:
         s = self.s
@@ -369,10 +413,12 @@ class _Worker:
         )
         while not s.stop.is_set():
             if self.index >= s.running:
-                s.stop.wait(s.opts.poll_interval)  # parked, between ranges
+                if s.over.is_set():
+                    return  # another worker found nothing left to do
+                s.over.wait(s.opts.poll_interval)  # parked, between ranges
                 continue
             failpoint("backfill.claim.before")
-            got = claims.claim(conn, s.walker, s.opts.chunk_rows)
+            got = claims.claim(conn, s.walker, self._chunk())
             failpoint("backfill.claim.after")
             if got is ClaimState.FINISHED:
                 return
@@ -384,13 +430,30 @@ class _Worker:
                 continue
             s.meter.note("resumed", state="operator")
             if got is ClaimState.WAIT:
-                s.stop.wait(s.opts.poll_interval)
+                # others hold the last ranges: look again when one of this process's
+                # workers returns (the backfill may be over) or after poll_interval
+                s.over.wait(s.opts.poll_interval)
                 continue
             assert isinstance(got, Claim)
             if got.taken_over:
                 s.meter.note("progress", f"took over range {got.range_no} from a dead worker")
             if not self._work(conn, claims, got):
                 return
+
+    #: Near the end, ranges shrink down to this many rows (not below).
+    SMALLEST_CHUNK = 10_000
+
+    def _chunk(self) -> int:
+        """Rows to claim: `chunk_rows`, less near the end (a share of what is left for
+        each running worker), so the workers finish together rather than one
+        walking the last big range alone."""
+        s = self.s
+        chunk = s.opts.chunk_rows
+        total = s.meter.rows_total
+        if total:
+            left = max(0, total - s.meter.rows_done)
+            chunk = min(chunk, max(left // (2 * max(1, s.running)), self.SMALLEST_CHUNK))
+        return max(1, chunk)
 
     def _work(self, conn: psycopg.Connection[Any], claims: Claims, claim: Claim) -> bool:
         """Batches of one range; False when this worker should stop."""
@@ -406,10 +469,20 @@ class _Worker:
             )
             if s.stop.is_set():
                 return False
-            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done):
+            if s.wal is not None:
+                s.wal.wait(
+                    s.stop,
+                    on_pause=lambda why: s.meter.note("throttled", why, state="wal"),
+                    on_resume=lambda: s.meter.note("unthrottled", state="wal"),
+                    keepalive=lambda: claims.heartbeat(conn, claim),
+                )
+                if s.stop.is_set():
+                    return False
+            batch = self.sizer.size
+            if s.vacuumer is not None and s.vacuumer.behind(s.meter.rows_done, batch):
                 s.meter.note("throttled", "waiting for a VACUUM round to catch up",
                              state="vacuum")
-                while s.vacuumer.behind(s.meter.rows_done) and not s.stop.is_set():
+                while s.vacuumer.behind(s.meter.rows_done, batch) and not s.stop.is_set():
                     s.stop.wait(0.05)
                 s.meter.note("unthrottled", state="vacuum")
                 continue
@@ -515,11 +588,17 @@ def options_workers_auto(reason: str) -> bool:
 class _Upkeep:
     """The main thread's chores while workers run: progress at a regular interval,
     the throttled VACUUM rounds (in a thread of their own), and, for workers the
-    backfill chose, parking one while app writes wait on its locks and bringing it
-    back after a quiet while."""
+    backfill chose, a governor: it parks one while app writes wait on its locks
+    or the WAL throttle holds the workers,
+    and after a quiet while tries one more (up to the server's cores), kept only
+    if the backfill got at least `GAIN` times faster with it; a failed try waits
+    twice as long before the next."""
 
     CHECK = 2.0  # seconds between looks at the app's lock waits
-    QUIET = 20.0  # seconds without lock waits before a parked worker comes back
+    QUIET = 4.0  # seconds without lock waits before one more worker is tried
+    QUIET_MAX = 60.0  # the wait before another try, doubled after each failed one
+    PROBE = 4.0  # seconds a tried worker runs before it is judged
+    GAIN = 1.1  # kept if rows/s grew by this factor
 
     def __init__(self, shared: _Shared, vacuumer: upkeep.Vacuumer, workers: int, *, auto: bool):
         self.s = shared
@@ -530,6 +609,13 @@ class _Upkeep:
         self._checked = time.monotonic()
         self._calm_since = time.monotonic()
         self._conn: psycopg.Connection[Any] | None = None
+        self._quiet = self.QUIET
+        #: (when, rows/s before, workers) of the worker being tried
+        self._probe: tuple[float, float, int] | None = None
+        self._history: deque[tuple[float, int]] = deque()
+        self._wal_held = 0.0
+        #: The most workers that ran (for the result and `status`).
+        self.kept = shared.running
 
     def tick(self) -> None:
         s = self.s
@@ -547,7 +633,7 @@ class _Upkeep:
 
     def _vacuum_round(self, rows: int) -> None:
         try:
-            if self.vacuumer.maybe(rows):
+            if self.vacuumer.maybe(rows, lambda: self.s.meter.rows_done):
                 self.s.meter.note("vacuum", f"vacuumed {self.s.table} ({self.vacuumer.rounds})")
         except (psycopg.Error, DatabaseUnreachable) as exc:  # not fatal: the next one tries
             reason = exc.message if isinstance(exc, DatabaseUnreachable) else first_line(exc)
@@ -562,18 +648,60 @@ class _Upkeep:
         except (psycopg.Error, DatabaseUnreachable):
             return
         now = time.monotonic()
-        if waits and s.running > 1:
+        rate = self._rate(now)
+        held = s.wal.throttled_seconds if s.wal is not None else 0.0
+        wal_held, self._wal_held = held > self._wal_held, held
+        pressed = waits or wal_held
+        if self._probe is not None and (pressed or now - self._probe[0] >= self.PROBE * 0.99):
+            self._judge_probe(now, rate, pressed)
+        if pressed and s.running > 1:
             s.running -= 1
             self._calm_since = now
-            s.meter.note("workers", f"{s.running} worker(s): {waits} app backend(s) waited "
-                         "on the backfill's row locks")
-        elif waits:
+            self._probe = None
+            why = (f"{waits} app backend(s) waited on the backfill's row locks" if waits
+                   else "the WAL throttle held the workers")
+            s.meter.note("workers", f"{s.running} worker(s): {why}")
+        elif pressed:
             self._calm_since = now
-        elif s.running < self.chosen and now - self._calm_since >= self.QUIET:
+        elif (s.running < self.chosen and self._probe is None and rate is not None
+              and now - self._calm_since >= self._quiet):
+            # try one more: kept if the backfill gets faster and the app does not wait
             s.running += 1
             self._calm_since = now
-            s.meter.note("workers", f"{s.running} worker(s): no app lock waits for "
-                         f"{self.QUIET:g}s")
+            self._probe = (now, rate, s.running)
+            s.meter.note("workers", f"{s.running} worker(s): trying one more (no app lock "
+                         f"waits for {self._quiet:g}s, {rate:,.0f} rows/s with {s.running - 1})")
+
+    def _judge_probe(self, now: float, rate: float | None, waits: int | bool) -> None:
+        s = self.s
+        assert self._probe is not None
+        _, before, count = self._probe
+        self._probe = None
+        if waits or s.running != count:
+            return  # the lock waits decide
+        if rate is not None and rate >= before * self.GAIN:
+            self._quiet = self.QUIET
+            self.kept = max(self.kept, count)
+            s.meter.note("workers", f"{count} worker(s): {rate:,.0f} rows/s against "
+                         f"{before:,.0f} with {count - 1}")
+            return
+        s.running -= 1
+        self._calm_since = now
+        self._quiet = min(self._quiet * 2, self.QUIET_MAX)
+        got = "no rate" if rate is None else f"{rate:,.0f} rows/s"
+        s.meter.note("workers", f"{s.running} worker(s): {count} were not faster ({got} "
+                     f"against {before:,.0f}); next try in {self._quiet:g}s")
+
+    def _rate(self, now: float) -> float | None:
+        """Rows/s over the last `PROBE` seconds (None until there is that much history)."""
+        rows = self.s.meter.rows_done
+        self._history.append((now, rows))
+        while len(self._history) > 2 and now - self._history[1][0] >= self.PROBE:
+            self._history.popleft()
+        then, before = self._history[0]
+        if now - then < self.PROBE * 0.75:
+            return None
+        return (rows - before) / (now - then)
 
     def wait_vacuum(self) -> None:
         if self._vacuum is not None:

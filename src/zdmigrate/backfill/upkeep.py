@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +23,9 @@ from zdmigrate import db
 from zdmigrate.backfill.keys import TableRef
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
+
+#: Below this many rows a backfill runs no VACUUM rounds, only the final one.
+SMALL_TABLE_ROWS = 10_000
 
 
 def server_is_local(url: str) -> bool:
@@ -47,26 +51,53 @@ def server_cores(conn: psycopg.Connection[Any], url: str, hint: int) -> tuple[in
     return cores, f"{cores} cores (max_parallel_workers of the server; set server_cores if wrong)"
 
 
-def active_backends(conn: psycopg.Connection[Any]) -> int:
-    """Other client backends running a query now: the server's current load."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-        "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
-        "AND application_name <> 'zdmigrate-backfill'"
-    ).fetchone()
-    return int(row[0]) if row else 0
+def active_backends(conn: psycopg.Connection[Any], samples: int = 5, gap: float = 0.004) -> int:
+    """Other client backends running a query now: the server's current load.
+
+    The mean of a few looks `gap` seconds apart, rounded down: an app's
+    millisecond queries, caught in flight now and then, count for what they
+    weigh (half a backend when active half the time), a backend busy throughout
+    counts one."""
+    total = 0
+    for n in range(max(1, samples)):
+        if n:
+            time.sleep(gap)
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND application_name NOT LIKE 'zdmigrate-backfill%%'"
+        ).fetchone()
+        total += int(row[0]) if row else 0
+    return total // max(1, samples)
+
+
+@dataclass(frozen=True)
+class WorkerChoice:
+    """Workers to start with, how many the run may grow to, and why."""
+
+    start: int
+    ceiling: int
+    reason: str
+
+
+def choose(conn: psycopg.Connection[Any], url: str, *, hint: int, limit: int) -> WorkerChoice:
+    """Workers for a run: the server's cores less its current load, at most `limit`;
+    the run may add workers up to the cores (at most `limit`) while that makes it
+    faster and the app does not wait on it (see the runner's governor)."""
+    cores, where = server_cores(conn, url, hint)
+    load = active_backends(conn)
+    workers = max(1, min(limit, cores - load))
+    ceiling = max(workers, min(limit, cores))
+    reason = f"{workers} worker(s): {where}, {load} other active backend(s), at most {limit}"
+    return WorkerChoice(workers, ceiling, reason)
 
 
 def choose_workers(
     conn: psycopg.Connection[Any], url: str, *, hint: int, limit: int
 ) -> tuple[int, str]:
     """Workers for a run: the server's cores less its current load, at most `limit`."""
-    cores, where = server_cores(conn, url, hint)
-    load = active_backends(conn)
-    workers = max(1, min(limit, cores - load))
-    return workers, (
-        f"{workers} worker(s): {where}, {load} other active backend(s), at most {limit}"
-    )
+    choice = choose(conn, url, hint=hint, limit=limit)
+    return choice.start, choice.reason
 
 
 def lock_waits_on(conn: psycopg.Connection[Any], pids: list[int]) -> int:
@@ -104,10 +135,17 @@ class Vacuumer:
     ``vacuum_cost_delay``, on a connection of its own (VACUUM runs outside a
     transaction). It takes SHARE UPDATE EXCLUSIVE, which app reads and writes do
     not wait on; with ``lock_timeout`` it gives up a round rather than queue behind DDL
-    or autovacuum, and tries again (workers wait meanwhile if two rounds behind).
-    Pages the backfill has not reached are all-visible and skipped, so each round
-    reads about what was done since the last.
+    or autovacuum, and tries again. Pages the backfill has not reached are
+    all-visible and skipped, so each round reads about what was done since the last.
+
+    The rounds keep pace with the backfill: a round that ends after the next one
+    was already due halves the cost delay of the next (down to 0); a round that
+    ends within a quarter of its interval doubles it again (up to `cost_delay_ms`, the
+    gentlest). Workers wait only when the rounds fall `BEHIND` intervals behind.
     """
+
+    #: Intervals the rounds may fall behind before workers wait for them.
+    BEHIND = 2
 
     def __init__(
         self, url: str, table: TableRef, *, every_rows: int, cost_delay_ms: float,
@@ -117,14 +155,20 @@ class Vacuumer:
         self.table = table
         self.every_rows = every_rows
         self.cost_delay_ms = cost_delay_ms
+        #: The delay of the next round (adapts between 0 and `cost_delay_ms`).
+        self.delay_ms = cost_delay_ms
         self.connect = connect or (lambda u: db.connect(
             u, application_name="zdmigrate-backfill-vacuum", autocommit=True))
         self.rounds = 0
         self.skipped = 0
+        self.seconds = 0.0
         self._last_rows: int | None = None
 
-    def maybe(self, rows_done: int) -> bool:
-        """Vacuum if `every_rows` rows were done since the last round; True if it ran."""
+    def maybe(self, rows_done: int, now_rows: Any = None) -> bool:
+        """Vacuum if `every_rows` rows were done since the last round; True if it ran.
+
+        `now_rows()` (optional) tells the rows done when the round ends, to pace
+        the next round's cost delay."""
         if self.every_rows <= 0:
             return False
         if self._last_rows is None:
@@ -134,14 +178,24 @@ class Vacuumer:
         if not self.run():
             return False  # skipped (autovacuum holds the table): try again, workers wait
         self._last_rows = rows_done
+        if now_rows is not None:
+            self._pace(int(now_rows()) - rows_done)
         return True
 
-    def behind(self, rows_done: int) -> bool:
-        """True when the rounds fell two intervals behind the backfill: workers wait,
-        so the table never grows by more than about that share before a round."""
+    def _pace(self, rows_during: int) -> None:
+        if rows_during >= self.every_rows:  # the next round was due before this one ended
+            self.delay_ms = self.delay_ms / 2 if self.delay_ms > 0.25 else 0.0
+        elif rows_during < self.every_rows / 4 and self.delay_ms < self.cost_delay_ms:
+            self.delay_ms = min(self.cost_delay_ms, max(self.delay_ms * 2, 0.25))
+
+    def behind(self, rows_done: int, batch: int = 0) -> bool:
+        """True when the rounds fell `BEHIND` intervals (and two batches of `batch`
+        rows) behind the backfill: workers wait, so the table never grows by more
+        than about that share before a round. (On a small table one batch may be
+        several intervals: waiting after each would only slow it down.)"""
         return (
             self.every_rows > 0 and self._last_rows is not None
-            and rows_done - self._last_rows >= 2 * self.every_rows
+            and rows_done - self._last_rows >= max(self.BEHIND * self.every_rows, 2 * batch)
         )
 
     def due(self, rows_done: int) -> bool:
@@ -150,16 +204,18 @@ class Vacuumer:
         )
 
     def run(self) -> bool:
+        began = time.monotonic()
         try:
             with self.connect(self.url) as conn:
                 conn.execute(
                     "SELECT set_config('vacuum_cost_delay', %s, false), "
                     "set_config('lock_timeout', '1s', false)",
-                    [f"{self.cost_delay_ms:g}ms"],
+                    [f"{self.delay_ms:g}ms"],
                 )
                 conn.execute(sql.SQL("VACUUM {}").format(self.table.ident))
         except psycopg.errors.LockNotAvailable:
             self.skipped += 1
             return False
         self.rounds += 1
+        self.seconds += time.monotonic() - began
         return True

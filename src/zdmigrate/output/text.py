@@ -188,7 +188,19 @@ def _backfill_text(progress: dict[str, Any]) -> str:
         if after:
             size += f" -> {_mib(after)} ({after / before:.2f}x)"
         line += f"\n  {size}"
+    if info.get("wal_bytes") is not None:
+        line += f"\n  {_wal_text(info)}"
     return line
+
+
+def _wal_text(wal: dict[str, Any]) -> str:
+    """``WAL 368.0 MiB, 1 checkpoint(s) (1 requested), WAL throttle held it 12.3s``"""
+    timed, requested = wal.get("checkpoints_timed", 0), wal.get("checkpoints_requested", 0)
+    text = (f"WAL {_mib(wal['wal_bytes'])}, {timed + requested} checkpoint(s) "
+            f"({requested} requested)")
+    if wal.get("wal_throttled_seconds"):
+        text += f", WAL throttle held it {wal['wal_throttled_seconds']:.1f}s"
+    return text
 
 
 def _mib(size: int) -> str:
@@ -257,6 +269,8 @@ def backfill(run: BackfillRun) -> None:
                   f"{_mib(result.table_bytes_after)} "
                   f"({result.table_bytes_after / result.table_bytes_before:.2f}x), "
                   f"{result.vacuums} VACUUM round(s)")
+        if result.wal:
+            print(f"  {_wal_text(result.wal)}")
 
 
 def heartbeat(result: Instance | bool) -> None:
