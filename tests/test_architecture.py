@@ -29,6 +29,7 @@ LAYER = {
     "ops": 1, "lint": 1,
     "db": 2, "data_problems": 2, "state": 2, "context": 2, "migration": 2, "lint_targets": 2,
     "embedded": 2, "_examples": 2, "autogenerate": 2, "alembic_bridge": 2, "_alembic_layout": 2,
+    "targets": 2,
     "backfill": 3, "fleet": 3, "shadow_reads": 3,
     "engine": 4, "gate": 4,
     "output": 5,

@@ -22,7 +22,7 @@ import click
 
 from zdmigrate import output
 from zdmigrate._lazy import lazy_module
-from zdmigrate.config import Settings
+from zdmigrate.config import PARALLEL_MAX, Settings
 from zdmigrate.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -35,6 +35,7 @@ from zdmigrate.errors import (
 if TYPE_CHECKING:
     from zdmigrate import engine
     from zdmigrate import gate as gate_module
+    from zdmigrate.targets import Target
 else:  # imported on first use: `zdmigrate lint` must not load the engine's drivers
     engine = lazy_module("zdmigrate.engine")
     gate_module = lazy_module("zdmigrate.gate")
@@ -171,10 +172,57 @@ def _log_for(output_format: str) -> Callable[[str], None]:
     return output.log_line
 
 
-def override_reason(override_fleet_check: bool, reason: str | None) -> str | None:
-    """The reason for `--override-fleet-check`: both or neither must be given."""
-    if reason is not None and not override_fleet_check:
-        raise BadInput("--reason is only for --override-fleet-check")
+def target_option(function: F) -> F:
+    """``--target NAME|GLOB`` (repeatable): act on these of the configured targets only."""
+    return click.option(
+        "--target", "target_selectors", multiple=True, metavar="NAME|GLOB",
+        help="Only these of the configured targets (exact name or glob, e.g. 'shard-*'; "
+        "repeatable) [default: every target].",
+    )(function)
+
+
+def across_options(function: F) -> F:
+    """The options of a phase command across targets: which, how many at once, canary, skip."""
+    for option in reversed((
+        click.option("--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
+                     help="With targets: how many at once [env ZDMIGRATE_PARALLEL; default 4]."),
+        click.option("--canary", metavar="NAME",
+                     help="With targets: run this target first, alone; the others only if it "
+                     "succeeds."),
+        click.option("--skip-target", "skip_targets", multiple=True, metavar="NAME",
+                     help="With targets: leave this (decommissioned) target out on purpose; "
+                     "needs --reason, recorded in the phase log of every other target."),
+    )):
+        function = option(function)
+    return target_option(function)
+
+
+def _targets(settings: Settings, selectors: tuple[str, ...]) -> list[Target]:
+    """The targets a phase command or status acts on ([] = the one database URL)."""
+    found = engine.list_targets(settings, selectors)
+    if found and settings.database_url and not settings.targets_query:
+        output.log_line(f"note: {len(found)} target(s) configured: acting on them; the "
+                        "database URL is not used")
+    return found
+
+
+def _one_database_only(parallel: int | None, canary: str | None,
+                       skip_targets: tuple[str, ...]) -> None:
+    """Refuse the options that only mean something across targets, when none is configured."""
+    for flag, given in (("--parallel", parallel is not None), ("--canary", canary is not None),
+                        ("--skip-target", bool(skip_targets))):
+        if given:
+            raise BadInput(f"{flag} needs targets, and none is configured",
+                           hint="see docs/many-databases.md")
+
+
+def override_reason(
+    override_fleet_check: bool, reason: str | None, *, skipping: bool = False
+) -> str | None:
+    """The reason for `--override-fleet-check`: both or neither must be given (or a
+    `--skip-target`, whose reason it is too)."""
+    if reason is not None and not override_fleet_check and not skipping:
+        raise BadInput("--reason is only for --override-fleet-check or --skip-target")
     if not override_fleet_check:
         return None
     if reason is None or not reason.strip():
@@ -225,12 +273,36 @@ def new(name: str, autogenerate: bool, renames: tuple[str, ...], **kwargs: Any) 
 @cli.command()
 @click.option("--wide", is_flag=True,
               help="Every blocker of every instance, in lines as long as they need.")
+@target_option
+@click.option("--parallel", type=click.IntRange(1, PARALLEL_MAX), metavar="N",
+              help="With targets: how many are read at once [env ZDMIGRATE_PARALLEL; default 4].")
 @global_options(READS)
-def status(wide: bool, **kwargs: Any) -> None:
-    """Each migration: phase, next phase, what blocks it, backfill progress."""
+def status(wide: bool, target_selectors: tuple[str, ...], parallel: int | None,
+           **kwargs: Any) -> int:
+    """Each migration: phase, next phase, what blocks it, backfill progress; with targets,
+    where they all are (--target: each one's detail)."""
     settings, fmt = settings_from(kwargs)
+    formats(fmt)
+    targets = _targets(settings, target_selectors)
+    if targets:
+        report = engine.status_across(settings, targets, parallel=parallel,
+                                      log=_log_for(fmt))
+        output.status_across(report, fmt, detail=bool(target_selectors), wide=wide)
+        return report.exit_code
+    _one_database_only(parallel, None, ())
     statuses = engine.status(settings)
-    output.status(statuses, formats(fmt), wide=wide)
+    output.status(statuses, fmt, wide=wide)
+    return EXIT_OK
+
+
+@cli.command("targets")
+@target_option
+@global_options(("database_url",))
+def targets_command(target_selectors: tuple[str, ...], **kwargs: Any) -> None:
+    """The configured targets (databases) and where each comes from; connects to none."""
+    settings, fmt = settings_from(kwargs)
+    found = engine.list_targets(settings, target_selectors)
+    output.targets(found, formats(fmt))
 
 
 @cli.command()
@@ -268,22 +340,38 @@ def phase() -> None:
               help="Go on although the migration file changed after a phase of it ran.")
 @click.option("--override-fleet-check", is_flag=True,
               help="Go on although the fleet check refused (needs --reason; logged with --actor).")
-@click.option("--reason", help="Why the fleet check is overridden (recorded in the phase log).")
+@click.option("--reason", help="Why the fleet check is overridden, or a target skipped "
+              "(recorded in the phase log).")
+@across_options
 @global_options(RUNS)
 def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_changed: bool,
-                  override_fleet_check: bool, reason: str | None, **kwargs: Any) -> None:
-    """Run the next phase(s) of MIGRATION (default: the oldest not complete)."""
+                  override_fleet_check: bool, reason: str | None,
+                  target_selectors: tuple[str, ...], parallel: int | None, canary: str | None,
+                  skip_targets: tuple[str, ...], **kwargs: Any) -> int:
+    """Run the next phase(s) of MIGRATION (default: the oldest not complete), on every target
+    when targets are configured."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
     from zdmigrate.output.progress import PlainReporter
 
     log = _log_for(fmt)
+    overridden = override_reason(override_fleet_check, reason, skipping=bool(skip_targets))
+    targets = _targets(settings, target_selectors)
+    if targets:
+        run_ = engine.advance_across(
+            settings, targets, migration, to=to, parallel=parallel, canary=canary,
+            skip=skip_targets, reason=reason, dry_run=dry_run, accept_changed=accept_changed,
+            override_reason=overridden, log=log,
+            reporter_for=lambda target_log: PlainReporter(write=target_log))
+        output.across(run_, fmt)
+        return run_.exit_code
+    _one_database_only(parallel, canary, skip_targets)
     transitions = engine.advance(
         settings, migration, to=to, dry_run=dry_run, accept_changed=accept_changed,
-        override_reason=override_reason(override_fleet_check, reason),
-        log=log, reporter=PlainReporter(write=log),
+        override_reason=overridden, log=log, reporter=PlainReporter(write=log),
     )
     output.transitions(transitions, fmt)
+    return EXIT_OK
 
 
 @phase.command("rollback")
@@ -291,15 +379,30 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
 @click.option("--to", "to", shell_complete=_complete_phase, help="Roll back to this phase (default: one phase back).")
 @click.option("--accept-changed", is_flag=True,
               help="Go on although the migration file changed after a phase of it ran.")
+@click.option("--reason", help="Why a target is skipped (recorded in the phase log).")
+@across_options
 @global_options(RUNS)
 def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
-                   **kwargs: Any) -> None:
-    """Undo phases of MIGRATION (default: the newest started), never past contract."""
+                   reason: str | None, target_selectors: tuple[str, ...], parallel: int | None,
+                   canary: str | None, skip_targets: tuple[str, ...], **kwargs: Any) -> int:
+    """Undo phases of MIGRATION (default: the newest started), never past contract; on every
+    target when targets are configured."""
     settings, fmt = settings_from(kwargs)
     formats(fmt)
+    if reason is not None and not skip_targets:
+        raise BadInput("--reason goes with --skip-target")
+    targets = _targets(settings, target_selectors)
+    if targets:
+        run_ = engine.rollback_across(
+            settings, targets, migration, to=to, parallel=parallel, canary=canary,
+            skip=skip_targets, reason=reason, accept_changed=accept_changed, log=_log_for(fmt))
+        output.across(run_, fmt)
+        return run_.exit_code
+    _one_database_only(parallel, canary, skip_targets)
     transitions = engine.rollback(settings, migration, to=to, accept_changed=accept_changed,
                                   log=_log_for(fmt))
     output.transitions(transitions, fmt)
+    return EXIT_OK
 
 
 @cli.command()

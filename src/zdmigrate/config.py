@@ -64,7 +64,19 @@ class Settings:
     #: The app's name, as its instances report it (``app@version``): what generated
     #: migrations put in their `compat` block.
     app: str | None = None
-    #: ``[tool.zdmigrate.lint]`` and other nested tables, passed through as-is.
+    #: A file of targets, one ``name URL`` a line (docs/many-databases.md); relative to
+    #: the pyproject.toml it is written in.
+    targets_file: Path | None = None
+    #: A command (run by /bin/sh -c) that prints the targets, one ``name URL`` a line.
+    targets_command: str | None = None
+    #: SQL returning the targets as (name, url) rows, run against targets_catalog_url.
+    targets_query: str | None = None
+    #: The database targets_query runs against (default: database_url).
+    targets_catalog_url: str | None = None
+    #: How many targets a command works on at once.
+    parallel: int = 4
+    #: ``[tool.zdmigrate.lint]``, ``[tool.zdmigrate.targets]`` and other nested tables,
+    #: passed through as-is.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Where the pyproject.toml came from, if one was read.
     config_file: Path | None = None
@@ -95,9 +107,10 @@ class Settings:
                         f"{config_file}: [tool.zdmigrate] has an unknown key {key!r}",
                         hint="known keys: " + ", ".join(sorted(_FIELD_NAMES)),
                     )
-            if "migrations" in values:
-                # a relative path in the file is relative to the file
-                values["migrations"] = config_file.parent / str(values["migrations"])
+            for name in ("migrations", "targets_file"):
+                if name in values:
+                    # a relative path in the file is relative to the file
+                    values[name] = config_file.parent / str(values[name])
         for name in _FIELD_NAMES:
             env_value = environ.get(ENV_PREFIX + name.upper())
             if env_value not in (None, ""):
@@ -115,8 +128,10 @@ class Settings:
         for name, value in values.items():
             if name in _DURATIONS:
                 out[name] = _bounded(name, value, parse_duration(value, name))
-            elif name == "migrations":
+            elif name in ("migrations", "targets_file"):
                 out[name] = Path(value)
+            elif name == "parallel":
+                out[name] = _parallel(value)
             elif name == "new_apps":
                 out[name] = _name_list(value, name)
             elif name == "state_schema":
@@ -126,10 +141,11 @@ class Settings:
                         "(letters, digits, _ and $, starting with a letter or _)"
                     )
                 out[name] = value
-            elif name == "database_url" and value:
+            elif name in ("database_url", "targets_catalog_url") and value:
                 problem = dsn.problem(str(value))
                 if problem is not None:
-                    raise ConfigError(problem, hint="e.g. postgresql://user@host:5432/dbname")
+                    raise ConfigError(problem if name == "database_url" else f"{name}: {problem}",
+                                      hint="e.g. postgresql://user@host:5432/dbname")
                 out[name] = str(value)
             else:
                 out[name] = None if value is None else str(value)
@@ -173,6 +189,21 @@ def _name_list(value: Any, name: str) -> tuple[str, ...]:
         raise ConfigError(f"{name}: {value!r} is not a list of names",
                           hint=f'write e.g. {name} = ["billing"]')
     return tuple(i.strip() for i in items if i.strip())
+
+
+PARALLEL_MAX = 256
+
+
+def _parallel(value: Any) -> int:
+    """How many targets at once: a whole number from 1 to PARALLEL_MAX."""
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= PARALLEL_MAX:
+        raise ConfigError(f"parallel: {value!r} is not a whole number from 1 to {PARALLEL_MAX}",
+                          hint="e.g. parallel = 8")
+    return number
 
 
 def parse_duration(value: Any, name: str = "duration") -> float:

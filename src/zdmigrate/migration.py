@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,9 @@ from zdmigrate.context import PhaseContext, StepSink, offline_migration_context
 from zdmigrate.errors import MigrationFileError, UnknownMigration, ZdmigrateError
 from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.steps import Source, Step
+
+#: Held while a plain Alembic revision renders: `alembic.op` is one process-wide proxy.
+_ALEMBIC_OP_LOCK = threading.RLock()
 
 if TYPE_CHECKING:
     from zdmigrate.ops._names import QualifiedName
@@ -178,7 +182,9 @@ class Migration:
                 return
             from alembic.operations import Operations
 
-            with Operations.context(offline_migration_context(sink)):
+            # Alembic's `op` is one proxy for the whole process: one revision at a time
+            # (a run across many databases renders in threads)
+            with _ALEMBIC_OP_LOCK, Operations.context(offline_migration_context(sink)):
                 self._call(function, None, phase)
             return
         name = phase.function_name if direction == "advance" else f"rollback_{phase.function_name}"

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from zdmigrate.engine.across import advance_across, rollback_across
     from zdmigrate.engine.adopt import adopt
     from zdmigrate.engine.advance import advance
     from zdmigrate.engine.backfill import BackfillRun, backfill
@@ -27,18 +28,27 @@ if TYPE_CHECKING:
     from zdmigrate.engine.fleet import fleet_declare, fleet_heartbeat, fleet_list, fleet_retire
     from zdmigrate.engine.init import InitResult, init
     from zdmigrate.engine.lint import LintResult, lint
+    from zdmigrate.engine.list_targets import list_targets
     from zdmigrate.engine.new import new
     from zdmigrate.engine.plan import plan
-    from zdmigrate.engine.results import MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine.results import (
+        AcrossRun,
+        MigrationStatus,
+        PhasePlan,
+        TargetResult,
+        Transition,
+    )
     from zdmigrate.engine.rollback import rollback
     from zdmigrate.engine.selection import default_migration
     from zdmigrate.engine.session import default_actor
     from zdmigrate.engine.status import status
+    from zdmigrate.engine.status_across import AcrossStatus, status_across
 
 #: Each public name and the module that defines it.
 _EXPORTS = {
     "adopt": "adopt",
     "advance": "advance",
+    "advance_across": "across", "rollback_across": "across",
     "backfill": "backfill", "BackfillRun": "backfill",
     "CheckContext": "checks", "PHASE_CHECKS": "checks", "PhaseCheck": "checks",
     "blockers_for": "checks",
@@ -46,17 +56,22 @@ _EXPORTS = {
     "fleet_retire": "fleet",
     "init": "init", "InitResult": "init",
     "lint": "lint", "LintResult": "lint",
+    "list_targets": "list_targets",
     "new": "new",
     "plan": "plan",
     "MigrationStatus": "results", "PhasePlan": "results", "Transition": "results",
+    "AcrossRun": "results", "TargetResult": "results",
     "rollback": "rollback",
     "default_migration": "selection",
     "default_actor": "session",
     "status": "status",
+    "status_across": "status_across", "AcrossStatus": "status_across",
 }
 
 __all__ = [
     "PHASE_CHECKS",
+    "AcrossRun",
+    "AcrossStatus",
     "BackfillRun",
     "CheckContext",
     "InitResult",
@@ -64,9 +79,11 @@ __all__ = [
     "MigrationStatus",
     "PhaseCheck",
     "PhasePlan",
+    "TargetResult",
     "Transition",
     "adopt",
     "advance",
+    "advance_across",
     "backfill",
     "blockers_for",
     "default_actor",
@@ -77,10 +94,13 @@ __all__ = [
     "fleet_retire",
     "init",
     "lint",
+    "list_targets",
     "new",
     "plan",
     "rollback",
+    "rollback_across",
     "status",
+    "status_across",
 ]
 
 

@@ -44,6 +44,7 @@ def advance(
     accept_changed: bool = False,
     override_reason: str | None = None,
     log: Log = quiet,
+    migrations: list[Migration] | None = None,
     reporter: Reporter | None = None,
 ) -> list[Transition]:
     """Take a migration (default: the oldest not complete) through its next phase(s).
@@ -56,13 +57,16 @@ def advance(
     refusal stay entered, and the error's `done` lists their transitions. With `dry_run`, shows the steps and checks the gates of
     each phase without changing anything. A backfill step's progress events go to
     `reporter` (the CLI draws them as log lines: `zdmigrate.output.progress`).
+    `migrations`, when given, are the loaded migration files (a run across many
+    databases loads them once).
 
         advance(Settings.load({"database_url": url}), "0002_rename", to="expand")
     """
     target_phase = Phase.parse(to) if isinstance(to, str) else to
     if target_phase is Phase.PENDING:
         raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
-    migrations = validated(settings, migration_id)
+    if migrations is None:
+        migrations = validated(settings, migration_id)
     with session(settings, "phase advance", lock=not dry_run, log=log,
                  migrations=migrations, defer_state=True) as run:
         run.backfill_reporter = reporter

@@ -22,14 +22,17 @@ def rollback(
     to: Phase | str | None = None,
     accept_changed: bool = False,
     log: Log = quiet,
+    migrations: list[Migration] | None = None,
 ) -> list[Transition]:
     """Undo phases of a migration (default: the newest one started), newest phase first.
 
     Contract is the point of no return: a complete migration is never rolled back.
-    A phase that was interrupted half-way is undone first.
+    A phase that was interrupted half-way is undone first. `migrations`, when
+    given, are the loaded migration files.
     """
     target_phase = Phase.parse(to) if isinstance(to, str) else to
-    migrations = validated(settings, migration_id)
+    if migrations is None:
+        migrations = validated(settings, migration_id)
     with session(settings, "phase rollback", lock=True, log=log, migrations=migrations) as run:
         if migration_id is not None:
             migration = find(run.migrations, migration_id)

@@ -12,15 +12,19 @@ from zdmigrate.engine.checks import CheckContext, blockers_for
 from zdmigrate.engine.results import MigrationStatus
 from zdmigrate.engine.session import Log, Run, quiet, session
 from zdmigrate.errors import Blocker
+from zdmigrate.migration import Migration
 from zdmigrate.ops._version_schema import schema_name
 
 
-def status(settings: Settings, *, log: Log = quiet) -> list[MigrationStatus]:
+def status(
+    settings: Settings, *, log: Log = quiet, migrations: list[Migration] | None = None
+) -> list[MigrationStatus]:
     """Each migration: its phase, the next one, what blocks it, backfill progress.
 
     Reads only; a database that zdmigrate never touched shows every migration pending.
+    `migrations`, when given, are the loaded migration files.
     """
-    with session(settings, "status", lock=False, log=log) as run:
+    with session(settings, "status", lock=False, log=log, migrations=migrations) as run:
         has_schema = run.store.exists()
         progress = run.store.backfills.progress() if has_schema else []
         if progress:

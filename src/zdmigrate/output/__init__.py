@@ -17,9 +17,18 @@ from zdmigrate.errors import ZdmigrateError
 from zdmigrate.output import github, json, text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 #: Formats of every command; `gate` adds github, `lint` github and sarif (output/lint/).
 FORMATS = ("text", "json")
@@ -65,6 +74,20 @@ def transitions(done: Sequence[Transition], output_format: str) -> None:
     _renderer(output_format).transitions(done)
 
 
+def status_across(report: AcrossStatus, output_format: str, *, detail: bool = False,
+                  wide: bool = False) -> None:
+    """`status` across targets: per migration (or, with `detail`, per target)."""
+    if output_format == "json":
+        json.status_across(report)
+    else:
+        text.status_across(report, detail=detail, wide=wide)
+
+
+def across(run: AcrossRun, output_format: str) -> None:
+    """What a phase command across targets did on each target."""
+    _renderer(output_format).across(run)
+
+
 def backfill(run: BackfillRun, output_format: str) -> None:
     _renderer(output_format).backfill(run)
 
@@ -91,6 +114,10 @@ def retire(removed: int, output_format: str, *, app: str, version: str) -> None:
         text.retire(removed, app, version)
 
 
+def targets(found: Sequence[Target], output_format: str) -> None:
+    _renderer(output_format).targets(found)
+
+
 def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
     """The gate's answer in `output_format` (text, json or github)."""
     if output_format == "json":
@@ -101,7 +128,7 @@ def render_gate(answer: GateAnswer, output_format: str = "text") -> str:
 
 
 __all__ = [
-    "FORMATS", "GATE_FORMATS", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
-    "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status",
-    "transitions",
+    "FORMATS", "GATE_FORMATS", "across", "adopt", "backfill", "declared", "emit_json", "error", "fleet",
+    "heartbeat", "init", "log_line", "new", "plan", "render_gate", "retire", "status", "status_across",
+    "targets", "transitions",
 ]

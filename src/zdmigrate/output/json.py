@@ -11,9 +11,18 @@ from typing import TYPE_CHECKING, Any
 from zdmigrate.errors import CheckFailed, OperationInvalid, PhaseRefused, ZdmigrateError
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 
 def emit(payload: Any) -> None:
@@ -84,6 +93,14 @@ def transitions(transitions: Sequence[Transition]) -> None:
     emit({"transitions": [t.as_dict() for t in transitions]})
 
 
+def status_across(report: AcrossStatus) -> None:
+    emit(report.as_dict())
+
+
+def across(run: AcrossRun) -> None:
+    emit(run.as_dict())
+
+
 def backfill(run: BackfillRun) -> None:
     if run.action != "run":  # pause or resume: one answer
         emit(run.as_dict())
@@ -109,3 +126,7 @@ def retire(removed: int) -> None:
 
 def gate(answer: GateAnswer) -> str:
     return json.dumps(answer.as_dict(), indent=2, default=str)
+
+
+def targets(found: Sequence[Target]) -> None:
+    emit({"targets": [{"name": t.name, "url": t.shown, "source": t.source} for t in found]})

@@ -16,9 +16,19 @@ from zdmigrate.errors import Blocker, PhaseRefused, ZdmigrateError
 from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import BackfillRun, InitResult, MigrationStatus, PhasePlan, Transition
+    from zdmigrate.engine import (
+        AcrossRun,
+        AcrossStatus,
+        BackfillRun,
+        InitResult,
+        MigrationStatus,
+        PhasePlan,
+        TargetResult,
+        Transition,
+    )
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.targets import Target
 
 
 def log_line(message: str) -> None:
@@ -253,6 +263,89 @@ def transitions(transitions: Sequence[Transition]) -> None:
                   f"({t.steps_run} step(s) run, {t.steps_skipped} already done)")
 
 
+def across(run: AcrossRun) -> None:
+    """A line per target of a phase command across targets; failures also on stderr."""
+    if run.migration_id is None or run.goal is None:
+        print("nothing to do on any target")
+        return
+    verb = ("would " if run.dry_run else "") + run.action
+    print(f"{run.migration_id}: {verb} to {run.goal} on {len(run.results)} target(s)"
+          + (f" (canary {run.canary} first)" if run.canary else ""))
+    width = max([len(r.target.name) for r in run.results] + [len(s.name) for s in run.skipped])
+    for r in run.results:
+        print(f"  {r.target.name:<{width}}  {_target_line(r)}")
+        if run.dry_run:
+            for t in r.transitions:
+                for step in t.steps:
+                    print(textwrap.indent(f"{step.render()};", " " * (width + 6)))
+    for skipped in run.skipped:
+        print(f"  {skipped.name:<{width}}  skipped on purpose by {skipped.actor}: {skipped.reason}")
+    if not run.dry_run:
+        beyond = any(r.after is not None and r.after != run.goal and r.exit_code == 0
+                     for r in run.results)
+        side = " or later" if run.action == "advance" else " or earlier"
+        print(f"{run.at_goal()} of {len(run.results)} target(s) at {run.goal}"
+              + (side if beyond else "")
+              + (f", {len(run.skipped)} skipped" if run.skipped else ""))
+    failed = run.failed
+    if failed:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"error: {len(failed)} of {len(run.results)} target(s) did not reach {run.goal}: "
+            + ", ".join(f"{r.target.name} ({r.outcome}, exit {r.exit_code})" for r in failed)
+            + "\n" + "".join(f"  - {r.target.name}: {r.error}\n" for r in failed)
+            + "  hint: fix the cause and run the same command again: the targets at "
+            f"{run.goal} do nothing, the others resume from their last done step\n")
+
+
+def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = False) -> None:
+    """Per migration, where the targets are (or, with `detail`, each target's own status)."""
+    if detail:
+        for t in report.targets:
+            print(f"== {t.target.name} ({t.target.shown}) ==")
+            if t.error is not None:
+                print(f"cannot be read: {t.error}")
+            else:
+                status(t.statuses, wide=wide)
+            print()
+    else:
+        id_width = max([len(m.id) for m in report.migrations] + [9])
+        for m in report.migrations:
+            where = f"{m.phase} -> {m.next or 'complete'}" if m.phase is not None else "unknown"
+            print(f"{m.id:<{id_width}}  {where:<24}  {m.summary()}")
+            groups: dict[tuple[str, str], list[str]] = {}
+            for blocker in m.blockers():
+                key = (str(blocker["check"]), str(blocker["message"]))
+                groups.setdefault(key, []).append(str(blocker["target"]))
+            for (check, message), names in groups.items():
+                shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+                print(f"  - [{check}] on {shown}: {message}")
+            for name, record in m.skipped.items():
+                print(f"  - {name} skipped on purpose (at {record['to_phase']}) by "
+                      f"{record['actor']}: {record['reason']}")
+    bad = report.unreachable
+    if bad:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"error: {len(bad)} of {len(report.targets)} target(s) cannot be read: "
+            + ", ".join(t.target.name for t in bad) + "\n"
+            + "".join(f"  - {t.target.name}: {t.error}\n" for t in bad))
+
+
+def _target_line(r: TargetResult) -> str:
+    moved = f"{r.before} -> {r.after}" if r.before != r.after else f"at {r.after}"
+    steps = sum(t.steps_run for t in r.transitions)
+    if r.outcome == "done":
+        return f"{moved}  done ({steps} step(s) run, {r.seconds:.1f}s)"
+    if r.outcome == "no-op":
+        return f"{moved}  nothing to do"
+    if r.outcome == "planned":
+        return f"would go {r.before} -> {r.transitions[-1].to_phase}"
+    if r.outcome == "not-run":
+        return f"at {r.before}  {r.error}"
+    return f"{moved}  {r.outcome.upper()} (exit {r.exit_code}): {r.error}"
+
+
 def backfill(run: BackfillRun) -> None:
     if run.action != "run":
         state = "paused" if run.action == "pause" else "resumed"
@@ -330,3 +423,13 @@ def fleet_table(instances: Sequence[Instance]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
     )
+
+
+def targets(found: Sequence[Target]) -> None:
+    if not found:
+        print("no targets configured: commands act on the database URL alone")
+        return
+    width = max(len(t.name) for t in found)
+    for target in found:
+        print(f"{target.name:<{width}}  {target.shown}  ({target.source})")
+    print(f"{len(found)} target(s)")

@@ -1,4 +1,5 @@
-"""The ``phase_log`` table: every advance/rollback attempt: who, when, from, to, outcome, override.
+"""The ``phase_log`` table: every advance/rollback attempt: who, when, from, to, outcome, override;
+and every target skipped on purpose (``skip-target``, docs/many-databases.md).
 
 Warning: these functions run in the caller's transaction.
 """
@@ -64,4 +65,43 @@ def phase_log(
     )
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, [migration_id] if migration_id else None)
+        return list(cur.fetchall())
+
+
+def log_skip(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    *,
+    migration_id: str,
+    target: str,
+    from_phase: Phase,
+    to_phase: Phase,
+    actor: str,
+    reason: str,
+) -> int:
+    """Record that `target` (another database) was left out of this phase on purpose."""
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (migration_id, action, from_phase, to_phase, outcome, actor, "
+            "override_reason, message, target, finished_at) "
+            "VALUES (%s, 'skip-target', %s, %s, 'done', %s, %s, %s, %s, now()) RETURNING id"
+        ).format(table(schema, "phase_log")),
+        [
+            migration_id, from_phase.value, to_phase.value, actor, reason,
+            f"target {target} skipped: {reason}", target,
+        ],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def skipped_targets(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]:
+    """Every skip recorded here, oldest first: migration_id, target, from/to phase, actor,
+    reason, at."""
+    query = sql.SQL(
+        "SELECT migration_id, target, from_phase, to_phase, actor, override_reason AS reason, "
+        "started_at AS at FROM {} WHERE action = 'skip-target' ORDER BY id"
+    ).format(table(schema, "phase_log"))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query)
         return list(cur.fetchall())

@@ -14,6 +14,9 @@ Tables (version 1):
 - ``instances``: live app instances (heartbeats, declarations, remembered sessions: v3);
 - ``run_lock``: who holds the one-run-per-database advisory lock, and since when.
 
+Version 19 lets ``phase_log`` record a skipped target (``action = 'skip-target'``,
+``target`` naming it): one database of many left out of a phase on purpose.
+
 Version 14 adds ``instances.writer_pid`` and the two SECURITY DEFINER functions
 the runtime's role writes its heartbeat through (``runtime_heartbeat``,
 ``runtime_unregister``); see docs/security.md.
@@ -226,6 +229,17 @@ SCHEMA_VERSIONS: list[tuple[int, list[str]]] = [
             "REVOKE ALL ON FUNCTION {schema}.runtime_heartbeat(text, text, text, text, int, int,"
             " jsonb) FROM PUBLIC",
             "REVOKE ALL ON FUNCTION {schema}.runtime_unregister(text, text) FROM PUBLIC",
+        ],
+    ),
+    (
+        # issue 19 (many databases): a skipped target is recorded in the phase log of
+        # every other target, naming it
+        19,
+        [
+            "ALTER TABLE {schema}.phase_log ADD COLUMN target text",
+            "ALTER TABLE {schema}.phase_log DROP CONSTRAINT phase_log_action_check",
+            """ALTER TABLE {schema}.phase_log ADD CONSTRAINT phase_log_action_check
+                CHECK (action IN ('advance','rollback','skip-target'))""",
         ],
     ),
     (

@@ -24,7 +24,13 @@ from zdmigrate.phases import Phase
 from zdmigrate.state import backfills, instances, migrations, run_lock, schema, steps
 from zdmigrate.state.backfills import BackfillRow, RangeRow, Totals
 from zdmigrate.state.migrations import MigrationRow
-from zdmigrate.state.phase_log import log_finish, log_start, phase_log
+from zdmigrate.state.phase_log import (
+    log_finish,
+    log_skip,
+    log_start,
+    phase_log,
+    skipped_targets,
+)
 from zdmigrate.state.run_lock import LockHolder
 
 
@@ -78,6 +84,15 @@ class PhaseLog(_Table):
 
     def entries(self, migration_id: str | None = None) -> list[dict[str, Any]]:
         return phase_log(self._conn, self._schema, migration_id)
+
+    def skip(self, *, migration_id: str, target: str, from_phase: Phase, to_phase: Phase,
+             actor: str, reason: str) -> int:
+        """Record that `target` (another database) was left out of this phase on purpose."""
+        return log_skip(self._conn, self._schema, migration_id=migration_id, target=target,
+                        from_phase=from_phase, to_phase=to_phase, actor=actor, reason=reason)
+
+    def skips(self) -> list[dict[str, Any]]:
+        return skipped_targets(self._conn, self._schema)
 
 
 class Steps(_Table):
