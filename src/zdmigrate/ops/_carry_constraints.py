@@ -28,30 +28,22 @@ from psycopg import sql
 
 from zdmigrate.ops import _claims as claims
 from zdmigrate.ops._claims import Claim
-from zdmigrate.ops._names import QualifiedName, do_block, render, sql_name_prefix
+from zdmigrate.ops._names import QualifiedName, do_block, literal, render, sql_name_prefix
 from zdmigrate.steps import GeneratedSQLStep, SQLStep
 
 _MARK = claims.CARRY_MARK
 SHAPE = "zdm_shape"
 
 
-def _literal(value: str) -> str:
-    return render(sql.Literal(value))
-
-
-def regclass(table: QualifiedName) -> str:
-    return f"{_literal(render(table.ident))}::regclass"
-
-
 def attnum(table: QualifiedName, column: str) -> str:
     """SQL: the attribute number of `column` in `table` (NULL once it is dropped)."""
-    return (f"(SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {regclass(table)} "
-            f"AND attname = {_literal(column)} AND NOT attisdropped)")
+    return (f"(SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {table.regclass} "
+            f"AND attname = {literal(column)} AND NOT attisdropped)")
 
 
 def copy_name(migration_id: str, old: str, original: str) -> str:
     """SQL: the generated name of the copy of constraint `original` (an SQL text expression)."""
-    key = _literal(f"{migration_id}:{old}:")
+    key = literal(f"{migration_id}:{old}:")
     return f"{sql_name_prefix(original, 40)} || '_zdm' || substr(md5({key} || {original}), 1, 8)"
 
 
@@ -71,8 +63,8 @@ WHERE ((k.conrelid = {t} AND k.contype IN ('c', 'f') AND {num} = ANY(k.conkey))
 
 def _mark(migration_id: str, table: QualifiedName, old: str, k: str) -> str:
     """SQL: the JSON comment put on a copy of constraint row `k`."""
-    return (f"json_build_object('{_MARK}', {_literal(migration_id)}, 'table', {regclass(table)}::text,"
-            f" 'column', {_literal(old)}, 'constraint', {k}.conname,"
+    return (f"json_build_object('{_MARK}', {literal(migration_id)}, 'table', {table.regclass}::text,"
+            f" 'column', {literal(old)}, 'constraint', {k}.conname,"
             f" 'comment', obj_description({k}.oid, 'pg_constraint'))::text")
 
 
@@ -80,13 +72,13 @@ def _marked(migration_id: str, table: QualifiedName, old: str, k: str) -> str:
     """SQL condition on constraint row `k`: a copy made by this operation."""
     description = f"obj_description({k}.oid, 'pg_constraint')"
     info = f"CASE WHEN {description} LIKE '{{\"{_MARK}\"%' THEN ({description})::jsonb END"
-    return (f"({info} ->> '{_MARK}' = {_literal(migration_id)} AND {info} ->> 'table' = "
-            f"{regclass(table)}::text AND {info} ->> 'column' = {_literal(old)})")
+    return (f"({info} ->> '{_MARK}' = {literal(migration_id)} AND {info} ->> 'table' = "
+            f"{table.regclass}::text AND {info} ->> 'column' = {literal(old)})")
 
 
 def fk_definition(table: QualifiedName, old: str, new: str, k: str) -> str:
     """SQL: ``FOREIGN KEY (...) REFERENCES ...`` of row `k`, with `table`.`old` read as `new`."""
-    t, old_lit, new_lit = regclass(table), _literal(old), _literal(new)
+    t, old_lit, new_lit = table.regclass, literal(old), literal(new)
 
     def columns(rel: str, keys: str) -> str:
         return (f"(SELECT string_agg(quote_ident(CASE WHEN {rel} = {t} AND a.attname = {old_lit}"
@@ -128,7 +120,7 @@ def shape_statements(table: QualifiedName, old: str, new: str, new_type: str | N
 
 def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> str:
     """A DO block that fails, naming each CHECK on `old` that does not compile for `new_type`."""
-    t, old_num = regclass(table), attnum(table, old)
+    t, old_num = table.regclass, attnum(table, old)
     shape = sql.Identifier("pg_temp", SHAPE)
     drop = render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT %I").format(shape))
     retype = render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING NULL").format(
@@ -140,14 +132,14 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
         f"{shape_statements(table, old, new, None)}\n"
         f"  FOR r IN SELECT s.conname, pg_get_expr(s.conbin, s.conrelid) AS expr\n"
         f"    FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_constraint s\n"
-        f"      ON s.conrelid = {_literal('pg_temp.' + SHAPE)}::regclass AND s.conname = k.conname"
+        f"      ON s.conrelid = {literal('pg_temp.' + SHAPE)}::regclass AND s.conname = k.conname"
         f" AND s.contype = 'c'\n"
         f"    WHERE k.conrelid = {t} AND k.contype = 'c' AND {old_num} = ANY(k.conkey)\n"
         f"  LOOP\n    names := names || r.conname::text;\n    exprs := exprs || r.expr;\n"
-        f"    EXECUTE format({_literal(drop)}, r.conname);\n  END LOOP;\n"
+        f"    EXECUTE format({literal(drop)}, r.conname);\n  END LOOP;\n"
         f"  {retype};\n"
         f"  FOR i IN 1 .. coalesce(array_length(names, 1), 0) LOOP\n    BEGIN\n"
-        f"      EXECUTE format({_literal(add)}, names[i], exprs[i]);\n"
+        f"      EXECUTE format({literal(add)}, names[i], exprs[i]);\n"
         f"    EXCEPTION WHEN OTHERS THEN\n"
         f"      bad := bad || format('CHECK %s (%s): %s', names[i], exprs[i], SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
@@ -159,7 +151,7 @@ def checks_fit_sql(table: QualifiedName, old: str, new: str, new_type: str) -> s
 def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
     """A DO block that fails, naming each foreign key from or to `old` whose other side
     cannot be compared with `new_type` (the copy on the new column could not be built)."""
-    t, old_num = regclass(table), attnum(table, old)
+    t, old_num = table.regclass, attnum(table, old)
     other = (
         "(SELECT format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a"
         f" WHERE a.attrelid = CASE WHEN k.conrelid = {t} AND {old_num} = ANY(k.conkey)"
@@ -174,7 +166,7 @@ def foreign_keys_fit_sql(table: QualifiedName, old: str, new_type: str) -> str:
         f"  FOR r IN SELECT k.conname, {other} AS other FROM pg_catalog.pg_constraint k\n"
         f"    WHERE k.contype = 'f' AND ((k.conrelid = {t} AND {old_num} = ANY(k.conkey))\n"
         f"      OR (k.confrelid = {t} AND {old_num} = ANY(k.confkey)))\n"
-        f"  LOOP\n    BEGIN\n      EXECUTE {_literal(probe)} || r.other;\n"
+        f"  LOOP\n    BEGIN\n      EXECUTE {literal(probe)} || r.other;\n"
         f"    EXCEPTION WHEN OTHERS THEN\n"
         f"      bad := bad || format('foreign key %s: %s', r.conname, SQLERRM);\n"
         f"    END;\n  END LOOP;\n"
@@ -187,7 +179,7 @@ def add_copies(
     table: QualifiedName, old: str, new: str, new_type: str | None, migration_id: str
 ) -> SQLStep:
     """expand: NOT VALID copies on `new` of each CHECK on `old` and each foreign key from it."""
-    t, old_num = regclass(table), attnum(table, old)
+    t, old_num = table.regclass, attnum(table, old)
     copy = copy_name(migration_id, old, "k.conname")
     add = render(sql.SQL("ALTER TABLE {} ADD CONSTRAINT %I %s NOT VALID").format(table.ident))
     comment = render(sql.SQL("COMMENT ON CONSTRAINT %I ON {} IS %L").format(table.ident))
@@ -199,7 +191,7 @@ def add_copies(
         f" || CASE WHEN k.connoinherit THEN ' NO INHERIT' ELSE '' END AS def,"
         f" {_mark(migration_id, table, old, 'k')} AS mark\n"
         f"    FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_constraint s\n"
-        f"      ON s.conrelid = {_literal('pg_temp.' + SHAPE)}::regclass AND s.conname = k.conname"
+        f"      ON s.conrelid = {literal('pg_temp.' + SHAPE)}::regclass AND s.conname = k.conname"
         f" AND s.contype = 'c'\n"
         f"    WHERE k.conrelid = {t} AND k.contype = 'c' AND {old_num} = ANY(k.conkey)\n"
         f"    UNION ALL\n"
@@ -210,8 +202,8 @@ def add_copies(
         f"  LOOP\n"
         f"    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = {t}"
         f" AND conname = r.copy) THEN\n"
-        f"      EXECUTE format({_literal(add)}, r.copy, r.def);\n"
-        f"      EXECUTE format({_literal(comment)}, r.copy, r.mark);\n"
+        f"      EXECUTE format({literal(add)}, r.copy, r.def);\n"
+        f"      EXECUTE format({literal(comment)}, r.copy, r.mark);\n"
         f"    END IF;\n  END LOOP;\nEND\n"),
         description=f"copy the CHECK and foreign keys of {table}.{old} onto {new}, NOT VALID",
     )
@@ -219,7 +211,7 @@ def add_copies(
 
 def _inbound(table: QualifiedName, old: str) -> str:
     """SQL condition on constraint row `k`: a foreign key that references `table`.`old`."""
-    return (f"k.contype = 'f' AND k.confrelid = {regclass(table)}"
+    return (f"k.contype = 'f' AND k.confrelid = {table.regclass}"
             f" AND {attnum(table, old)} = ANY(k.confkey)")
 
 
@@ -244,39 +236,38 @@ SELECT statement FROM (
     return GeneratedSQLStep(query.strip(), f"re-point the foreign keys to {table}.{old} at {new}")
 
 
+def _each_constraint(action: str, k: str, rest: str, description: str) -> GeneratedSQLStep:
+    """One ``ALTER TABLE <its table> <action> <its name>`` per pg_constraint row `k` that
+    `rest` (joins and a WHERE clause) selects, in a stable order."""
+    query = f"""
+SELECT format('ALTER TABLE %s {action} %I', {k}.conrelid::regclass, {k}.conname)
+FROM pg_catalog.pg_constraint {k}{rest}
+ORDER BY {k}.conrelid, {k}.conname"""
+    return GeneratedSQLStep(query.strip(), description)
+
+
 def validate_copies(table: QualifiedName, old: str, migration_id: str) -> GeneratedSQLStep:
     """switch-read: VALIDATE each copy whose original is valid (one statement each)."""
-    query = f"""
-SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', c.conrelid::regclass, c.conname)
-FROM pg_catalog.pg_constraint c
+    return _each_constraint("VALIDATE CONSTRAINT", "c", f"""
 JOIN pg_catalog.pg_constraint k ON k.conrelid = c.conrelid
  AND k.conname = (obj_description(c.oid, 'pg_constraint'))::jsonb ->> 'constraint'
-WHERE {_marked(migration_id, table, old, 'c')} AND NOT c.convalidated AND k.convalidated
-ORDER BY c.conrelid, c.conname"""
-    return GeneratedSQLStep(query.strip(), f"validate the copied constraints of {table}.{old}")
+WHERE {_marked(migration_id, table, old, 'c')} AND NOT c.convalidated AND k.convalidated""",
+                            f"validate the copied constraints of {table}.{old}")
 
 
 def drop_inbound_copies(table: QualifiedName, old: str, migration_id: str) -> GeneratedSQLStep:
     """rollback of switch-read: drop the re-pointed copies of foreign keys to `old`."""
-    query = f"""
-SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
-FROM pg_catalog.pg_constraint c
+    return _each_constraint("DROP CONSTRAINT IF EXISTS", "c", f"""
 WHERE {_marked(migration_id, table, old, 'c')} AND c.contype = 'f'
-  AND c.confrelid = {regclass(table)}
-ORDER BY c.conrelid, c.conname"""
-    return GeneratedSQLStep(query.strip(), f"drop the re-pointed foreign keys to {table}.{old}")
+  AND c.confrelid = {table.regclass}""", f"drop the re-pointed foreign keys to {table}.{old}")
 
 
 def drop_inbound_originals(table: QualifiedName, old: str, migration_id: str) -> GeneratedSQLStep:
     """contract: drop each foreign key to `old` that has a re-pointed copy."""
-    query = f"""
-SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', k.conrelid::regclass, k.conname)
-FROM pg_catalog.pg_constraint k
+    return _each_constraint("DROP CONSTRAINT IF EXISTS", "k", f"""
 WHERE {_inbound(table, old)}
   AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conrelid = k.conrelid
-              AND c.conname = {copy_name(migration_id, old, 'k.conname')})
-ORDER BY k.conrelid, k.conname"""
-    return GeneratedSQLStep(query.strip(),
+              AND c.conname = {copy_name(migration_id, old, 'k.conname')})""",
                             f"drop the foreign keys to {table}.{old} that were re-pointed")
 
 

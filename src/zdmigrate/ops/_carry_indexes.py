@@ -29,6 +29,7 @@ from zdmigrate.ops._names import (
     QualifiedName,
     do_block,
     generated_name,
+    literal,
     render,
     sql_name_prefix,
 )
@@ -38,27 +39,19 @@ _MARK = claims.CARRY_MARK
 _SHAPE = "zdm_index_shape"
 
 
-def _literal(value: str) -> str:
-    return render(sql.Literal(value))
-
-
-def _regclass(table: QualifiedName) -> str:
-    return f"{_literal(render(table.ident))}::regclass"
-
-
 def _marked(migration_id: str, old: str) -> str:
     """A condition on pg_class `c`: the index is a copy made by this migration for `old`."""
     description = "obj_description(c.oid, 'pg_class')"
     info = f"CASE WHEN {description} LIKE '{{\"{_MARK}\"%' THEN ({description})::jsonb END"
-    return (f"{info} ->> '{_MARK}' = {_literal(migration_id)}"
-            f" AND coalesce({info} ->> 'column', {_literal(old)}) = {_literal(old)}")
+    return (f"{info} ->> '{_MARK}' = {literal(migration_id)}"
+            f" AND coalesce({info} ->> 'column', {literal(old)}) = {literal(old)}")
 
 
 def copy_name(migration_id: str, index: str) -> str:
     """SQL: the generated name of the copy of index `index` (an SQL text expression),
     at most 40 bytes of the original's name, then ``_zdm`` and a hash."""
     return (f"{sql_name_prefix(index, 40)} || '_zdm'"
-            f" || substr(md5({_literal(migration_id)} || {index}), 1, 8)")
+            f" || substr(md5({literal(migration_id)} || {index}), 1, 8)")
 
 
 def copy_claims(table: QualifiedName, old: str, migration_id: str) -> Claim:
@@ -73,7 +66,7 @@ JOIN pg_catalog.pg_class o ON o.relnamespace = ic.relnamespace AND o.relname = n
 JOIN pg_catalog.pg_namespace ns ON ns.oid = o.relnamespace
 WHERE i.indrelid = {t} AND NOT i.indisprimary
   AND (EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid
-               AND a.attnum = ANY(i.indkey) AND a.attname = {_literal(old)})
+               AND a.attnum = ANY(i.indkey) AND a.attname = {literal(old)})
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = i.indexrelid AND d.refobjid = {t}
                   AND d.refobjsubid = {claims.column_number(table, old)}))
@@ -86,10 +79,10 @@ def copy_indexes(table: QualifiedName, old: str, new: str, migration_id: str) ->
     Indexes of unique constraints are spelled from the catalog's columns; every
     other index from the definition `plan_rebuilt` saved in the memo function.
     """
-    regclass = _regclass(table)
+    regclass = table.regclass
     memo = _memo.function(memo_name(table, old, migration_id))
-    schema_lit = _literal(table.schema)
-    old_lit, new_lit, mig = _literal(old), _literal(new), _literal(migration_id)
+    schema_lit = literal(table.schema)
+    old_lit, new_lit, mig = literal(old), literal(new), literal(migration_id)
     column = (
         f"format('%I', CASE WHEN a.attname = {old_lit} THEN {new_lit} ELSE a.attname END)"
     )
@@ -163,7 +156,7 @@ def plan_rebuilt(
     storage parameters all carry over. Indexes of constraints are left out (see
     `copy_indexes`). Run at switch-read, and before expand as a requirement.
     """
-    t, shape = _regclass(table), sql.Identifier("pg_temp", _SHAPE)
+    t, shape = table.regclass, sql.Identifier("pg_temp", _SHAPE)
     prepare = "\n".join(f"  {render(s)};" for s in [
         sql.SQL("DROP TABLE IF EXISTS {}").format(shape),
         sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
@@ -177,7 +170,7 @@ def plan_rebuilt(
             shape, sql.Identifier(new), sql.SQL(new_type)))
     rename = "\n".join(f"  {render(s)};" for s in move)
     old_num = (f"(SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = {t}"
-               f" AND attname = {_literal(old)} AND NOT attisdropped)")
+               f" AND attname = {literal(old)} AND NOT attisdropped)")
     memo = _memo.function(memo_name(table, old, migration_id))
     create_memo = f"CREATE OR REPLACE FUNCTION {memo}() RETURNS jsonb LANGUAGE sql IMMUTABLE AS "
     return SQLStep(
@@ -230,7 +223,7 @@ BEGIN
                                        'tail', substr(def, strpos(def, ' USING ') + 1),
                                        'comment', notes[n]);
   END LOOP;
-  EXECUTE {_literal(create_memo)} || quote_literal('SELECT ' || quote_literal(defs::text) || '::jsonb');
+  EXECUTE {literal(create_memo)} || quote_literal('SELECT ' || quote_literal(defs::text) || '::jsonb');
 END
 """),
         description=f"rewrite the definitions of the indexes of {table}.{old} for {new}",
@@ -262,7 +255,7 @@ SELECT statement FROM (
     (2, format('COMMENT ON INDEX %I.%I IS %s', ns.nspname,
                coalesce(m.constraint_name, m.original), coalesce(quote_literal(m.note), 'NULL')))
   ) AS s(step, statement)
-  WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id, old)})
+  WHERE i.indrelid = {table.regclass} AND ({_marked(migration_id, old)})
 ) renames WHERE statement IS NOT NULL ORDER BY copy, step"""
     return GeneratedSQLStep(
         query.strip(), f"give the copied indexes of {table} their original names",
@@ -282,6 +275,6 @@ SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %I.%I', ns.nspname, c.relname)
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
 JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
-WHERE i.indrelid = {_regclass(table)} AND ({_marked(migration_id, old)})
+WHERE i.indrelid = {table.regclass} AND ({_marked(migration_id, old)})
 ORDER BY c.relname"""
     return GeneratedSQLStep(query.strip(), f"drop the copied indexes of {table}")

@@ -30,7 +30,12 @@ from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._column_dependents import contract_guard_step, uncarriable_sql
 from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
-from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
+from zdmigrate.ops._not_null import (
+    column_not_null,
+    conditional_set_not_null_steps,
+    do_if,
+    drop_not_null_sql,
+)
 from zdmigrate.ops._triggers import SyncTrigger, two_way_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -146,8 +151,7 @@ class ColumnCopy(Operation):
         ).format(sql.SQL(self._regclass()), sql.Literal(self.old)))
         return do_if(
             f"{column_not_null(self.table, self.old)} AND NOT {keyed}",
-            [render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
-                self.table.ident, sql.Identifier(self.old)))],
+            [drop_not_null_sql(self.table, self.old)],
             description=f"let {self.old} take NULL until it is dropped",
         )
 

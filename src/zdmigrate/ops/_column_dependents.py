@@ -17,7 +17,7 @@ is wrong, so nothing is ever dropped silently:
 
 from __future__ import annotations
 
-from zdmigrate.ops._carry_constraints import attnum, copy_name, regclass
+from zdmigrate.ops._carry_constraints import attnum, copy_name
 from zdmigrate.ops._names import QualifiedName, do_block, render
 from zdmigrate.steps import SQLStep
 
@@ -30,7 +30,7 @@ def _literal(value: str) -> str:
 
 def _uncarriable(table: QualifiedName, old: str) -> str:
     """SQL: one row per thing on `table`.`old` that cannot be carried over (column `what`)."""
-    t, n = regclass(table), attnum(table, old)
+    t, n = table.regclass, attnum(table, old)
     return f"""
     SELECT format('primary key %I (add the key on the new column in a later migration)', conname)
       FROM pg_catalog.pg_constraint WHERE conrelid = {t} AND contype = 'p' AND {n} = ANY(conkey)
@@ -71,7 +71,7 @@ def _uncarriable(table: QualifiedName, old: str) -> str:
 
 def _blocking(table: QualifiedName, old: str, migration_id: str) -> str:
     """SQL: one row per object that would stop (or be lost by) dropping the old column now."""
-    t, n = regclass(table), attnum(table, old)
+    t, n = table.regclass, attnum(table, old)
     copy = copy_name(migration_id, old, "k.conname")
     return f"""
     SELECT DISTINCT CASE

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._claims import memo as memo_claim
 from zdmigrate.ops._names import QualifiedName, do_block, render
-from zdmigrate.steps import SQLStep
+from zdmigrate.ops.base import Operation
+from zdmigrate.phases import Phase
+from zdmigrate.steps import SQLStep, Step
 
 
 def function(name: QualifiedName) -> str:
@@ -42,3 +46,49 @@ def read(name: QualifiedName, key: str) -> str:
 def drop_step(name: QualifiedName) -> SQLStep:
     return SQLStep(render(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(
         sql.Identifier(name.schema, name.name))))
+
+
+class MemoOperation(Operation):
+    """An operation that changes one thing in place at expand, remembering what it replaced.
+
+    expand saves `_facts` in the memo, then runs `_change`; rolling back expand
+    runs `_restore` (which reads the memo) and drops the memo; contract drops it.
+    Subclasses name the memo (`_memo`) and say what it holds (`_remembered`).
+    """
+
+    keeps_table_shape = True
+    table: QualifiedName
+
+    def _memo(self, migration_id: str) -> QualifiedName:
+        raise NotImplementedError
+
+    def _facts(self) -> str:
+        """SQL jsonb: what `_change` is about to replace."""
+        raise NotImplementedError
+
+    def _change(self) -> SQLStep:
+        raise NotImplementedError
+
+    def _restore(self, memo: QualifiedName) -> SQLStep:
+        """A step that puts back what `memo` saved."""
+        raise NotImplementedError
+
+    def _remembered(self) -> str:
+        """What the memo holds, in words (for the claim on its name)."""
+        raise NotImplementedError
+
+    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        if phase is Phase.EXPAND:
+            return [save_step(self._memo(migration_id), self._facts()), self._change()]
+        if phase is Phase.CONTRACT:
+            return [drop_step(self._memo(migration_id))]
+        return []
+
+    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
+        if phase is not Phase.EXPAND:
+            return []
+        memo = self._memo(migration_id)
+        return [self._restore(memo), drop_step(memo)]
+
+    def claims(self, migration_id: str) -> list[Claim]:
+        return [memo_claim(self._memo(migration_id), self._remembered())]

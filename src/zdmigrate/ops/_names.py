@@ -50,6 +50,11 @@ class QualifiedName:
     def ident(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
+    @property
+    def regclass(self) -> str:
+        """SQL: the object's oid, by a ``::regclass`` cast (an error when it does not exist)."""
+        return f"{literal(render(self.ident))}::regclass"
+
     def sibling(self, name: str) -> QualifiedName:
         """Another object in the same schema."""
         return QualifiedName(self.schema, name)
@@ -101,6 +106,11 @@ def sql_name_prefix(expr: str, max_bytes: int) -> str:
 def render(composed: sql.Composable) -> str:
     """SQL text of a composed statement; needs no connection."""
     return composed.as_string(None)
+
+
+def literal(value: str) -> str:
+    """SQL text of a string literal."""
+    return render(sql.Literal(value))
 
 
 def columns_list(columns: Sequence[str] | str) -> list[str]:

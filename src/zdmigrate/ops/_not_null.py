@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from zdmigrate.ops._names import QualifiedName, do_block, render
+from zdmigrate.ops._names import QualifiedName, do_block, literal, render
 from zdmigrate.steps import SCAFFOLDING, SQLStep
 
 
@@ -40,22 +40,20 @@ def set_not_null_steps(
 
 def constraint_present(table: QualifiedName, name: str) -> str:
     """SQL boolean: `table` has a constraint called `name` (checked at run time)."""
-    return render(
-        sql.SQL(
-            "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint "
-            "WHERE conrelid = {}::regclass AND conname = {})"
-        ).format(sql.Literal(render(table.ident)), sql.Literal(name))
-    )
+    return (f"EXISTS (SELECT 1 FROM pg_catalog.pg_constraint "
+            f"WHERE conrelid = {table.regclass} AND conname = {literal(name)})")
 
 
 def column_not_null(table: QualifiedName, column: str) -> str:
     """SQL boolean: `column` of `table` is NOT NULL right now."""
-    return render(
-        sql.SQL(
-            "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {}::regclass "
-            "AND attname = {} AND attnotnull)"
-        ).format(sql.Literal(render(table.ident)), sql.Literal(column))
-    )
+    return (f"EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {table.regclass} "
+            f"AND attname = {literal(column)} AND attnotnull)")
+
+
+def drop_not_null_sql(table: QualifiedName, column: str) -> str:
+    """``ALTER TABLE ... ALTER COLUMN ... DROP NOT NULL``: an instant, it only relaxes."""
+    return render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+        table.ident, sql.Identifier(column)))
 
 
 def do_if(condition: str, statements: list[str], description: str | None = None) -> SQLStep:

@@ -120,6 +120,16 @@ _FIND_VIEW = (
     "    WHERE c.relnamespace = ns AND c.relkind = 'v' LIMIT 1;\n"
 )
 
+# The end of a cleanup of version schema `vs` (oid `ns`): drop the schema once
+# nothing is left in it, and close the caller's ``IF ns IS NOT NULL THEN``.
+_DROP_SCHEMA_IF_EMPTY = (
+    "    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend\n"
+    "        WHERE refclassid = 'pg_catalog.pg_namespace'::regclass AND refobjid = ns) THEN\n"
+    "      EXECUTE format('DROP SCHEMA %I', vs);\n"
+    "    END IF;\n"
+    "  END IF;\n"
+)
+
 # Drop every view of the schema whose name and column names match its table
 # (nothing left to rename), then the schema once nothing is in it.
 _CLEANUP = (
@@ -142,11 +152,7 @@ _CLEANUP = (
     "        EXECUTE format('DROP VIEW %I.%I', vs, g.name);\n"
     "      END IF;\n"
     "    END LOOP;\n"
-    "    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend\n"
-    "        WHERE refclassid = 'pg_catalog.pg_namespace'::regclass AND refobjid = ns) THEN\n"
-    "      EXECUTE format('DROP SCHEMA %I', vs);\n"
-    "    END IF;\n"
-    "  END IF;\n"
+    + _DROP_SCHEMA_IF_EMPTY
 )
 
 
@@ -476,11 +482,7 @@ def drop_shape_views_step(migration_id: str, *, at_contract: bool) -> SQLStep:
         "        ORDER BY c.oid LOOP\n"
         "      EXECUTE format('DROP VIEW %s', g.oid::regclass);\n"
         "    END LOOP;\n"
-        "    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend\n"
-        "        WHERE refclassid = 'pg_catalog.pg_namespace'::regclass AND refobjid = ns) THEN\n"
-        "      EXECUTE format('DROP SCHEMA %I', vs);\n"
-        "    END IF;\n"
-        "  END IF;\n"
+        + _DROP_SCHEMA_IF_EMPTY
     )
     what = ("the tables have their new shape: drop" if at_contract else "undo expand: drop")
     return SQLStep(

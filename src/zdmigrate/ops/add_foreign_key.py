@@ -21,15 +21,12 @@ from collections.abc import Mapping, Sequence
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._fix_rows import parse_fix, references_present
 from zdmigrate.ops._names import QualifiedName, columns_list, do_block, generated_name, render
+from zdmigrate.ops._not_valid import NotValidConstraint
 from zdmigrate.ops._triggers import SyncTrigger, fix_body
-from zdmigrate.ops.base import Operation, Requirement
-from zdmigrate.phases import Phase
-from zdmigrate.steps import BackfillStep, SQLStep, Step
+from zdmigrate.ops.base import Requirement
 
 _ACTIONS = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
 
@@ -63,9 +60,9 @@ def no_dangling_rows(
     )
 
 
-class AddForeignKey(Operation):
+class AddForeignKey(NotValidConstraint):
     name = "add_foreign_key"
-    keeps_table_shape = True
+    kind = "foreign key"
 
     def __init__(
         self,
@@ -113,35 +110,10 @@ class AddForeignKey(Operation):
             sql.SQL(f" ON DELETE {self.on_delete}" if self.on_delete else ""),
         ))
 
-    def _drop(self) -> str:
-        return render(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
-            self.table.ident, sql.Identifier(self.constraint)))
-
-    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        trigger = self._trigger(migration_id)
-        if phase is Phase.EXPAND:
-            return [*(trigger.create_steps() if trigger else []), SQLStep(self._add())]
-        if phase is Phase.BACKFILL and self.fix:
-            present = references_present(self.columns, self.ref_table, self.ref_columns,
-                                         outer=self.table)
-            dangling = f"{present} IS FALSE"
-            return [BackfillStep(self.table.name, dict(self.fix), where=dangling, verify=dangling,
-                                 schema=self.table.schema)]
-        if phase is Phase.CONTRACT and trigger:
-            return list(trigger.drop_steps())
-        if phase is Phase.SWITCH_READ:
-            return [SQLStep(render(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
-                self.table.ident, sql.Identifier(self.constraint))))]
-        return []
-
-    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        if phase is Phase.EXPAND:
-            trigger = self._trigger(migration_id)
-            return [SQLStep(self._drop()), *(trigger.drop_steps() if trigger else [])]
-        if phase is Phase.SWITCH_READ:
-            return [SQLStep(f"{self._drop()}; {self._add()}",
-                            description="make the foreign key NOT VALID again, in one transaction")]
-        return []
+    def _violated(self) -> str:
+        present = references_present(self.columns, self.ref_table, self.ref_columns,
+                                     outer=self.table)
+        return f"{present} IS FALSE"
 
     def requirements(self) -> list[Requirement]:
         return [
@@ -156,10 +128,6 @@ class AddForeignKey(Operation):
             *(req.column_exists(self.table, c) for c in self.fix if c not in self.columns),
             *(req.expression_compiles(self.table, e, f"fix for {c!r}") for c, e in self.fix.items()),
         ]
-
-    def claims(self, migration_id: str) -> list[Claim]:
-        trigger = self._trigger(migration_id)
-        return _claims.sync_trigger(self.table, trigger.name) if trigger else []
 
     def describe(self) -> str:
         return f"add foreign key {self.constraint} on {self.table}"

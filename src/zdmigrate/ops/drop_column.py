@@ -21,7 +21,12 @@ from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
 from zdmigrate.ops._names import QualifiedName, generated_name, render
-from zdmigrate.ops._not_null import column_not_null, conditional_set_not_null_steps, do_if
+from zdmigrate.ops._not_null import (
+    column_not_null,
+    conditional_set_not_null_steps,
+    do_if,
+    drop_not_null_sql,
+)
 from zdmigrate.ops._triggers import SyncTrigger, derived_body
 from zdmigrate.ops.base import Operation, Requirement, Shape
 from zdmigrate.phases import Phase
@@ -47,10 +52,6 @@ class DropColumn(Operation):
     def _memo(self, migration_id: str) -> QualifiedName:
         return self.table.sibling(generated_name(migration_id, "drop", self.column, "memo"))
 
-    def _drop_not_null(self) -> str:
-        return render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
-            self.table.ident, sql.Identifier(self.column)))
-
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         trigger = self._trigger(migration_id)
         if phase is Phase.EXPAND:
@@ -60,13 +61,13 @@ class DropColumn(Operation):
             was_not_null = column_not_null(self.table, self.column)
             return [
                 _memo.save_step(memo, f"jsonb_build_object('not_null', {was_not_null})"),
-                do_if(was_not_null, [self._drop_not_null()]),
+                do_if(was_not_null, [drop_not_null_sql(self.table, self.column)]),
             ]
         if phase is Phase.CONTRACT:
             # with a trigger the column is still NOT NULL: it must not be once the trigger
             # that fills it is gone (each step is its own transaction, new versions write on)
             out: list[Step] = (
-                [SQLStep(self._drop_not_null()), *trigger.drop_steps()] if trigger
+                [SQLStep(drop_not_null_sql(self.table, self.column)), *trigger.drop_steps()] if trigger
                 else [_memo.drop_step(self._memo(migration_id))]
             )
             out.append(SQLStep(render(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(

@@ -17,14 +17,12 @@ Surprise: with `down`, a NULL written before contract is stored as `down`.
 
 from __future__ import annotations
 
-from psycopg import sql
-
 from zdmigrate.ops import _claims
 from zdmigrate.ops import _requirements as req
 from zdmigrate.ops._claims import Claim
 from zdmigrate.ops._expressions import check_expression
-from zdmigrate.ops._names import QualifiedName, generated_name, render
-from zdmigrate.ops._not_null import column_not_null, set_not_null_steps
+from zdmigrate.ops._names import QualifiedName, generated_name
+from zdmigrate.ops._not_null import column_not_null, drop_not_null_sql, set_not_null_steps
 from zdmigrate.ops._triggers import SyncTrigger, fill_null_body
 from zdmigrate.ops.base import Operation, Requirement
 from zdmigrate.phases import Phase
@@ -49,8 +47,7 @@ class DropNotNull(Operation):
                            fill_null_body(self.column, self.down))
 
     def _drop_not_null(self) -> SQLStep:
-        return SQLStep(render(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
-            self.table.ident, sql.Identifier(self.column))))
+        return SQLStep(drop_not_null_sql(self.table, self.column))
 
     def steps(self, phase: Phase, migration_id: str) -> list[Step]:
         trigger = self._trigger(migration_id)

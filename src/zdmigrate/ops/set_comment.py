@@ -15,13 +15,12 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _claims, _memo
+from zdmigrate.ops import _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._memo import MemoOperation
 from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
-from zdmigrate.ops.base import Operation, Requirement
-from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.ops.base import Requirement
+from zdmigrate.steps import SQLStep
 
 
 def comment_sql(table: QualifiedName, column: str | None, comment: str | None) -> str:
@@ -35,9 +34,8 @@ def _target(table: QualifiedName, column: str | None) -> sql.Composed:
     return sql.SQL("COMMENT ON COLUMN {}").format(sql.Identifier(table.schema, table.name, column))
 
 
-class SetComment(Operation):
+class SetComment(MemoOperation):
     name = "set_comment"
-    keeps_table_shape = True
 
     def __init__(
         self, table: str, comment: str | None, *, column: str | None = None,
@@ -64,28 +62,19 @@ class SetComment(Operation):
                 f"WHERE a.attrelid = {regclass}::regclass "
                 f"AND a.attname = {render(sql.Literal(self.column))})")
 
-    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        if phase is Phase.EXPAND:
-            return [
-                _memo.save_step(self._memo(migration_id),
-                                f"jsonb_build_object('comment', {self._current()})"),
-                SQLStep(comment_sql(self.table, self.column, self.comment)),
-            ]
-        if phase is Phase.CONTRACT:
-            return [_memo.drop_step(self._memo(migration_id))]
-        return []
+    def _facts(self) -> str:
+        return f"jsonb_build_object('comment', {self._current()})"
 
-    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        if phase is not Phase.EXPAND:
-            return []
-        memo = self._memo(migration_id)
+    def _change(self) -> SQLStep:
+        return SQLStep(comment_sql(self.table, self.column, self.comment))
+
+    def _restore(self, memo: QualifiedName) -> SQLStep:
         prefix = render(sql.Literal(render(_target(self.table, self.column)) + " IS "))
-        restore = SQLStep(
+        return SQLStep(
             do_block(f"\nBEGIN\n  EXECUTE {prefix} || "
             f"coalesce(quote_literal({_memo.read(memo, 'comment')}), 'NULL');\nEND\n"),
             description=f"restore the comment on {self.describe_target()}",
         )
-        return [restore, _memo.drop_step(memo)]
 
     def requirements(self) -> list[Requirement]:
         out = [req.table_exists(self.table)]
@@ -96,8 +85,8 @@ class SetComment(Operation):
     def describe_target(self) -> str:
         return f"{self.table}.{self.column}" if self.column else f"table {self.table}"
 
-    def claims(self, migration_id: str) -> list[Claim]:
-        return [_claims.memo(self._memo(migration_id), f"the comment of {self.describe_target()}")]
+    def _remembered(self) -> str:
+        return f"the comment of {self.describe_target()}"
 
     def describe(self) -> str:
         return f"set comment on {self.describe_target()}"

@@ -17,20 +17,18 @@ from __future__ import annotations
 from psycopg import sql
 
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.ops import _claims, _memo
+from zdmigrate.ops import _memo
 from zdmigrate.ops import _requirements as req
-from zdmigrate.ops._claims import Claim
+from zdmigrate.ops._memo import MemoOperation
 from zdmigrate.ops._names import QualifiedName, do_block, generated_name, render
-from zdmigrate.ops.base import Operation, Requirement
-from zdmigrate.phases import Phase
-from zdmigrate.steps import SQLStep, Step
+from zdmigrate.ops.base import Requirement
+from zdmigrate.steps import SQLStep
 
 _KINDS = {"default": "DEFAULT", "full": "FULL", "nothing": "NOTHING"}
 
 
-class SetReplicaIdentity(Operation):
+class SetReplicaIdentity(MemoOperation):
     name = "set_replica_identity"
-    keeps_table_shape = True
 
     def __init__(
         self, table: str, identity: str | None = None, *, index: str | None = None,
@@ -55,39 +53,28 @@ class SetReplicaIdentity(Operation):
     def _memo(self, migration_id: str) -> QualifiedName:
         return self.table.sibling(generated_name(migration_id, "replident", self.table.name, "memo"))
 
-    def _regclass(self) -> str:
-        return f"{render(sql.Literal(render(self.table.ident)))}::regclass"
+    def _facts(self) -> str:
+        return (
+            "jsonb_build_object("
+            f"'identity', (SELECT relreplident FROM pg_catalog.pg_class WHERE oid = {self.table.regclass}), "
+            "'index', (SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c "
+            f"ON c.oid = i.indexrelid WHERE i.indrelid = {self.table.regclass} AND i.indisreplident))"
+        )
 
-    def steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        if phase is Phase.EXPAND:
-            facts = (
-                "jsonb_build_object("
-                f"'identity', (SELECT relreplident FROM pg_catalog.pg_class WHERE oid = {self._regclass()}), "
-                "'index', (SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c "
-                f"ON c.oid = i.indexrelid WHERE i.indrelid = {self._regclass()} AND i.indisreplident))"
-            )
-            target: sql.Composable
-            if self.index is not None:
-                target = sql.SQL("USING INDEX {}").format(sql.Identifier(self.index))
-            else:
-                assert self.identity is not None
-                target = sql.SQL(_KINDS[self.identity])
-            return [
-                _memo.save_step(self._memo(migration_id), facts),
-                SQLStep(render(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
-                    self.table.ident, target))),
-            ]
-        if phase is Phase.CONTRACT:
-            return [_memo.drop_step(self._memo(migration_id))]
-        return []
+    def _change(self) -> SQLStep:
+        target: sql.Composable
+        if self.index is not None:
+            target = sql.SQL("USING INDEX {}").format(sql.Identifier(self.index))
+        else:
+            assert self.identity is not None
+            target = sql.SQL(_KINDS[self.identity])
+        return SQLStep(render(sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(
+            self.table.ident, target)))
 
-    def rollback_steps(self, phase: Phase, migration_id: str) -> list[Step]:
-        if phase is not Phase.EXPAND:
-            return []
-        memo = self._memo(migration_id)
+    def _restore(self, memo: QualifiedName) -> SQLStep:
         alter = render(sql.Literal(render(sql.SQL("ALTER TABLE {} REPLICA IDENTITY ").format(
             self.table.ident))))
-        restore = SQLStep(
+        return SQLStep(
             do_block(f"\nDECLARE\n  kind text := {_memo.read(memo, 'identity')};\n"
             f"  idx text := {_memo.read(memo, 'index')};\nBEGIN\n"
             f"  EXECUTE {alter} || CASE kind WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'\n"
@@ -95,7 +82,6 @@ class SetReplicaIdentity(Operation):
             f"END\n"),
             description=f"restore the replica identity of {self.table}",
         )
-        return [restore, _memo.drop_step(memo)]
 
     def requirements(self) -> list[Requirement]:
         out = [req.table_exists(self.table)]
@@ -113,8 +99,8 @@ class SetReplicaIdentity(Operation):
             ))
         return out
 
-    def claims(self, migration_id: str) -> list[Claim]:
-        return [_claims.memo(self._memo(migration_id), f"the replica identity of {self.table}")]
+    def _remembered(self) -> str:
+        return f"the replica identity of {self.table}"
 
     def describe(self) -> str:
         what = f"index {self.index}" if self.index else self.identity

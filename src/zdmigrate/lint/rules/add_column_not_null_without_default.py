@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from zdmigrate.lint import _nodes as n
 from zdmigrate.lint._parse import Statement
 from zdmigrate.lint._state import LintState
+from zdmigrate.lint.rules._add_column import added_columns
 from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
 
 _FILLED = {"CONSTR_DEFAULT", "CONSTR_GENERATED", "CONSTR_IDENTITY"}
@@ -32,10 +33,7 @@ class AddColumnNotNullWithoutDefault(Rule):
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         rel = stmt.node.get("relation")
-        for cmd in n.alter_cmds(stmt.node):
-            if cmd.get("subtype") != "AT_AddColumn":
-                continue
-            col = n.coldef(cmd) or {}
+        for col in added_columns(stmt.node):
             kinds = {c.get("contype") for c in n.column_constraints(col)}
             info = n.type_info(col.get("typeName"))
             if info is not None and info.name in n.SERIAL_TYPES:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from zdmigrate.lint import _nodes as n
 from zdmigrate.lint._parse import Statement
 from zdmigrate.lint._state import LintState
+from zdmigrate.lint.rules._add_column import added_columns
 from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
 
 #: functions without arguments that are stable or immutable: evaluated once by ALTER TABLE
@@ -85,10 +86,7 @@ class AddColumnVolatileDefault(Rule):
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         rel = stmt.node.get("relation")
-        for cmd in n.alter_cmds(stmt.node):
-            if cmd.get("subtype") != "AT_AddColumn":
-                continue
-            col = n.coldef(cmd) or {}
+        for col in added_columns(stmt.node):
             for con in n.column_constraints(col):
                 if con.get("contype") != "CONSTR_DEFAULT":
                     continue

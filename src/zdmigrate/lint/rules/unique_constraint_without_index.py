@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from zdmigrate.lint import _nodes as n
 from zdmigrate.lint._parse import Statement
 from zdmigrate.lint._state import LintState
+from zdmigrate.lint.rules._add_column import added_constraints
 from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
 
 _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_EXCLUSION": "EXCLUDE"}
@@ -35,20 +36,13 @@ class UniqueConstraintWithoutIndex(Rule):
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         rel = stmt.node.get("relation")
         table = n.relname(rel)
-        for cmd in n.alter_cmds(stmt.node):
-            sub = cmd.get("subtype")
-            if sub == "AT_AddConstraint":
-                con = n.constraint(cmd) or {}
-                kind = _KINDS.get(con.get("contype", ""))
-                if kind and not con.get("indexname"):
+        for kind, con, col in added_constraints(stmt.node, _KINDS):
+            if col is None:
+                if not con.get("indexname"):
                     yield Finding(f"ADD {kind} on {n.qualified(rel)} builds its index under "
                                   "ACCESS EXCLUSIVE", table=table)
-            elif sub == "AT_AddColumn":
-                col = n.coldef(cmd) or {}
-                for con in n.column_constraints(col):
-                    kind = _KINDS.get(con.get("contype", ""))
-                    if kind:
-                        yield Finding(
-                            f"ADD COLUMN {n.qualified(rel)}.{col.get('colname')} {kind} builds "
-                            "its index under ACCESS EXCLUSIVE", table=table,
-                        )
+            else:
+                yield Finding(
+                    f"ADD COLUMN {n.qualified(rel)}.{col.get('colname')} {kind} builds "
+                    "its index under ACCESS EXCLUSIVE", table=table,
+                )
