@@ -21,13 +21,13 @@ from typing import Any
 import psycopg
 
 from zdmigrate.backfill.keys import estimated_rows, resolve_table
-from zdmigrate.backfill.progress import BackfillEvent, Reporter
+from zdmigrate.backfill.progress import BackfillEvent, Reporter, RowsProgress
 from zdmigrate.state import Store
 from zdmigrate.steps import BackfillStep
 
 
 @dataclass(frozen=True)
-class TotalEvent:
+class TotalEvent(RowsProgress):
     """The backfill over every target at one moment."""
 
     migration_id: str
@@ -40,21 +40,8 @@ class TotalEvent:
     targets_failed: int
     targets_running: int
 
-    @property
-    def percent(self) -> float | None:
-        if not self.rows_total:
-            return None
-        return min(100.0, 100.0 * self.rows_done / self.rows_total)
-
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data = {"event": "total", **data}
-        data["percent"] = None if self.percent is None else round(self.percent, 2)
-        if self.rows_per_second is not None:
-            data["rows_per_second"] = round(self.rows_per_second, 1)
-        if self.eta_seconds is not None:
-            data["eta_seconds"] = round(self.eta_seconds, 1)
-        return data
+        return self.rounded({"event": "total", **asdict(self)})
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,32 @@ EVENT_KINDS = (
 )
 
 
+class RowsProgress:
+    """Rows done of rows to do, a rate and an ETA: what a progress event carries."""
+
+    rows_done: int
+    rows_total: int | None
+    rows_per_second: float | None
+    eta_seconds: float | None
+
+    @property
+    def percent(self) -> float | None:
+        if not self.rows_total:
+            return None
+        return min(100.0, 100.0 * self.rows_done / self.rows_total)
+
+    def rounded(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`data` (the event as a dict) with the percentage, and rate and ETA rounded."""
+        data["percent"] = None if self.percent is None else round(self.percent, 2)
+        if self.rows_per_second is not None:
+            data["rows_per_second"] = round(self.rows_per_second, 1)
+        if self.eta_seconds is not None:
+            data["eta_seconds"] = round(self.eta_seconds, 1)
+        return data
+
+
 @dataclass(frozen=True)
-class BackfillEvent:
+class BackfillEvent(RowsProgress):
     kind: str
     migration_id: str
     table: str
@@ -43,21 +67,10 @@ class BackfillEvent:
     #: The estimated final verification scan, included in `eta_seconds`.
     verify_seconds: float | None = None
 
-    @property
-    def percent(self) -> float | None:
-        if not self.rows_total:
-            return None
-        return min(100.0, 100.0 * self.rows_done / self.rows_total)
-
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["event"] = data.pop("kind")
-        data["percent"] = None if self.percent is None else round(self.percent, 2)
-        if self.rows_per_second is not None:
-            data["rows_per_second"] = round(self.rows_per_second, 1)
-        if self.eta_seconds is not None:
-            data["eta_seconds"] = round(self.eta_seconds, 1)
-        return data
+        return self.rounded(data)
 
 
 #: The observer of a backfill's progress: called with each event, from the workers' threads.

@@ -17,16 +17,7 @@ from zdmigrate.errors import ZdmigrateError
 from zdmigrate.output import github, json, text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import (
-        AcrossRun,
-        AcrossStatus,
-        BackfillAcross,
-        BackfillRun,
-        InitResult,
-        MigrationStatus,
-        PhasePlan,
-        Transition,
-    )
+    from zdmigrate import engine
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -48,7 +39,7 @@ def error(exc: ZdmigrateError, output_format: str) -> None:
     _renderer(output_format).error(exc)
 
 
-def init(result: InitResult, output_format: str) -> None:
+def init(result: engine.InitResult, output_format: str) -> None:
     _renderer(output_format).init(result)
 
 
@@ -56,14 +47,14 @@ def new(path: Path, output_format: str) -> None:
     _renderer(output_format).new(path)
 
 
-def status(statuses: Sequence[MigrationStatus], output_format: str, *, wide: bool = False) -> None:
+def status(statuses: Sequence[engine.MigrationStatus], output_format: str, *, wide: bool = False) -> None:
     if output_format == "json":
         json.status(statuses)
     else:
         text.status(statuses, wide=wide)
 
 
-def plan(plans: Sequence[PhasePlan], output_format: str) -> None:
+def plan(plans: Sequence[engine.PhasePlan], output_format: str) -> None:
     _renderer(output_format).plan(plans)
 
 
@@ -71,11 +62,11 @@ def adopt(adopted: Sequence[str], output_format: str) -> None:
     _renderer(output_format).adopt(adopted)
 
 
-def transitions(done: Sequence[Transition], output_format: str) -> None:
+def transitions(done: Sequence[engine.Transition], output_format: str) -> None:
     _renderer(output_format).transitions(done)
 
 
-def status_across(report: AcrossStatus, output_format: str, *, detail: bool = False,
+def status_across(report: engine.AcrossStatus, output_format: str, *, detail: bool = False,
                   wide: bool = False) -> None:
     """`status` across targets: per migration (or, with `detail`, per target)."""
     if output_format == "json":
@@ -84,16 +75,16 @@ def status_across(report: AcrossStatus, output_format: str, *, detail: bool = Fa
         text.status_across(report, detail=detail, wide=wide)
 
 
-def across(run: AcrossRun, output_format: str) -> None:
+def across(run: engine.AcrossRun, output_format: str) -> None:
     """What a phase command across targets did on each target."""
     _renderer(output_format).across(run)
 
 
-def backfill(run: BackfillRun, output_format: str) -> None:
+def backfill(run: engine.BackfillRun, output_format: str) -> None:
     _renderer(output_format).backfill(run)
 
 
-def backfill_across(result: BackfillAcross, output_format: str) -> None:
+def backfill_across(result: engine.BackfillAcross, output_format: str) -> None:
     _renderer(output_format).backfill_across(result)
 
 

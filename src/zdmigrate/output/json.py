@@ -17,16 +17,7 @@ from zdmigrate.errors import (
 )
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import (
-        AcrossRun,
-        AcrossStatus,
-        BackfillAcross,
-        BackfillRun,
-        InitResult,
-        MigrationStatus,
-        PhasePlan,
-        Transition,
-    )
+    from zdmigrate import engine
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -62,7 +53,7 @@ def error(exc: ZdmigrateError) -> None:
     emit(payload)
 
 
-def init(result: InitResult) -> None:
+def init(result: engine.InitResult) -> None:
     emit({"migrations": str(result.migrations), "created_directory": result.created_directory,
           "schema": result.schema, "schema_version": result.schema_version,
           "alembic_project": result.alembic_project,
@@ -74,11 +65,11 @@ def new(path: Path) -> None:
     emit({"path": str(path)})
 
 
-def status(statuses: Sequence[MigrationStatus]) -> None:
+def status(statuses: Sequence[engine.MigrationStatus]) -> None:
     emit({"migrations": [s.as_dict() for s in statuses]})
 
 
-def plan(plans: Sequence[PhasePlan]) -> None:
+def plan(plans: Sequence[engine.PhasePlan]) -> None:
     out: dict[str, dict[str, Any]] = {}
     for p in plans:
         entry = out.setdefault(p.migration.id, {"id": p.migration.id, "kind": p.migration.kind,
@@ -105,19 +96,19 @@ def adopt(adopted: Sequence[str]) -> None:
     emit({"adopted": list(adopted)})
 
 
-def transitions(transitions: Sequence[Transition]) -> None:
+def transitions(transitions: Sequence[engine.Transition]) -> None:
     emit({"transitions": [t.as_dict() for t in transitions]})
 
 
-def status_across(report: AcrossStatus) -> None:
+def status_across(report: engine.AcrossStatus) -> None:
     emit(report.as_dict())
 
 
-def across(run: AcrossRun) -> None:
+def across(run: engine.AcrossRun) -> None:
     emit(run.as_dict())
 
 
-def backfill(run: BackfillRun) -> None:
+def backfill(run: engine.BackfillRun) -> None:
     if run.action != "run":  # pause or resume: one answer
         emit(run.as_dict())
         return
@@ -125,7 +116,7 @@ def backfill(run: BackfillRun) -> None:
     print(json.dumps({"event": "result", **run.as_dict()}, default=str), flush=True)
 
 
-def backfill_across(result: BackfillAcross) -> None:
+def backfill_across(result: engine.BackfillAcross) -> None:
     # JSON lines: every target's progress records and the totals went before, then this
     print(json.dumps({"event": "result", **result.as_dict()}, default=str), flush=True)
 

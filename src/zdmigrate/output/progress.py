@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from zdmigrate.backfill.progress import BackfillEvent
 
@@ -59,13 +59,10 @@ def describe(event: BackfillEvent) -> str:
     return head + f"{event.kind}" + (f": {event.message}" if event.message else "") + f" [{counts}]"
 
 
-class _ContextReporter:
-    """A reporter that may hold something open (a live display): use it with ``with``."""
+class Closing:
+    """Something that may hold a display open: use it with ``with``; `close` ends it."""
 
-    def __call__(self, event: BackfillEvent) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> _ContextReporter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -76,6 +73,13 @@ class _ContextReporter:
 
     def close(self) -> None:
         return None
+
+
+class _ContextReporter(Closing):
+    """A reporter that may hold something open (a live display): use it with ``with``."""
+
+    def __call__(self, event: BackfillEvent) -> None:
+        raise NotImplementedError
 
 
 class PlainReporter(_ContextReporter):
@@ -120,21 +124,27 @@ class JsonReporter(PlainReporter):
         print(json.dumps(event.as_dict()), file=self.stream, flush=True)
 
 
+def rows_bar(console: Any = None, *fields: str) -> Any:
+    """A rich `Progress` of rows: description, bar, counts, rate, ETA, then `fields`."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA {task.fields[eta]}"),
+        *(TextColumn(f"{{task.fields[{field}]}}") for field in fields),
+        console=console,
+        transient=False,
+    )
+
+
 class RichReporter(_ContextReporter):
     """A rich progress bar: rows done of the estimated total, rows/s and ETA."""
 
     def __init__(self, console: Any = None) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA {task.fields[eta]}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = rows_bar(console)
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.progress.start()

@@ -16,11 +16,10 @@ import json
 import sys
 import threading
 import time
-from types import TracebackType
 from typing import Any, TextIO
 
 from zdmigrate.backfill.across import SHOWN_KINDS, TargetEvent, TotalEvent
-from zdmigrate.output.progress import _eta, describe
+from zdmigrate.output.progress import Closing, _eta, describe, rows_bar
 
 
 def describe_total(event: TotalEvent) -> str:
@@ -43,23 +42,11 @@ def _line(event: TargetEvent | TotalEvent) -> str:
     return describe_target(event) if isinstance(event, TargetEvent) else describe_total(event)
 
 
-class _TargetsReporter:
+class _TargetsReporter(Closing):
     """A reporter of the whole set that is also a context manager (closes its display)."""
 
     def __call__(self, event: TargetEvent | TotalEvent) -> None:
         raise NotImplementedError
-
-    def __enter__(self) -> _TargetsReporter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        return None
 
 
 class PlainTargetsReporter(_TargetsReporter):
@@ -119,18 +106,7 @@ class RichTargetsReporter(_TargetsReporter):
     """
 
     def __init__(self, console: Any = None) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("{task.fields[targets]}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = rows_bar(console, "targets")
         self._task: Any = None
         self._lock = threading.Lock()
         self.progress.start()

@@ -16,17 +16,7 @@ from zdmigrate.errors import Blocker, PhaseRefused, TargetsFailed, ZdmigrateErro
 from zdmigrate.steps import comment_text
 
 if TYPE_CHECKING:
-    from zdmigrate.engine import (
-        AcrossRun,
-        AcrossStatus,
-        BackfillAcross,
-        BackfillRun,
-        InitResult,
-        MigrationStatus,
-        PhasePlan,
-        TargetResult,
-        Transition,
-    )
+    from zdmigrate import engine
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
     from zdmigrate.targets import Target
@@ -51,7 +41,7 @@ def error(exc: ZdmigrateError) -> None:
     sys.stderr.write(f"error: {exc}\n")
 
 
-def init(result: InitResult) -> None:
+def init(result: engine.InitResult) -> None:
     print(("created " if result.created_directory else "found ") + str(result.migrations))
     if result.alembic_project:
         print("an Alembic project: its revisions are zdmigrate's migrations too, and "
@@ -72,7 +62,7 @@ def new(path: Path) -> None:
     print(f"created {path}")
 
 
-def status(statuses: Sequence[MigrationStatus], *, wide: bool = False) -> None:
+def status(statuses: Sequence[engine.MigrationStatus], *, wide: bool = False) -> None:
     """A table of phases and backfills, then what blocks each migration, below it.
 
     Fits the terminal (80 columns when not a terminal): ids and phases are never cut,
@@ -171,7 +161,7 @@ def _n(number: Any) -> str:
     return f"{number:,}" if isinstance(number, int) else str(number)
 
 
-def _search_paths(statuses: Sequence[MigrationStatus]) -> None:
+def _search_paths(statuses: Sequence[engine.MigrationStatus]) -> None:
     """Renames through views in flight: the search_path each live app version must use."""
     in_flight = [s for s in statuses if s.version_schema]
     if not in_flight:
@@ -228,7 +218,7 @@ def _blocker_text(blocker: Blocker) -> str:
     return f"[{blocker.check}] {blocker.message}"
 
 
-def plan(plans: Sequence[PhasePlan]) -> None:
+def plan(plans: Sequence[engine.PhasePlan]) -> None:
     current = None
     for p in plans:
         if p.migration.id != current:
@@ -257,7 +247,7 @@ def adopt(adopted: Sequence[str]) -> None:
     print(f"adopted {len(adopted)} migration(s) as complete" if adopted else "nothing to adopt")
 
 
-def transitions(transitions: Sequence[Transition]) -> None:
+def transitions(transitions: Sequence[engine.Transition]) -> None:
     if not transitions:
         print("nothing to do")
     for t in transitions:
@@ -270,7 +260,7 @@ def transitions(transitions: Sequence[Transition]) -> None:
                   f"({t.steps_run} step(s) run, {t.steps_skipped} already done)")
 
 
-def across(run: AcrossRun) -> None:
+def across(run: engine.AcrossRun) -> None:
     """A line per target of a phase command across targets; failures also on stderr."""
     if run.migration_id is None or run.goal is None:
         print("nothing to do on any target")
@@ -305,7 +295,7 @@ def across(run: AcrossRun) -> None:
             f"{run.goal} do nothing, the others resume from their last done step\n")
 
 
-def status_across(report: AcrossStatus, *, detail: bool = False, wide: bool = False) -> None:
+def status_across(report: engine.AcrossStatus, *, detail: bool = False, wide: bool = False) -> None:
     """Per migration, where the targets are (or, with `detail`, each target's own status)."""
     if detail:
         for t in report.targets:
@@ -357,7 +347,7 @@ def _backfill_across(backfill: dict[str, Any]) -> None:
               f"{line['rows_done']:,}{of}{pct}")
 
 
-def _target_line(r: TargetResult) -> str:
+def _target_line(r: engine.TargetResult) -> str:
     moved = f"{r.before} -> {r.after}" if r.before != r.after else f"at {r.after}"
     steps = sum(t.steps_run for t in r.transitions)
     if r.outcome == "done":
@@ -371,7 +361,7 @@ def _target_line(r: TargetResult) -> str:
     return f"{moved}  {r.outcome.upper()} (exit {r.exit_code}): {r.error}"
 
 
-def backfill(run: BackfillRun) -> None:
+def backfill(run: engine.BackfillRun) -> None:
     if run.action != "run":
         state = "paused" if run.action == "pause" else "resumed"
         print(f"{run.migration_id}: {state} {run.changed} backfill(s)")
@@ -391,7 +381,7 @@ def backfill(run: BackfillRun) -> None:
             print(f"  {_wal_text(result.wal)}")
 
 
-def backfill_across(result: BackfillAcross) -> None:
+def backfill_across(result: engine.BackfillAcross) -> None:
     """A line per table of each target, then what failed."""
     for entry in result.targets:
         if entry.run is not None and entry.run.action != "run":

@@ -28,16 +28,17 @@ def log_start(
     override_reason: str | None = None,
     outcome: str = "started",
     message: str | None = None,
+    target: str | None = None,
 ) -> int:
     row = conn.execute(
         sql.SQL(
             "INSERT INTO {} (migration_id, action, from_phase, to_phase, outcome, actor, "
-            "override_reason, message, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-            "CASE WHEN %s = 'started' THEN NULL ELSE now() END) RETURNING id"
+            "override_reason, message, target, finished_at) VALUES (%s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, CASE WHEN %s = 'started' THEN NULL ELSE now() END) RETURNING id"
         ).format(table(schema, "phase_log")),
         [
             migration_id, action, from_phase.value, to_phase.value, outcome, actor,
-            override_reason, message, outcome,
+            override_reason, message, target, outcome,
         ],
     ).fetchone()
     assert row is not None
@@ -80,19 +81,11 @@ def log_skip(
     reason: str,
 ) -> int:
     """Record that `target` (another database) was left out of this phase on purpose."""
-    row = conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (migration_id, action, from_phase, to_phase, outcome, actor, "
-            "override_reason, message, target, finished_at) "
-            "VALUES (%s, 'skip-target', %s, %s, 'done', %s, %s, %s, %s, now()) RETURNING id"
-        ).format(table(schema, "phase_log")),
-        [
-            migration_id, from_phase.value, to_phase.value, actor, reason,
-            f"target {target} skipped: {reason}", target,
-        ],
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return log_start(
+        conn, schema, migration_id=migration_id, action="skip-target", from_phase=from_phase,
+        to_phase=to_phase, actor=actor, override_reason=reason, outcome="done",
+        message=f"target {target} skipped: {reason}", target=target,
+    )
 
 
 def skipped_targets(conn: psycopg.Connection[Any], schema: str) -> list[dict[str, Any]]:
