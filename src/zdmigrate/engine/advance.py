@@ -29,6 +29,7 @@ from zdmigrate.errors import BadInput, Blocker, OperationInvalid, PhaseRefused, 
 from zdmigrate.failpoints import failpoint
 from zdmigrate.migration import Migration, find
 from zdmigrate.ops import _requirements as req
+from zdmigrate.ops import _version_schema as version_schema
 from zdmigrate.ops.base import Requirement
 from zdmigrate.phases import Phase, phases_between
 from zdmigrate.state import MigrationRow
@@ -234,8 +235,6 @@ def _check_requirements(run: Run, migration: Migration) -> None:
     problems.extend(problem for _, problem in _unmet(run, migration.view_requirements(), []))
     if migration.version_schema:
         # the opt-in version schema is generated too: someone else's schema of that name is refused
-        from zdmigrate.ops import _version_schema as version_schema
-
         taken_schema = [req.names_free([version_schema.schema_claim(migration.id)],
                                        f"version schema of {migration.id}")]
         problems.extend(f"version schema of {migration.id}: {problem}"
