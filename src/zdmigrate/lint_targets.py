@@ -437,7 +437,6 @@ def lint_collected(
     the type an earlier CREATE TABLE wrote); `catalog_types` are the live
     database's, for columns no revision declared.
     """
-    from zdmigrate import _lint_render
     from zdmigrate.lint import lint_migration, lint_sql
     from zdmigrate.phases import Phase
 
@@ -448,6 +447,8 @@ def lint_collected(
         for path, text in targets.sql:
             found.extend(lint_sql(text, path=path, phase=phase or Phase.EXPAND,
                                   pg_version=pg_version, config=config))
+        if targets.migrations:  # only revisions need it (and steps, its dataclasses)
+            from zdmigrate import _lint_render
         for migration in targets.migrations:
             mode = _lint_render.LintRendering(targets.library_folders,
                                               targets.env_contexts.get(str(migration.path)),

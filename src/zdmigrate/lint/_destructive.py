@@ -8,12 +8,15 @@ which warnings a team turned off.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from zdmigrate.lint._config import LintConfig
 from zdmigrate.lint._runner import lint_steps
 from zdmigrate.lint.rules import Category
 from zdmigrate.phases import Phase
-from zdmigrate.steps import Step
+
+if TYPE_CHECKING:
+    from zdmigrate.steps import Step
 
 #: Every category but destructive off; the destructive rules keep their defaults.
 _DESTRUCTIVE_ONLY = LintConfig(

@@ -12,7 +12,7 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zdmigrate.errors import LintInternalError
 from zdmigrate.lint._config import LintConfig
@@ -22,7 +22,9 @@ from zdmigrate.lint._suppress import Suppression, python_suppressions, sql_suppr
 from zdmigrate.lint._violation import Severity, Violation, sort_key
 from zdmigrate.lint.rules import Rule, all_rules
 from zdmigrate.phases import WORK_PHASES, Phase
-from zdmigrate.steps import SQLStep, Step, statement_needs_autocommit
+
+if TYPE_CHECKING:
+    from zdmigrate.steps import Step
 
 DEFAULT_PG_VERSION = 15
 
@@ -258,6 +260,9 @@ def _sql_targets(
 
 def _needs_autocommit(statements: Sequence[Statement]) -> bool:
     """Statements zdmigrate's executor runs outside a transaction: the executor's own rule."""
+    # steps (and its dataclasses) only for steps: linting a .sql file never needs it
+    from zdmigrate.steps import statement_needs_autocommit
+
     return any(statement_needs_autocommit(stmt.kind, stmt.node) for stmt in statements)
 
 
@@ -492,6 +497,7 @@ def _lint_phase(
     python: dict[str, list[Suppression]],
 ) -> None:
     from zdmigrate import _lint_render as events
+    from zdmigrate.steps import SQLStep
 
     standalone = not python
     lines_seen: set[tuple[str, int]] = set()
