@@ -33,7 +33,7 @@ LAYER = {
     "backfill": 3, "fleet": 3, "shadow_reads": 3,
     "engine": 4, "gate": 4,
     "output": 5,
-    "cli": 6, "__main__": 6,
+    "cli": 6, "__main__": 6, "_entry": 6, "_cli_lint": 6, "_cli_options": 6,
     "demo": 7,
 }
 #: runtime stands beside the layers: app code imports it, it imports almost nothing.

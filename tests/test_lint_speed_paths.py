@@ -3,7 +3,10 @@
 - `steps.needs_autocommit` reads pglast's JSON tree (the linter asks
   `statement_needs_autocommit` with the statements it parsed);
 - the console entry point (`main`) freezes what it loaded for the GC, which
-  `run` (tests, embedding) does not: both must print the same report.
+  `run` (tests, embedding) does not: both must print the same report;
+- `zdmigrate lint` is parsed without click (`_cli_lint`) when the command line
+  is plain: it must read it exactly as click's `lint` does, hand everything
+  else to click, and load no click.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from zdmigrate.cli import run
+from zdmigrate import _cli_lint
+from zdmigrate.cli import cli, run
 from zdmigrate.steps import needs_autocommit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,3 +108,78 @@ def test_the_entry_point_and_run_print_the_same_report(
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == in_process
+
+
+LINT_LINES = [
+    ["a.sql"],
+    ["a.sql", "b.sql", "-"],
+    ["--format", "json", "a.sql"],
+    ["--format=sarif", "a.sql", "--phase", "contract", "--strict"],
+    ["a.sql", "--pg-version=14", "--since", "0002", "--env"],
+    ["--list-rules"],
+    ["--explain", "drop-column", "--format", "json"],
+    ["--migrations", "db/versions", "--database-url", "postgresql://x/y"],
+    ["a.sql", "--format", "json", "--format", "text"],
+    ["--phase=", "a.sql"],
+    ["a.sql", "--", "--strict", "-b.sql"],
+    [],
+]
+#: for click: help, unknown or misspelt options, a value it refuses or must read itself
+CLICK_LINES = [
+    ["--help"],
+    ["-h"],
+    ["--phas", "x", "a.sql"],
+    ["--format", "xml", "a.sql"],
+    ["--format="],
+    ["--phase"],
+    ["--phase", "-x"],
+    ["--strict=1"],
+    ["-weird"],
+    ["a.sql", "--state-schema", "s"],
+]
+
+
+@pytest.mark.parametrize("args", LINT_LINES + CLICK_LINES, ids=" ".join)
+def test_the_lean_lint_parser_reads_a_command_line_as_click_does(args: list[str]) -> None:
+    lean = _cli_lint.parse(["lint", *args])
+    assert (lean is None) is (args in CLICK_LINES)
+    try:
+        with cli.make_context("zdmigrate", ["lint", *args]) as group:
+            command = cli.get_command(group, "lint")
+            assert command is not None
+            with command.make_context("lint", list(args), parent=group) as ctx:
+                clicked = dict(ctx.params)
+    except (click.exceptions.Exit, click.ClickException):
+        clicked = None  # help, or a usage error: click's to print
+    if lean is not None:
+        assert lean == clicked
+
+
+def test_the_lean_lint_parser_leaves_other_commands_and_global_options_to_click() -> None:
+    assert _cli_lint.parse(["status"]) is None
+    assert _cli_lint.parse(["--format", "json", "lint", "a.sql"]) is None
+    assert _cli_lint.parse(["--help"]) is None
+
+
+def test_lint_help_and_usage_errors_are_clicks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["lint", "--help"]) == 0
+    assert "Usage: zdmigrate lint [OPTIONS] [PATHS]..." in capsys.readouterr().out
+    assert run(["lint", "--format", "xml", "a.sql"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--format'" in err and "hint: see `zdmigrate lint --help`" in err
+
+
+def test_linting_sql_from_the_entry_point_loads_no_click(tmp_path: Path) -> None:
+    (tmp_path / "a.sql").write_text("CREATE INDEX i ON t (a);\n")
+    code = (
+        "import sys\n"
+        "from zdmigrate._entry import run\n"
+        "assert run(['lint', 'a.sql', '--format', 'json']) == 1\n"
+        "assert 'click' not in sys.modules, 'click was loaded'\n"
+        "assert run(['lint', '--bogus']) == 2\n"  # and click still answers what it must
+        "assert 'click' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert '"rule": "create-index-not-concurrently"' in proc.stdout

@@ -1,5 +1,5 @@
 """`python -m zdmigrate` runs the CLI."""
 
-from zdmigrate.cli import main
+from zdmigrate._entry import main
 
 main()

@@ -9,25 +9,29 @@ before the command and after it: ``zdmigrate --format json status`` and
 
 from __future__ import annotations
 
-import functools
-import gc
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from zdmigrate import output
+from zdmigrate import _cli_lint, _entry, output
+from zdmigrate._cli_options import (
+    GLOBAL_OPTIONS,
+    LINT_FORMATS,
+    LINT_GLOBALS,
+    LINT_OPTIONS,
+    Option,
+    format_option,
+)
 from zdmigrate._lazy import lazy_module
 from zdmigrate.config import PARALLEL_MAX, Settings
 from zdmigrate.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_OK,
-    EXIT_OPERATIONAL,
     BadInput,
     ZdmigrateError,
 )
@@ -44,26 +48,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("text", "json", "github", "sarif")
 _current_format = {"value": "text"}
-#: True when `main` runs: the process ends with the command (see `main`)
-_process_entry = {"value": False}
 
-#: The global options, by name. Each command takes the ones it uses (`global_options`);
-#: the group takes them all before the command, and a command checks what it got.
-_GLOBAL_OPTIONS = {
-    "database_url": click.option(
-        "--database-url", help="PostgreSQL URL [env ZDMIGRATE_DATABASE_URL]."),
-    "migrations": click.option(
-        "--migrations", type=click.Path(path_type=Path),
-        help="Migrations directory [env ZDMIGRATE_MIGRATIONS; default ./migrations]."),
-    "state_schema": click.option(
-        "--state-schema", help="Schema of zdmigrate's own tables [default zdmigrate]."),
-    "lock_timeout": click.option("--lock-timeout", help="lock_timeout of each DDL step, e.g. 2s."),
-    "statement_timeout": click.option(
-        "--statement-timeout", help="statement_timeout of each step, e.g. 30s."),
-    "retry_budget": click.option(
-        "--retry-budget", help="How long to keep retrying a locked step, e.g. 60s."),
-    "actor": click.option("--actor", help="Who is acting, for the phase log [default user@host]."),
-}
 _GLOBAL_NAMES = ("database_url", "migrations", "output_format", "state_schema", "lock_timeout",
                  "statement_timeout", "retry_budget", "actor")
 #: What each kind of command takes.
@@ -71,14 +56,22 @@ READS = ("database_url", "migrations", "state_schema")
 RUNS = (*READS, "lock_timeout", "statement_timeout", "retry_budget", "actor")
 OFFLINE = ("migrations",)
 FLEET = ("database_url", "state_schema")
-LINT_FORMATS = ("text", "json", "github", "sarif")
 
 
-def _format_option(allowed: tuple[str, ...]) -> Callable[[F], F]:
-    return click.option(
-        "--format", "output_format", type=click.Choice(allowed),
-        help="Output format: " + ", ".join(allowed) + " [default text].",
-    )
+def _click_option(option: Option) -> Callable[[F], F]:
+    """The click option of an `Option` of the table (`_cli_options`)."""
+    settings: dict[str, Any] = {"help": option.help}
+    if option.is_flag:
+        settings["is_flag"] = True
+    if option.metavar:
+        settings["metavar"] = option.metavar
+    if option.choices:
+        settings["type"] = click.Choice(option.choices)
+    if option.path:
+        settings["type"] = click.Path(path_type=Path)
+    if option.complete:
+        settings["shell_complete"] = _COMPLETERS[option.complete]
+    return click.option(option.flag, option.dest, **settings)
 
 
 def _complete_migration(ctx: click.Context, param: click.Parameter,
@@ -115,15 +108,18 @@ def _complete_rule(ctx: click.Context, param: click.Parameter, incomplete: str) 
     return [rule for rule in sorted(all_rules()) if rule.startswith(incomplete)]
 
 
+_COMPLETERS = {"migration": _complete_migration, "phase": _complete_phase, "rule": _complete_rule}
+
+
 def global_options(
     names: tuple[str, ...] = RUNS, *, formats: tuple[str, ...] = ("text", "json")
 ) -> Callable[[F], F]:
     """The global options a command takes (`names`), and `--format` with its `formats`."""
 
     def decorate(function: F) -> F:
-        function = _format_option(formats)(function)
+        function = _click_option(format_option(formats))(function)
         for name in reversed(names):
-            function = _GLOBAL_OPTIONS[name](function)
+            function = _click_option(GLOBAL_OPTIONS[name])(function)
         return function
 
     return decorate
@@ -643,57 +639,40 @@ def gate(app: str, version: str, new_app: bool, target_selectors: tuple[str, ...
     return EXIT_OK if answer.allowed else EXIT_CHECK_FAILED
 
 
+def _lint_options(function: F) -> F:
+    """`lint`'s options, from the table the lean parser reads too (`_cli_options`)."""
+    for option in reversed(LINT_OPTIONS):
+        function = _click_option(option)(function)
+    return function
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--phase", shell_complete=_complete_phase, help="Lint only this phase of migrations; the phase .sql and stdin run in "
-              "[default expand].")
-@click.option("--pg-version", help="Target PostgreSQL major version [default: lint config, else the "
-              "server's with a database URL, else 15].")
-@click.option("--since", metavar="REVISION", shell_complete=_complete_migration,
-              help="Skip migrations up to and including REVISION (grandfathered history).")
-@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
-@click.option("--env", "use_env", is_flag=True,
-              help="Run each Alembic project's env.py offline first, as `alembic upgrade --sql` does.")
-@click.option("--list-rules", is_flag=True, help="List every rule and exit.")
-@click.option("--explain", metavar="RULE", shell_complete=_complete_rule, help="Explain one rule (what, why, safe way, examples).")
-@global_options(("database_url", "migrations"), formats=LINT_FORMATS)
+@_lint_options
+@global_options(LINT_GLOBALS, formats=LINT_FORMATS)
 def lint(paths: tuple[str, ...], phase: str | None, pg_version: str | None, since: str | None,
          strict: bool, use_env: bool, list_rules: bool, explain: str | None, **kwargs: Any) -> int:
     """Lint migrations, .sql files, Alembic revisions/projects, globs or stdin (-); offline.
 
     Exit 0 no errors, 1 errors (warnings too with --strict), 2 bad input.
     """
-    from zdmigrate.lint import _explain as explain_module
     from zdmigrate.output import lint as reporters
 
     settings, fmt = settings_from(kwargs)
     formats(fmt, reporters.FORMATS)
-    if list_rules or explain:
-        print(explain_module.rules_list(fmt) if list_rules else explain_module.explain(explain or "", fmt))
-        return EXIT_OK
-    result = engine.lint(settings, paths, phase=phase, pg_version=pg_version, since=since,
-                         env=use_env, freeze_loaded=_process_entry["value"])
-    for note in result.notes:
-        output.log_line(note)
-    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    print(reporters.render(result.violations, fmt, files_checked=result.files_checked, color=color))
-    return EXIT_CHECK_FAILED if result.failed(strict) else EXIT_OK
+    return _cli_lint.lint_command(
+        settings, fmt, paths=paths, phase=phase, pg_version=pg_version, since=since,
+        strict=strict, use_env=use_env, list_rules=list_rules, explain=explain,
+        freeze_loaded=_entry.is_process_entry())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and exit with the contract's exit code."""
-    # The process ends with the command, so what is loaded by now (modules, classes) lives
-    # to the end: frozen, the cyclic GC stops walking it again on every full pass (a few
-    # percent of a lint; `lint` freezes the loaded revisions too). Only here, in the
-    # process entry: `run` (tests, embedding) leaves the host's GC alone.
-    gc.freeze()
-    _process_entry["value"] = True
-    code = run(argv)
-    sys.exit(code)
+#: The entry point (`zdmigrate._entry`): lint on its lean path, the rest through `run_click`.
+main = _entry.main
+run = _entry.run
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (for tests and embedding)."""
+def run_click(argv: list[str] | None = None) -> int:
+    """Run the command line with click and return its exit code."""
     _current_format["value"] = "text"
     try:
         result = cli.main(args=argv, prog_name="zdmigrate", standalone_mode=False)
@@ -710,23 +689,6 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         sys.stderr.write("aborted\n")
         return 130
-    except ZdmigrateError as exc:
-        output.error(exc, _current_format["value"])
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Exception as exc:  # a bug in zdmigrate, not a user mistake
-        if os.environ.get("ZDMIGRATE_DEBUG"):
-            traceback.print_exc()
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  this is a bug in zdmigrate; set ZDMIGRATE_DEBUG=1 to see the traceback\n"
-        )
-        return EXIT_OPERATIONAL
+    except (KeyboardInterrupt, Exception) as exc:
+        return _entry.failed(exc, _current_format["value"])
     return result if isinstance(result, int) else 0
-
-
-@functools.wraps(main)
-def _entry() -> None:  # pragma: no cover - console script alias
-    main()

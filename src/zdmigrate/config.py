@@ -21,11 +21,6 @@ from typing import Any
 from zdmigrate import dsn
 from zdmigrate.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 ENV_PREFIX = "ZDMIGRATE_"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
@@ -264,6 +259,11 @@ def _find_pyproject(start: Path) -> Path | None:
 
 
 def _read_section(path: Path) -> dict[str, Any]:
+    # imported here: a run without a pyproject.toml (most `zdmigrate lint` in CI) needs no TOML
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

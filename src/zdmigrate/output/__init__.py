@@ -11,23 +11,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from zdmigrate._lazy import lazy_module
 from zdmigrate.errors import ZdmigrateError
-from zdmigrate.output import github, json, text
 
 if TYPE_CHECKING:
     from zdmigrate import engine
     from zdmigrate.fleet import Instance
     from zdmigrate.gate import GateAnswer
+    from zdmigrate.output import github, json, text
     from zdmigrate.targets import Target
+else:  # on first use: `zdmigrate lint` reaches output/lint/ through this package without them
+    github, json, text = (lazy_module(f"zdmigrate.output.{name}")
+                          for name in ("github", "json", "text"))
 
 #: Formats of every command; `gate` adds github, `lint` github and sarif (output/lint/).
 FORMATS = ("text", "json")
 GATE_FORMATS = ("text", "json", "github")
 
-emit_json = json.emit
-log_line = text.log_line
+
+def emit_json(payload: Any) -> None:
+    """`payload` as indented JSON on stdout."""
+    json.emit(payload)
+
+
+def log_line(message: str) -> None:
+    """A progress line on stderr (plain text: safe for CI logs)."""
+    text.log_line(message)
 
 
 def _renderer(output_format: str) -> ModuleType:
