@@ -98,6 +98,11 @@ class LintConfig:
         return {rid: rule for rid, rule in all_rules().items() if self.is_active(rule)}
 
     @cached_property
+    def severities(self) -> dict[str, Severity]:
+        """The severity of each rule this config runs, by id (computed once per config)."""
+        return {rid: self.severity_of(rule) for rid, rule in self.active_rules.items()}
+
+    @cached_property
     def dispatch(self) -> dict[Phase, dict[str, list[Rule]]]:
         """Per phase, the active rules by the node type they look at."""
         table: dict[Phase, dict[str, list[Rule]]] = {}

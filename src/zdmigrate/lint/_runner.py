@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from zdmigrate.steps import Step
 
 DEFAULT_PG_VERSION = 15
+#: a phase's value without the enum's descriptor (per violation)
+_PHASE_VALUES = {phase: phase.value for phase in Phase}
 
 
 class RendersPhases(Protocol):
@@ -44,7 +46,7 @@ class _Run:
     def __init__(self, config: Mapping[str, Any] | LintConfig | None, pg_version: int | None) -> None:
         self.config = LintConfig.from_mapping(config)
         self.pg_version = pg_version or self.config.pg_version or DEFAULT_PG_VERSION
-        self.active = self.config.active_rules
+        self.severities = self.config.severities
         self.violations: list[Violation] = []
         #: the table each violation is about (parallel to `violations`), for folding
         self.tables: list[str | None] = []
@@ -77,12 +79,12 @@ class _Run:
         self, rule_id: str, message: str, *, path: str | None, line: int | None,
         phase: Phase | None, statement: str = "", table: str | None = None,
     ) -> None:
-        rule = self.active.get(rule_id)
-        if rule is None:
+        severity = self.severities.get(rule_id)
+        if severity is None:  # the rule is not active
             return
         self.violations.append(
-            Violation(rule_id, self.config.severity_of(rule), message, path, line,
-                      phase.value if phase else None, statement)
+            Violation(rule_id, severity, message, path, line,
+                      _PHASE_VALUES[phase] if phase else None, statement)
         )
         self.tables.append(table.lower() if table else None)
 
