@@ -4,6 +4,9 @@
   `statement_needs_autocommit` with the statements it parsed);
 - the console entry point (`main`) freezes what it loaded for the GC, which
   `run` (tests, embedding) does not: both must print the same report;
+- a rule may skip a whole text it cannot flag (`Rule.could_flag`: identifier-too-long
+  looks for a long run of bytes once per text), and the DROP rules run only for the
+  object types they cover;
 - `zdmigrate lint` is parsed without click (`_cli_lint`) when the command line
   is plain: it must read it exactly as click's `lint` does, hand everything
   else to click, and load no click.
@@ -183,3 +186,50 @@ def test_linting_sql_from_the_entry_point_loads_no_click(tmp_path: Path) -> None
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert '"rule": "create-index-not-concurrently"' in proc.stdout
+
+
+LONG = "orders_customer_id_created_at_status_total_amount_currency_btree_idx"
+
+
+@pytest.mark.parametrize("sql", [
+    f"CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY {LONG} ON t (a);",
+    f'CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY "{LONG} with spaces" ON t (a);',
+    f"CREATE TABLE café (a int);\nALTER TABLE café RENAME TO {LONG};",  # not ASCII
+    f"-- {LONG}\nCREATE TABLE t (a int);",  # a long run in a comment only: nothing
+])
+def test_the_per_text_pre_filter_decides_nothing(sql: str) -> None:
+    from zdmigrate.lint import lint_sql
+    from zdmigrate.lint.rules import get_rule
+    from zdmigrate.lint.rules.identifier_too_long import long_identifiers
+
+    expected = sum(1 for piece in sql.split(";") if list(long_identifiers(piece)))
+    found = [v for v in lint_sql(sql * 3) if v.rule == "identifier-too-long"]
+    assert len(found) == 3 * expected
+    assert get_rule("identifier-too-long").could_flag(sql) or not expected
+
+
+def test_the_long_run_pre_filter_is_the_regex_it_replaced() -> None:
+    import random
+    import re
+
+    from zdmigrate.lint.rules.identifier_too_long import _has_long_run
+
+    regex = re.compile(rb'[^\s(),;.\'"]{64,}|"[^"]{64,}')
+    alphabet = b"ab (),;.'\"\t\n\r\x0b\x0c\x1c\xc3\xa9-"
+    rng = random.Random(15)
+    for _ in range(5000):
+        p = rng.random() * 0.2
+        data = bytes(rng.choice(alphabet) if rng.random() < p else ord("a")
+                     for _ in range(rng.randint(0, 200)))
+        assert _has_long_run(data) is bool(regex.search(data)), data
+
+
+def test_drop_rules_run_only_for_their_object_types() -> None:
+    from zdmigrate.lint import lint_sql
+
+    rules = [v.rule for v in lint_sql(
+        "DROP INDEX i; DROP TABLE t; DROP INDEX CONCURRENTLY j; DROP FUNCTION f(); "
+        "DROP VIEW v; DROP TYPE e; DROP SEQUENCE s; DROP SCHEMA x")]
+    assert sorted(rules) == sorted([
+        "drop-index", "drop-index-not-concurrently", "drop-table", "drop-index",
+        "drop-function", "drop-view", "drop-type", "drop-sequence", "drop-schema"])

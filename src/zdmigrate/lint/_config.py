@@ -116,6 +116,15 @@ class LintConfig:
         return table
 
     @cached_property
+    def prefiltered(self) -> dict[Phase, list[Rule]]:
+        """Per phase, the active rules with a pre-filter on a whole text (`Rule.could_flag`)."""
+        return {
+            phase: [r for r in self.active_rules.values()
+                    if r.applies_in(phase) and type(r).could_flag is not Rule.could_flag]
+            for phase in Phase
+        }
+
+    @cached_property
     def finishers(self) -> dict[Phase, list[Rule]]:
         return {
             phase: [r for r in self.active_rules.values()

@@ -54,21 +54,46 @@ class _Run:
         self.drops: dict[str, int] = {}
         self.read_reported = False
         self.state = LintState(pg_version=self.pg_version)
-        #: (dispatch list, ALTER TABLE subtypes) -> the rules that look at them
-        self._alter_rules: dict[tuple[int, frozenset[str]], list[Rule]] = {}
+        #: (phase, rules skipped for a text) -> the dispatch table without them
+        self._text_rules: dict[tuple[Phase, frozenset[Rule]], dict[str, list[Rule]]] = {}
+        #: (dispatch list, ALTER TABLE subtypes or DROP object type) -> the rules that look at it
+        self._sub_rules: dict[tuple[int, frozenset[str] | str | None], list[Rule]] = {}
 
-    def rules_for(self, phase: Phase) -> dict[str, list[Rule]]:
-        return self.config.dispatch[phase]
+    def rules_for(self, phase: Phase, text: str) -> dict[str, list[Rule]]:
+        """The active rules of `phase` by node type, less those that cannot flag `text`."""
+        dispatch = self.config.dispatch[phase]
+        skipped = frozenset(rule for rule in self.config.prefiltered[phase]
+                            if not rule.could_flag(text))
+        if not skipped:
+            return dispatch
+        found = self._text_rules.get((phase, skipped))
+        if found is None:
+            found = self._text_rules[(phase, skipped)] = {
+                kind: [rule for rule in rules if rule not in skipped]
+                for kind, rules in dispatch.items()
+            }
+        return found
 
     def rules_for_alter(self, rules: list[Rule], stmt: Statement) -> list[Rule]:
         """Of `rules`, those that look at a command this ALTER TABLE has (remembered per mix)."""
         subtypes = _alter_subtypes(stmt)
         key = (id(rules), subtypes)
-        found = self._alter_rules.get(key)
+        found = self._sub_rules.get(key)
         if found is None:
-            found = self._alter_rules[key] = [
+            found = self._sub_rules[key] = [
                 rule for rule in rules
                 if not rule.alter_subtypes or not rule.alter_subtypes.isdisjoint(subtypes)
+            ]
+        return found
+
+    def rules_for_drop(self, rules: list[Rule], stmt: Statement) -> list[Rule]:
+        """Of `rules`, those that look at the type of object this DROP drops (remembered)."""
+        remove_type = stmt.node.get("removeType")
+        key = (id(rules), remove_type)
+        found = self._sub_rules.get(key)
+        if found is None:
+            found = self._sub_rules[key] = [
+                rule for rule in rules if not rule.remove_types or remove_type in rule.remove_types
             ]
         return found
 
@@ -131,7 +156,7 @@ class _Run:
         state.begin_unit(implicit_transaction=implicit_transaction)
         suppressions = sql_suppressions(text)
         targets = _sql_targets(suppressions, statements)
-        dispatch = self.rules_for(phase)
+        dispatch = self.rules_for(phase, text)
 
         def where(stmt_line: int) -> int:
             return fixed_line if fixed_line is not None else line_base + stmt_line
@@ -148,6 +173,8 @@ class _Run:
                 own = targets.get(index, ())
                 if stmt.kind == "AlterTableStmt":
                     rules = self.rules_for_alter(rules, stmt)
+                elif stmt.kind == "DropStmt":
+                    rules = self.rules_for_drop(rules, stmt)
                 for rule in rules:
                     try:
                         findings = list(rule.check(stmt, state))

@@ -73,6 +73,9 @@ class Rule:
     #: for ALTER TABLE: the command subtypes the rule looks at (empty: all), so the
     #: runner can skip it for statements without them
     alter_subtypes: ClassVar[frozenset[str]] = frozenset()
+    #: for DROP: the object types (``removeType``, as pglast names them) the rule looks
+    #: at (empty: all), so the runner can skip it for the others
+    remove_types: ClassVar[tuple[str, ...]] = ()
     #: a finding on a table created earlier in the same migration is dropped (it is empty)
     exempt_new_tables: ClassVar[bool] = True
     bad: ClassVar[tuple[Example, ...]] = ()
@@ -102,6 +105,14 @@ class Rule:
     def applies_in(self, phase: Phase) -> bool:
         """Destructive rules are off in contract: the fleet check gates that phase."""
         return not (self.category is Category.DESTRUCTIVE and phase is Phase.CONTRACT)
+
+    def could_flag(self, text: str) -> bool:
+        """False when no statement of this SQL text can give a finding (a cheap pre-filter).
+
+        The runner then skips the rule for the whole text. The default is True; a rule
+        that looks for something rare overrides it.
+        """
+        return True
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         return iter(())

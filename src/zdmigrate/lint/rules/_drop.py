@@ -29,7 +29,6 @@ class DropRule(Rule):
 
     category = Category.DESTRUCTIVE
     targets = ("DropStmt",)
-    remove_types: ClassVar[tuple[str, ...]] = ()
     noun: ClassVar[str] = ""
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:

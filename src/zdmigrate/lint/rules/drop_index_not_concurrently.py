@@ -21,6 +21,7 @@ class DropIndexNotConcurrently(Rule):
     )
     fix = "DROP INDEX CONCURRENTLY (zdmigrate runs it outside a transaction)."
     targets = ("DropStmt",)
+    remove_types = ("OBJECT_INDEX",)
     bad = (Example("DROP INDEX orders_created_at_idx;", phase=Phase.CONTRACT),)
     good = (Example("DROP INDEX CONCURRENTLY orders_created_at_idx;", phase=Phase.CONTRACT),)
 

@@ -6,7 +6,6 @@ the statement's tokens (pglast's scanner) to see the names as written.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from zdmigrate.lint._parse import Statement
@@ -17,14 +16,21 @@ from zdmigrate.lint.rules._base import Category, Example, Finding, Rule
 
 _pg = load_parser()
 MAX_BYTES = 63  # NAMEDATALEN - 1
-#: cheap pre-filter: some run of 64+ bytes that could be one identifier
-_LONG_RUN = re.compile(rb'[^\s(),;.\'"]{64,}|"[^"]{64,}')
+#: the bytes that end an unquoted identifier besides whitespace, as spaces
+_DELIMITERS = bytes.maketrans(b"(),;.'\"", b"       ")
+
+
+def _has_long_run(data: bytes) -> bool:
+    """Cheap pre-filter: some run of 64+ bytes that could be one identifier (unquoted, or
+    after a double quote). Splitting is linear; a regex search retries inside every run."""
+    return (max(map(len, data.translate(_DELIMITERS).split()), default=0) > MAX_BYTES
+            or max(map(len, data.split(b'"')[1:]), default=0) > MAX_BYTES)
 
 
 def long_identifiers(sql: str) -> Iterator[tuple[str, int]]:
     """(identifier as written, its length in bytes) for identifiers over 63 bytes."""
     data = sql.encode("utf-8", "surrogatepass")
-    if not _LONG_RUN.search(data):
+    if not _has_long_run(data):
         return
     try:
         tokens = _pg.scan(sql)
@@ -63,6 +69,12 @@ class IdentifierTooLong(Rule):
                    "ON orders (customer_id, created_at, status, total_amount, currency);"),)
     good = (Example("CREATE INDEX CONCURRENTLY orders_customer_created_idx "
                     "ON orders (customer_id, created_at);"),)
+
+    def could_flag(self, text: str) -> bool:
+        # each statement's SQL is a piece of the text: without a long run in the text, none
+        # has one. Any other text is left to `check`: a statement's SQL is decoded anew, which
+        # turns a lone surrogate into a longer replacement character
+        return not text.isascii() or _has_long_run(text.encode())
 
     def check(self, stmt: Statement, state: LintState) -> Iterator[Finding]:
         seen: set[str] = set()
