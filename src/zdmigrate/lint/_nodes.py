@@ -6,8 +6,7 @@ Every node is ``{"NodeType": {fields}}``; absent fields hold their default.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Node = dict[str, Any]
 
@@ -44,9 +43,11 @@ _TYPE_ALIASES = {
 SERIAL_TYPES = frozenset({"serial2", "serial4", "serial8"})
 
 
-@dataclass(frozen=True)
-class TypeInfo:
-    """A column type as written: canonical name, type modifiers, array or not."""
+class TypeInfo(NamedTuple):
+    """A column type as written: canonical name, type modifiers, array or not.
+
+    A NamedTuple (immutable, built fast: one per column a migration writes).
+    """
 
     name: str
     mods: tuple[int | None, ...] = ()

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from zdmigrate.lint._parse import Statement
 from zdmigrate.lint._state import LintState
@@ -37,9 +36,12 @@ class Category(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Finding:
-    """What a rule found in one statement. `what` names the object; `why`/`fix` override the rule's."""
+class Finding(NamedTuple):
+    """What a rule found in one statement. `what` names the object; `why`/`fix` override the rule's.
+
+    A NamedTuple, not a frozen dataclass: as immutable, and built several times faster
+    (a rule builds one per finding, thousands in a large file).
+    """
 
     what: str
     table: str | None = None
@@ -48,8 +50,7 @@ class Finding:
     line: int | None = None  # for findings about another statement (an unclosed BEGIN)
 
 
-@dataclass(frozen=True)
-class Example:
+class Example(NamedTuple):
     """A rule's good or bad example: SQL, and the phase and PostgreSQL version it is linted for."""
 
     sql: str
