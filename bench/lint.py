@@ -18,9 +18,11 @@ and after: wall times on a shared machine mean little without it.
 With ``--callgrind``, zdmigrate's side of each workload is also run once under
 ``valgrind --tool=callgrind`` and its instruction count printed: a figure the
 machine's load does not move, to compare two versions of zdmigrate (run the
-benchmark with ``PYTHONPATH=/path/to/other/src`` for the other one).
+benchmark with ``PYTHONPATH=/path/to/other/src`` for the other one, and
+``--module`` for both: the console script imports the entry point of the
+installed version, ``python -m zdmigrate`` that of the version it runs).
 
-    python bench/lint.py [--repeat 7] [--statements 5000] [--files 300] [--callgrind]
+    python bench/lint.py [--repeat 7] [--statements 5000] [--files 300] [--callgrind] [--module]
 """
 
 from __future__ import annotations
@@ -202,8 +204,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--callgrind", action="store_true",
                         help="also count zdmigrate's instructions per workload (valgrind)")
+    parser.add_argument("--module", action="store_true",
+                        help="run zdmigrate as `python -m zdmigrate` (to compare with a version "
+                        "given by PYTHONPATH whose entry point differs)")
     args = parser.parse_args()
-    zdmigrate, squawk, alembic = tool("zdmigrate"), tool("squawk"), tool("alembic")
+    squawk, alembic = tool("squawk"), tool("alembic")
+    zdmigrate = [sys.executable, "-m", "zdmigrate"] if args.module else [tool("zdmigrate")]
     compile_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -218,16 +224,16 @@ def main() -> None:
         print(f"{'workload':44} {'zdmigrate':>10} {'squawk':>10} {'ratio':>7}   "
               f"{'cpu zdm':>8} {'cpu sqk':>8} {'ratio':>7}")
         compare(f"1 file x {args.statements} statements, half flagged, json",
-                [zdmigrate, "lint", str(half), "--format", "json"],
+                [*zdmigrate, "lint", str(half), "--format", "json"],
                 [[squawk, "--reporter", "json", str(half)]], args.repeat, 1.0)
         compare(f"{args.files} Alembic revisions (squawk: alembic --sql + squawk)",
-                [zdmigrate, "lint", str(project)],
+                [*zdmigrate, "lint", str(project)],
                 [render, [squawk, str(rendered)]], args.repeat, 1.0)
-        compare(f"{args.files} files x 5 statements", [zdmigrate, "lint", *many],
+        compare(f"{args.files} files x 5 statements", [*zdmigrate, "lint", *many],
                 [[squawk, *many]], args.repeat, 1.5)
         small = root / "one.sql"
         small.write_text(statements(5))
-        cpus = sorted(timed([zdmigrate, "lint", str(small)])[1] for _ in range(args.repeat))
+        cpus = sorted(timed([*zdmigrate, "lint", str(small)])[1] for _ in range(args.repeat))
         cpu = statistics.median(cpus)
         print(f"one-file lint: {cpu * 1000:.0f} ms CPU (target < 150 ms): "
               f"{'met' if cpu < 0.15 else 'NOT met'}")
@@ -236,10 +242,10 @@ def main() -> None:
             print("zdmigrate's instructions (callgrind, one run each):")
             for label, cmd in (
                 (f"1 file x {args.statements} statements, json",
-                 [zdmigrate, "lint", str(half), "--format", "json"]),
-                (f"{args.files} Alembic revisions", [zdmigrate, "lint", str(project)]),
-                (f"{args.files} files x 5 statements", [zdmigrate, "lint", *many]),
-                ("one small file", [zdmigrate, "lint", str(small)]),
+                 [*zdmigrate, "lint", str(half), "--format", "json"]),
+                (f"{args.files} Alembic revisions", [*zdmigrate, "lint", str(project)]),
+                (f"{args.files} files x 5 statements", [*zdmigrate, "lint", *many]),
+                ("one small file", [*zdmigrate, "lint", str(small)]),
             ):
                 count = instructions(cmd)
                 print(f"  {label:44} {'valgrind not found' if count is None else f'{count:,}'}")

@@ -115,6 +115,22 @@ class LintConfig:
             table[phase] = by_kind
         return table
 
+    def dispatch_without(self, phase: Phase, skipped: frozenset[Rule]) -> dict[str, list[Rule]]:
+        """`dispatch` of `phase` less the `skipped` rules (remembered: asked per text)."""
+        if not skipped:
+            return self.dispatch[phase]
+        found = self._dispatch_without.get((phase, skipped))
+        if found is None:
+            found = self._dispatch_without[(phase, skipped)] = {
+                kind: [rule for rule in rules if rule not in skipped]
+                for kind, rules in self.dispatch[phase].items()
+            }
+        return found
+
+    @cached_property
+    def _dispatch_without(self) -> dict[tuple[Phase, frozenset[Rule]], dict[str, list[Rule]]]:
+        return {}
+
     @cached_property
     def prefiltered(self) -> dict[Phase, list[Rule]]:
         """Per phase, the active rules with a pre-filter on a whole text (`Rule.could_flag`)."""

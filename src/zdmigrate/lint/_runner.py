@@ -54,25 +54,14 @@ class _Run:
         self.drops: dict[str, int] = {}
         self.read_reported = False
         self.state = LintState(pg_version=self.pg_version)
-        #: (phase, rules skipped for a text) -> the dispatch table without them
-        self._text_rules: dict[tuple[Phase, frozenset[Rule]], dict[str, list[Rule]]] = {}
         #: (dispatch list, ALTER TABLE subtypes or DROP object type) -> the rules that look at it
         self._sub_rules: dict[tuple[int, frozenset[str] | str | None], list[Rule]] = {}
 
     def rules_for(self, phase: Phase, text: str) -> dict[str, list[Rule]]:
         """The active rules of `phase` by node type, less those that cannot flag `text`."""
-        dispatch = self.config.dispatch[phase]
         skipped = frozenset(rule for rule in self.config.prefiltered[phase]
                             if not rule.could_flag(text))
-        if not skipped:
-            return dispatch
-        found = self._text_rules.get((phase, skipped))
-        if found is None:
-            found = self._text_rules[(phase, skipped)] = {
-                kind: [rule for rule in rules if rule not in skipped]
-                for kind, rules in dispatch.items()
-            }
-        return found
+        return self.config.dispatch_without(phase, skipped)
 
     def rules_for_alter(self, rules: list[Rule], stmt: Statement) -> list[Rule]:
         """Of `rules`, those that look at a command this ALTER TABLE has (remembered per mix)."""
