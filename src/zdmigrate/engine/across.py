@@ -36,7 +36,6 @@ from zdmigrate.errors import (
     EXIT_OPERATIONAL,
     BadInput,
     OperationalError,
-    OperationInvalid,
     PhaseRefused,
     ZdmigrateError,
     first_line,
@@ -86,7 +85,7 @@ def probe(
         try:
             conn = db.connect(target.settings(settings), application_name="zdmigrate probe")
         except ZdmigrateError as exc:
-            return dsn.scrub(first_line_of(exc), target.url)
+            return dsn.scrub(first_line(exc, problems=3), target.url)
         try:
             found = Probe(target)
             store = state.Store(conn, settings.state_schema)
@@ -108,16 +107,6 @@ def probe(
         raise TargetsUnreachable(problems, len(targets))
     log(f"{len(targets)} target(s) reached")
     return [a for a in answers if isinstance(a, Probe)]
-
-
-def first_line_of(exc: ZdmigrateError) -> str:
-    """The error in one line: its message's first line, and what an OperationInvalid lists."""
-    line = exc.message.splitlines()[0] if exc.message else type(exc).__name__
-    if isinstance(exc, OperationInvalid) and exc.problems:
-        line += ": " + "; ".join(p.splitlines()[0] for p in exc.problems[:3])
-        if len(exc.problems) > 3:
-            line += f" (and {len(exc.problems) - 3} more)"
-    return line
 
 
 def advance_across(
@@ -415,7 +404,7 @@ def _run_one(found: Probe, migration: Migration, work: TargetWork, log: Log) -> 
         result.error = dsn.scrub(exc.message + (f": {reasons}" if reasons else ""), target.url)
     except ZdmigrateError as exc:
         result.outcome, result.exit_code = "failed", exc.exit_code
-        result.error = dsn.scrub(first_line_of(exc), target.url)
+        result.error = dsn.scrub(first_line(exc, problems=3), target.url)
     except Exception as exc:  # a bug, on one target: report it there, let the others finish
         result.outcome, result.exit_code = "failed", EXIT_OPERATIONAL
         result.error = dsn.scrub(f"internal error: {type(exc).__name__}: {exc}", target.url)

@@ -147,7 +147,7 @@ def status_across(
                                    fleet_instances=shared)
             read.skips = _skips(settings, target)
         except ZdmigrateError as exc:
-            read.error = dsn.scrub(exc.message.splitlines()[0], target.url)
+            read.error = dsn.scrub(first_line(exc), target.url)
             read.exit_code = exc.exit_code
         except psycopg.Error as exc:
             read.error = dsn.scrub(first_line(exc), target.url)
