@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
@@ -43,7 +42,7 @@ from zdmigrate.errors import (
 from zdmigrate.fleet import SharedFleet
 from zdmigrate.migration import Migration, find
 from zdmigrate.phases import Phase
-from zdmigrate.targets import Target, load_targets
+from zdmigrate.targets import Target, each_target, load_targets
 
 
 class TargetsUnreachable(OperationalError):
@@ -100,8 +99,9 @@ def probe(
         finally:
             conn.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets)))) as pool:
-        answers = list(pool.map(one, targets))
+    # an error reading a reached target (a phase this version does not know) is raised
+    by_name, _ = each_target(targets, one, parallel=parallel, raise_first=True)
+    answers = [by_name[t.name] for t in targets]
     problems = [(t, a) for t, a in zip(targets, answers, strict=True) if isinstance(a, str)]
     if problems:
         raise TargetsUnreachable(problems, len(targets))
@@ -352,12 +352,13 @@ def _fan_out(
     results: dict[str, TargetResult] = {}
     finished = [0]
     lock = threading.Lock()
+    probed = {p.target.name: p for p in probes}
 
-    def one(found: Probe) -> None:
-        name = found.target.name
-        result = _run_one(found, migration, work, lambda line: log(f"[{name}] {line}"))
+    def one(target: Target) -> None:
+        name = target.name
+        result = _run_one(probed[name], migration, work, lambda line: log(f"[{name}] {line}"))
         if result.exit_code != 0:
-            result.after = phase_now(found.target) or result.after
+            result.after = phase_now(target) or result.after
         with lock:
             results[name] = result
             finished[0] += 1
@@ -369,7 +370,7 @@ def _fan_out(
         first = next(p for p in probes if p.target.name == plan.canary)
         rest.remove(first)
         log(f"[{plan.canary}] canary: running it first, alone")
-        one(first)
+        one(first.target)
         if results[plan.canary].exit_code != 0:
             for found in rest:
                 results[found.target.name] = TargetResult(
@@ -377,11 +378,7 @@ def _fan_out(
                     found.phase_of(migration.id),
                     error=f"not run: the canary {plan.canary} failed")
             return [results[p.target.name] for p in probes]
-    if rest:
-        with ThreadPoolExecutor(max_workers=max(1, min(plan.parallel, len(rest))),
-                                thread_name_prefix="zdmigrate-target") as pool:
-            for future in [pool.submit(one, found) for found in rest]:
-                future.result()
+    each_target([p.target for p in rest], one, parallel=plan.parallel, raise_first=True)
     return [results[p.target.name] for p in probes]
 
 
