@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from tests.helpers import run_contract_steps_as_done
-from tests.ops_lifecycle import Lifecycle, snapshot
+from tests.ops_lifecycle import Conn, Lifecycle, lifecycle, one, rollbacks, setup, snapshot
 from zdmigrate.errors import BadInput, OperationInvalid
-from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.phases import Phase
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(1000)
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
-
-
-def setup(dsn: str, sql_text: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql_text)
-
-
-def one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None, query
-    return row[0]
 
 
 def constraints(conn: Conn, table: str) -> dict[str, tuple[str, str, bool]]:
@@ -132,26 +118,14 @@ def test_column_copy_carries_check_fk_comment_statistics_collation(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
     setup(dsn, CARRY_SETUP)
-    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
-    for phase in WORK_PHASES:
-        lc.advance(phase)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            carry_clients(conn, phase)
+    lifecycle(tmp_path, db_url, dsn, CARRY_OPS, carry_clients)
 
 
 def test_column_copy_carry_rolls_back_from_every_phase(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
     setup(dsn, CARRY_SETUP)
-    before = snapshot(dsn)
-    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
-    for last in BEFORE_CONTRACT:
-        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
-            lc.advance(phase)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                carry_clients(conn, phase)
-        lc.rollback(Phase.PENDING)
-        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+    rollbacks(tmp_path, db_url, dsn, CARRY_OPS, carry_clients)
 
 
 @pytest.mark.pg(">=15")
@@ -236,26 +210,14 @@ def test_rename_referenced_column_repoints_inbound_foreign_keys(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
     setup(dsn, INBOUND_SETUP)
-    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
-    for phase in WORK_PHASES:
-        lc.advance(phase)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            inbound_clients(conn, phase)
+    lifecycle(tmp_path, db_url, dsn, INBOUND_OPS, inbound_clients)
 
 
 def test_rename_referenced_column_rolls_back_from_every_phase(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
     setup(dsn, INBOUND_SETUP)
-    before = snapshot(dsn)
-    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
-    for last in BEFORE_CONTRACT:
-        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
-            lc.advance(phase)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                inbound_clients(conn, phase)
-        lc.rollback(Phase.PENDING)
-        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+    rollbacks(tmp_path, db_url, dsn, INBOUND_OPS, inbound_clients)
 
 
 def test_contract_refuses_with_nothing_changed_when_a_view_uses_the_old_column(
