@@ -8,6 +8,7 @@ phase. After contract the carried constraints must still reject bad rows.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -114,20 +115,6 @@ def carry_clients(conn: Conn, phase: Phase) -> None:
         assert leftovers(conn) == []
 
 
-def test_column_copy_carries_check_fk_comment_statistics_collation(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, CARRY_SETUP)
-    lifecycle(tmp_path, db_url, dsn, CARRY_OPS, carry_clients)
-
-
-def test_column_copy_carry_rolls_back_from_every_phase(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, CARRY_SETUP)
-    rollbacks(tmp_path, db_url, dsn, CARRY_OPS, carry_clients)
-
-
 @pytest.mark.pg(">=15")
 def test_column_copy_refuses_a_foreign_key_with_an_on_delete_column_list(
     tmp_path: Path, db_url: str, dsn: str
@@ -206,18 +193,32 @@ def inbound_clients(conn: Conn, phase: Phase) -> None:
         assert leftovers(conn) == []
 
 
-def test_rename_referenced_column_repoints_inbound_foreign_keys(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, INBOUND_SETUP)
-    lifecycle(tmp_path, db_url, dsn, INBOUND_OPS, inbound_clients)
+# -- 1 and 2 through every phase, and back from every phase before contract ----------
+
+COPIES = pytest.mark.parametrize(("setup_sql", "operations", "clients"), [
+    pytest.param(CARRY_SETUP, CARRY_OPS, carry_clients,
+                 id="carries-check-fk-comment-statistics-collation"),
+    pytest.param(INBOUND_SETUP, INBOUND_OPS, inbound_clients,
+                 id="rename-referenced-column-repoints-inbound-foreign-keys"),
+])
 
 
-def test_rename_referenced_column_rolls_back_from_every_phase(
-    tmp_path: Path, db_url: str, dsn: str
+@COPIES
+def test_column_copy_lifecycle(
+    tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operations: str,
+    clients: Callable[[Conn, Phase], None],
 ) -> None:
-    setup(dsn, INBOUND_SETUP)
-    rollbacks(tmp_path, db_url, dsn, INBOUND_OPS, inbound_clients)
+    setup(dsn, setup_sql)
+    lifecycle(tmp_path, db_url, dsn, operations, clients)
+
+
+@COPIES
+def test_column_copy_rolls_back_from_every_phase(
+    tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operations: str,
+    clients: Callable[[Conn, Phase], None],
+) -> None:
+    setup(dsn, setup_sql)
+    rollbacks(tmp_path, db_url, dsn, operations, clients)
 
 
 def test_contract_refuses_with_nothing_changed_when_a_view_uses_the_old_column(
