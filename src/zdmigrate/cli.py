@@ -365,9 +365,11 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.advance_across(
-            settings, targets, migration, to=to, parallel=parallel, canary=canary,
-            skip=skip_targets, reason=reason, dry_run=dry_run, accept_changed=accept_changed,
-            override_reason=overridden, log=log,
+            settings, targets,
+            engine.AcrossOptions(migration, to=to, parallel=parallel, canary=canary,
+                                 skip=skip_targets, reason=reason,
+                                 accept_changed=accept_changed, log=log),
+            dry_run=dry_run, override_reason=overridden,
             reporter_for=lambda target_log: PlainReporter(write=target_log))
         output.across(run_, fmt)
         return run_.exit_code
@@ -399,9 +401,9 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
         raise BadInput("--reason goes with --skip-target")
     targets = _targets(settings, target_selectors)
     if targets:
-        run_ = engine.rollback_across(
-            settings, targets, migration, to=to, parallel=parallel, canary=canary,
-            skip=skip_targets, reason=reason, accept_changed=accept_changed, log=_log_for(fmt))
+        run_ = engine.rollback_across(settings, targets, engine.AcrossOptions(
+            migration, to=to, parallel=parallel, canary=canary, skip=skip_targets, reason=reason,
+            accept_changed=accept_changed, log=_log_for(fmt)))
         output.across(run_, fmt)
         return run_.exit_code
     _one_database_only(parallel, canary, skip_targets)
