@@ -486,7 +486,7 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--min-batch-size", type=click.IntRange(min=1), help="Smallest batch [10].")
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Largest batch [50000].")
 @click.option("--target-batch-ms", type=click.FloatRange(min=1),
-              help="Duration each batch aims for, ms [150].")
+              help="Duration each batch aims for, ms [50].")
 @click.option("--max-rows-per-second", type=click.FloatRange(min=0),
               help="Cap for this process, rows/s [0 = none].")
 @click.option("--max-replication-lag", help="Pause while replicas lag more, e.g. 10s [0 = off].")
