@@ -69,7 +69,9 @@ class BackfillOptions:
     #: percent (0 = never), and once at the end: old row versions are reused and
     #: the table stays near its size.
     vacuum_every_percent: float = 5.0
-    #: vacuum_cost_delay of those VACUUMs, milliseconds.
+    #: The gentlest vacuum_cost_delay of those VACUUMs, milliseconds: the first
+    #: round runs unthrottled, and the rounds slow down to this when they have
+    #: time to spare.
     vacuum_cost_delay_ms: float = 2.0
     #: Emit a progress event at least this often, seconds, batches or not.
     progress_interval: float = 1.0
