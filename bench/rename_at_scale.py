@@ -52,9 +52,10 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _traffic import server  # noqa: E402
+
 from zdmigrate import engine  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
-from zdmigrate.embedded import embedded_postgres  # noqa: E402
 from zdmigrate.ops._version_schema import schema_name  # noqa: E402
 
 MIGRATION = "0001_rename_users_name"
@@ -224,15 +225,6 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[tuple[str, str]]:
-    if url:
-        yield url, "the given server"
-        return
-    with embedded_postgres() as embedded:
-        yield embedded, "an embedded PostgreSQL (embedded-postgres package)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _traffic import BASE, NEW, RENAME, RenamedShop, ShopTraffic, server  # noqa: E402
 from alembic.operations import Operations  # noqa: E402
 from alembic.runtime.migration import MigrationContext  # noqa: E402
 
@@ -50,13 +50,9 @@ from zdmigrate import engine  # noqa: E402
 from zdmigrate import gate as gate_module  # noqa: E402
 from zdmigrate.config import Settings  # noqa: E402
 from zdmigrate.demo.database import demo_database  # noqa: E402
-from zdmigrate.demo.instances import Fleet, Router  # noqa: E402
-from zdmigrate.demo.shop import APP, OldShop, ShopVersion, seed  # noqa: E402
+from zdmigrate.demo.shop import APP, OLD, OldShop, ShopVersion, seed  # noqa: E402
 from zdmigrate.demo.traffic import TrafficStats, VersionTraffic  # noqa: E402
-from zdmigrate.embedded import embedded_postgres  # noqa: E402
 
-OLD, NEW = "1.4", "2.0"
-BASE, RENAME = "0001_create_users", "0002_rename_users_name"
 SCENARIOS = ("baseline", "naive", "zdmigrate")
 
 
@@ -64,23 +60,6 @@ class RedeployedShop(OldShop):
     """2.0 in the baseline: a new deploy of code that still uses ``name``."""
 
     version = NEW
-
-
-class RenamedShop(OldShop):
-    """2.0 after the rename: ``full_name`` wherever 1.4 used ``name``."""
-
-    version = NEW
-
-    def read_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("SELECT id, full_name, email FROM users WHERE id = %s", [self.user_id(rng)])
-
-    def rename_user(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("UPDATE users SET full_name = %s WHERE id = %s",
-                     [self.new_name(rng), self.user_id(rng)])
-
-    def sign_up(self, conn: psycopg.Connection[Any], rng: Any) -> None:
-        conn.execute("INSERT INTO users (full_name, email) VALUES (%s, %s)",
-                     [self.new_name(rng), self.new_email()])
 
 
 def naive_upgrade(url: str) -> None:
@@ -115,16 +94,6 @@ class Run:
         }
 
 
-@contextmanager
-def server(url: str | None) -> Iterator[tuple[str, str]]:
-    """One server for every scenario: the given one, or an embedded PostgreSQL."""
-    if url:
-        yield url, "the given server"
-        return
-    with embedded_postgres() as embedded:
-        yield embedded, "an embedded PostgreSQL (embedded-postgres package)"
-
-
 def run_scenario(name: str, server_url: str, args: argparse.Namespace,
                  stats: TrafficStats, steps: dict[str, float]) -> None:
     """One run of `name`; its requests go into `stats`, its migration times into `steps`."""
@@ -143,20 +112,17 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace,
             conn.execute("VACUUM ANALYZE orders")
         versions: dict[str, type[ShopVersion]] = {
             OLD: OldShop, NEW: RedeployedShop if name == "baseline" else RenamedShop}
-        router = Router(args.rate)
-        fleet = Fleet(database.url, stats=stats, router=router, seeded_rows=args.rows,
-                      schema=settings.state_schema, versions=versions, with_runtime=False)
+        traffic = ShopTraffic(database.url, stats=stats, rate=args.rate, seeded_rows=args.rows,
+                              schema=settings.state_schema, versions=versions,
+                              with_runtime=False)
+
         def timed(label: str, action: Callable[[], None]) -> None:
             started = time.perf_counter()
             action()
             steps[label] = steps.get(label, 0.0) + time.perf_counter() - started
 
-        def scale(old: int, new: int) -> None:
-            router.route({OLD: float(old), NEW: float(new)})
-            fleet.scale({OLD: old, NEW: new})
-
-        try:
-            scale(args.clients, 0)
+        with traffic:
+            traffic.deploy({OLD: args.clients, NEW: 0})
             time.sleep(args.hold)
             if name == "naive":
                 timed("alembic upgrade (rename)", lambda: naive_upgrade(database.url))
@@ -168,11 +134,11 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace,
                     raise SystemExit(f"the gate refused {APP} {NEW}: {answer.as_dict()}")
             time.sleep(args.hold)
             for i in range(1, args.clients + 1):
-                scale(args.clients - i, i)
+                traffic.deploy({OLD: args.clients - i, NEW: i})
                 time.sleep(args.hold)
             if name == "zdmigrate":
                 def contract() -> None:
-                    fleet.wait_disconnected(OLD)
+                    traffic.fleet.wait_disconnected(OLD)
                     engine.fleet_retire(settings, app=APP, version=OLD)
                     engine.advance(settings, RENAME, to="contract")
 
@@ -181,8 +147,6 @@ def run_scenario(name: str, server_url: str, args: argparse.Namespace,
                 if phases[RENAME] != "contract":
                     raise SystemExit(f"{RENAME} ended at {phases[RENAME]}, not contract")
             time.sleep(args.hold)
-        finally:
-            fleet.stop_all()
 
 
 def machine(server_url: str) -> dict[str, Any]:

@@ -38,6 +38,23 @@ def write_migration(folder: Path, name: str, body: str) -> Path:
     return path
 
 
+def one_migration(tmp_path: Path, body: str = "", *, operations: str | None = None) -> Path:
+    """A migrations folder, `tmp_path/m`, holding one migration, ``0001_a``.
+
+    Its file is the two revision lines, then `body` (dedented: a blank first line
+    stays, so `def expand` starting on line 4 puts its first statement on line 5),
+    then, when given, ``operations = OPERATIONS`` with ``sa`` and ``ops`` imported.
+    """
+    folder = tmp_path / "m"
+    folder.mkdir()
+    text = 'revision = "0001_a"\ndown_revision = None\n' + textwrap.dedent(body)
+    if operations is not None:
+        text = ("import sqlalchemy as sa\nfrom zdmigrate import ops\n"
+                f"{text}operations = {operations}\n")
+    write_migration(folder, "0001_a", text)
+    return folder
+
+
 def settings_for(url: str, migrations: Path, **changes: object) -> Settings:
     base = Settings.load({"database_url": url, "migrations": str(migrations)}, environ={},
                          pyproject=Path("/nonexistent/pyproject.toml"))

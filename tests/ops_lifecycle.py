@@ -4,12 +4,15 @@ A `Lifecycle` writes one migration file holding the operations under test into
 a temporary directory and drives it with `engine.advance` / `engine.rollback`,
 so requirements, step recording and the batched backfill all run for real.
 `snapshot` captures the user-visible schema so a rollback can be compared with
-the schema before expand, exactly.
+the schema before expand, exactly. `lifecycle` and `rollbacks` drive one through
+every phase, or back from every phase before contract, with the test's clients
+writing after each.
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,11 @@ import psycopg
 
 from zdmigrate import engine
 from zdmigrate.config import Settings
-from zdmigrate.phases import Phase
+from zdmigrate.phases import WORK_PHASES, Phase
 
+Conn = psycopg.Connection[Any]
 MIGRATION_ID = "0001_op_under_test"
+BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
 
 _SNAPSHOT = {
     "columns": """
@@ -107,3 +112,43 @@ class Lifecycle:
 
     def rollback(self, phase: Phase) -> None:
         engine.rollback(self.settings, MIGRATION_ID, to=phase)
+
+
+def setup(dsn: str, sql_text: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql_text)
+
+
+def one(conn: Conn, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
+def lifecycle(
+    tmp_path: Path, db_url: str, dsn: str, operations: str,
+    on_phase: Callable[[Conn, Phase], None],
+) -> None:
+    """Advance through every phase; after each, let the clients write and check."""
+    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
+    for phase in WORK_PHASES:
+        lc.advance(phase)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            on_phase(conn, phase)
+
+
+def rollbacks(
+    tmp_path: Path, db_url: str, dsn: str, operations: str,
+    on_phase: Callable[[Conn, Phase], None] | None = None,
+) -> None:
+    """From every phase before contract, roll back to pending: the schema is as before."""
+    before = snapshot(dsn)
+    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
+    for last in BEFORE_CONTRACT:
+        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
+            lc.advance(phase)
+            if on_phase is not None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    on_phase(conn, phase)
+        lc.rollback(Phase.PENDING)
+        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"

@@ -269,6 +269,47 @@ def test_vacuum_rounds_run_and_the_sizes_are_recorded(dsn: str, db_url: str) -> 
     assert info[0]["table_bytes_after"] == result.table_bytes_after
 
 
+def test_the_first_vacuum_round_is_unthrottled_and_the_rounds_pace_themselves(
+    dsn: str, db_url: str,
+) -> None:
+    """Started at the gentlest cost delay, the early rounds fell behind the workers
+    and held them; the first round now runs unthrottled, rounds that end early
+    slow the next down (up to `cost_delay_ms`), a late one speeds the next up."""
+    from zdmigrate.backfill import upkeep
+    from zdmigrate.backfill.keys import resolve_table
+
+    make_table(dsn, 2_000)
+    delays: list[str] = []
+    with psycopg.connect(dsn) as conn:
+        table = resolve_table(conn, WIDEN)
+
+    def connect(url: str) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(url, autocommit=True)
+        original = conn.execute
+
+        def execute(query: Any, params: Any = None, **kw: Any) -> Any:
+            cur = original(query, params, **kw)
+            if params and "vacuum_cost_delay" in str(query):
+                delays.append(str(original("SHOW vacuum_cost_delay").fetchone()[0]))
+            return cur
+
+        conn.execute = execute  # type: ignore[method-assign]
+        return conn
+
+    vacuumer = upkeep.Vacuumer(db_url, table, every_rows=100, cost_delay_ms=2, connect=connect)
+    done = 0
+    assert not vacuumer.maybe(done)  # where the backfill starts
+    for _ in range(6):  # each round ends with no rows done meanwhile: early
+        done += 100
+        assert vacuumer.maybe(done, lambda at=done: at)
+    assert delays == ["0", "250us", "500us", "1ms", "2ms", "2ms"], delays
+    done += 100
+    assert vacuumer.maybe(done, lambda at=done: at + 100)  # the next was due before it ended
+    done += 100
+    assert vacuumer.maybe(done, lambda at=done: at)
+    assert delays[-2:] == ["2ms", "1ms"] and vacuumer.rounds == 8
+
+
 def test_without_vacuum_rounds_the_table_grows(dsn: str, db_url: str) -> None:
     """The control: what the rounds prevent."""
     make_table(dsn, 40_000)

@@ -7,22 +7,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import declare_deployed, settings_for, write_migration
+from tests.helpers import declare_deployed, one_migration, settings_for
 from zdmigrate import engine
 
 
 def _setup(tmp_path: Path, db_url: str, dsn: str, create: str, operations: str):  # type: ignore[no-untyped-def]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(create)
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", f'''
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        compat = {{"shop": {{"old_unused_from": "2.0"}}}}
-        operations = {operations}
-    ''')
+    folder = one_migration(tmp_path, 'compat = {"shop": {"old_unused_from": "2.0"}}\n',
+                           operations=operations)
     settings = settings_for(db_url, folder)
     declare_deployed(settings)
     return settings

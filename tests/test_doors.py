@@ -15,6 +15,8 @@ from zdmigrate.errors import (
     BATCH_RETRY_SQLSTATES,
     TRANSIENT_SQLSTATES,
     DatabaseUnreachable,
+    OperationalError,
+    OperationInvalid,
     first_line,
     transient_reason,
 )
@@ -24,6 +26,15 @@ def test_first_line_keeps_the_first_line_or_names_the_class() -> None:
     assert first_line(ValueError("  boom\nDETAIL: more\nHINT: x ")) == "boom"
     assert first_line(KeyError()) == "KeyError"
     assert first_line(RuntimeError("   ")) == "RuntimeError"
+    assert first_line(OperationalError("", hint="try again")) == "OperationalError"
+
+
+def test_first_line_with_problems_adds_what_an_operation_invalid_lists() -> None:
+    invalid = OperationInvalid("does not fit\nmore", [f"p{i}\ndetail" for i in range(5)])
+    assert first_line(invalid) == "does not fit"
+    assert first_line(invalid, problems=3) == "does not fit: p0; p1; p2 (and 2 more)"
+    assert first_line(OperationInvalid("no", ["a", "b"]), problems=3) == "no: a; b"
+    assert first_line(OperationalError("down\nDETAIL"), problems=3) == "down"
 
 
 def test_transient_sqlstates_have_a_reason_each() -> None:

@@ -13,19 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import cli_env, run_cli, write_migration
+from tests.helpers import cli_env, one_migration, run_cli
 
 
 def _index_migration(tmp_path: Path, unique: bool) -> Path:
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", f'''
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        operations = [ops.CreateIndex("t_a_idx", "t", ["a"], unique={unique})]
-    ''')
-    return folder
+    return one_migration(
+        tmp_path, operations=f'[ops.CreateIndex("t_a_idx", "t", ["a"], unique={unique})]')
 
 
 def _index(dsn: str) -> tuple[bool, str] | None:

@@ -8,7 +8,7 @@ import pglast
 import psycopg
 import pytest
 
-from tests.helpers import cli_env, copy_example, run_cli, write_migration
+from tests.helpers import cli_env, copy_example, one_migration, run_cli
 from zdmigrate.config import Settings
 from zdmigrate.errors import ConfigError
 
@@ -98,12 +98,7 @@ def test_phase_advance_with_an_empty_migration_name_is_refused(
 
 
 def test_a_bind_parameter_count_mismatch_is_bad_input(tmp_path: Path, db_url: str) -> None:
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        revision = "0001_a"
-        down_revision = None
-
+    folder = one_migration(tmp_path, '''
         def expand(ctx):
             ctx.execute("SELECT %s, %s", [1])
     ''')
@@ -139,14 +134,7 @@ def test_an_exit_2_error_found_after_connecting_creates_no_state_schema(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
     """An operation that does not fit the schema is refused before zdmigrate's schema exists."""
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        operations = [ops.AddColumn("no_such_table", "c", "text")]
-    ''')
+    folder = one_migration(tmp_path, operations='[ops.AddColumn("no_such_table", "c", "text")]')
     result = run_cli(["phase", "advance"], cli_env(db_url, folder))
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "zdmigrate" not in _schemas(dsn)
@@ -158,14 +146,7 @@ def test_a_dollar_in_a_column_name_keeps_the_generated_sql_valid(
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute('CREATE TABLE t (id int PRIMARY KEY, "a$zdm$b" text)')
         conn.execute("INSERT INTO t VALUES (1, 'x')")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        operations = [ops.RenameColumn("t", "a$zdm$b", "c$zdm$d")]
-    ''')
+    folder = one_migration(tmp_path, operations='[ops.RenameColumn("t", "a$zdm$b", "c$zdm$d")]')
     result = run_cli(["phase", "advance", "--to", "backfill"], cli_env(db_url, folder))
     assert result.returncode == 0, (result.stdout, result.stderr)
     with psycopg.connect(dsn) as conn:
@@ -175,14 +156,8 @@ def test_a_dollar_in_a_column_name_keeps_the_generated_sql_valid(
 def test_plan_keeps_a_newline_in_an_identifier_inside_its_comment(
     tmp_path: Path, db_url: str
 ) -> None:
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        operations = [ops.RenameColumn("t", "old", "new\\nDROP TABLE users;")]
-    ''')
+    folder = one_migration(
+        tmp_path, operations='[ops.RenameColumn("t", "old", "new\\nDROP TABLE users;")]')
     result = run_cli(["plan"], cli_env(None, folder))
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "DROP TABLE users" in result.stdout  # inside quoted names and comments only

@@ -12,22 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import settings_for, write_migration
+from tests.helpers import one_migration, settings_for
 from zdmigrate import engine
 from zdmigrate.errors import LockRetriesExhausted
-
-
-def _folder(tmp_path: Path, operations: str) -> Path:
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", f'''
-        import sqlalchemy as sa
-        from zdmigrate import ops
-        revision = "0001_a"
-        down_revision = None
-        operations = {operations}
-    ''')
-    return folder
 
 
 def test_the_requirement_check_holds_no_access_exclusive_lock_while_it_scans(
@@ -38,7 +25,7 @@ def test_the_requirement_check_holds_no_access_exclusive_lock_while_it_scans(
         conn.execute("INSERT INTO t SELECT g, g, g, g, g, g % 10 FROM generate_series(1, 200000) g")
         conn.execute("ANALYZE t")
     uniques = ", ".join(f'ops.AddUnique("t", ["{c}"])' for c in "abcd")
-    folder = _folder(tmp_path, f'[ops.AddColumn("t", "e", "int"), {uniques}]')
+    folder = one_migration(tmp_path, operations=f'[ops.AddColumn("t", "e", "int"), {uniques}]')
     settings = settings_for(db_url, folder)
     seen: list[tuple[str, str]] = []
     done = threading.Event()
@@ -67,8 +54,9 @@ def test_the_requirement_check_holds_no_access_exclusive_lock_while_it_scans(
 def test_the_requirement_check_still_sees_what_earlier_operations_create(
     tmp_path: Path, db_url: str, dsn: str
 ) -> None:
-    folder = _folder(tmp_path, '[ops.CreateTable("t", sa.Column("id", sa.Integer, primary_key=True),'
-                               ' sa.Column("a", sa.Integer)), ops.CreateIndex("t_a_idx", "t", ["a"])]')
+    folder = one_migration(tmp_path, operations=(
+        '[ops.CreateTable("t", sa.Column("id", sa.Integer, primary_key=True),'
+        ' sa.Column("a", sa.Integer)), ops.CreateIndex("t_a_idx", "t", ["a"])]'))
     engine.advance(settings_for(db_url, folder), "0001_a", to="expand")
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regclass('t_a_idx') IS NOT NULL").fetchone() == (True,)
@@ -83,12 +71,7 @@ def test_dropping_an_invalid_leftover_index_keeps_to_the_retry_budget(
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("CREATE UNIQUE INDEX CONCURRENTLY t_a_idx ON t (a)")  # left INVALID
         conn.execute("DELETE FROM t WHERE id = 2")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        revision = "0001_a"
-        down_revision = None
-
+    folder = one_migration(tmp_path, '''
         def expand(ctx):
             ctx.execute("CREATE UNIQUE INDEX CONCURRENTLY t_a_idx ON t (a)")
     ''')
@@ -122,12 +105,7 @@ def test_default_lock_attempts_start_short_and_grow_up_to_lock_timeout(
     """With default settings a waiting ALTER first waits 100 ms, not the whole 2 s."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    folder = tmp_path / "m"
-    folder.mkdir()
-    write_migration(folder, "0001_a", '''
-        revision = "0001_a"
-        down_revision = None
-
+    folder = one_migration(tmp_path, '''
         def expand(ctx):
             ctx.execute("ALTER TABLE t ADD COLUMN b int")
     ''')

@@ -184,37 +184,30 @@ def test_alembic_ini_without_script_location_or_flask_layout_is_bad_input(
     assert "no script_location" in err and "Flask-Migrate" in err
 
 
-def write(path: Path, text: str) -> Path:
+def write_revision(path: Path, down: str | None, upgrade: str,
+                   imports: str = "from alembic import op") -> Path:
+    """An Alembic revision at `path`, as projects write them: `imports`, a blank line,
+    the revision (the file name's first part: ``a2_drop.py`` is ``a2``) after `down`, two
+    blank lines and ``def upgrade():`` on line ``imports + 6`` with `upgrade` as its body."""
+    revision = path.name.split("_")[0]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
+    path.write_text(
+        f'{textwrap.dedent(imports).strip()}\n\nrevision = "{revision}"\n'
+        f"down_revision = {'None' if down is None else json.dumps(down)}\n\n\n"
+        f"def upgrade():\n{textwrap.indent(textwrap.dedent(upgrade).strip(), '    ')}\n")
     return path
 
 
 def test_revision_not_linted_can_be_suppressed_in_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write(tmp_path / "v" / "a1_vendored.py", '''
+    write_revision(tmp_path / "v" / "a1_vendored.py", None, "op.execute(zd_billing_internal.SQL)",
+                   '''
         # zdmigrate: ignore[revision-not-linted] vendored from the billing service, linted there
         import zd_billing_internal
         from alembic import op
-
-        revision = "a1"
-        down_revision = None
-
-
-        def upgrade():
-            op.execute(zd_billing_internal.SQL)
     ''')
-    write(tmp_path / "v" / "a2_drop.py", '''
-        from alembic import op
-
-        revision = "a2"
-        down_revision = "a1"
-
-
-        def upgrade():
-            op.drop_table("invoices")
-    ''')
+    write_revision(tmp_path / "v" / "a2_drop.py", "a1", 'op.drop_table("invoices")')
     assert run(["lint", "v", "--format", "json"]) == 1
     assert sites(capsys.readouterr().out) == [("a2_drop.py", 8, "drop-table")]
 
@@ -222,16 +215,9 @@ def test_revision_not_linted_can_be_suppressed_in_the_file(
 def test_a_render_failure_is_one_finding_at_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write(tmp_path / "v" / "b1_app_context.py", '''
-        from alembic import op
-
-        revision = "b1"
-        down_revision = None
-
-
-        def upgrade():
-            op.create_index("ix_a", "accounts", ["email"])
-            raise RuntimeError("Working outside of application context.")
+    write_revision(tmp_path / "v" / "b1_app_context.py", None, '''
+        op.create_index("ix_a", "accounts", ["email"])
+        raise RuntimeError("Working outside of application context.")
     ''')
     assert run(["lint", "v", "--format", "json"]) == 1
     out = capsys.readouterr().out
@@ -278,18 +264,10 @@ def test_live_catalog_types_tell_a_widening_from_a_rewrite(
 ) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE members (id int PRIMARY KEY, code varchar(50), n int)")
-    write(tmp_path / "v" / "c1_widen.py", '''
-        import sqlalchemy as sa
-        from alembic import op
-
-        revision = "c1"
-        down_revision = None
-
-
-        def upgrade():
-            op.alter_column("members", "code", type_=sa.String(80))
-            op.alter_column("members", "n", type_=sa.BigInteger())
-    ''')
+    write_revision(tmp_path / "v" / "c1_widen.py", None, '''
+        op.alter_column("members", "code", type_=sa.String(80))
+        op.alter_column("members", "n", type_=sa.BigInteger())
+    ''', imports="import sqlalchemy as sa\nfrom alembic import op")
     offline = engine.lint(Settings.load({}), ["v"], pg_version=15)
     assert [(v.line, v.rule) for v in offline.violations] == [
         (9, "change-column-type"), (10, "change-column-type")]
@@ -331,33 +309,17 @@ def test_drop_function_and_rename_object_agree_with_squawk(tmp_path: Path) -> No
 def test_data_read_warning_is_suppressed_on_the_read_and_diagnostics_can_be_disabled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write(tmp_path / "v" / "d1_data.py", '''
-        import sqlalchemy as sa
-        from alembic import op
-
-        revision = "d1"
-        down_revision = None
-
-
-        def upgrade():
-            conn = op.get_bind()
-            # zdmigrate: ignore[data-dependent-sql] reviewed: the UPDATE is the same for any rows
-            for row in conn.execute(sa.text("SELECT id FROM plans")):
-                op.execute(sa.text("UPDATE plans SET v = 2 WHERE id = :id").bindparams(id=row.id))
-            op.execute("UPDATE plans SET v = 2")
-    ''')
-    write(tmp_path / "v" / "d2_broken.py", '''
-        import sys
-        from alembic import op
-
-        revision = "d2"
-        down_revision = "d1"
-
-
-        def upgrade():
-            op.execute("ALTER TABLE plans DROP COLUMN v")
-            sys.exit("run this with the app's own runner")
-    ''')
+    write_revision(tmp_path / "v" / "d1_data.py", None, '''
+        conn = op.get_bind()
+        # zdmigrate: ignore[data-dependent-sql] reviewed: the UPDATE is the same for any rows
+        for row in conn.execute(sa.text("SELECT id FROM plans")):
+            op.execute(sa.text("UPDATE plans SET v = 2 WHERE id = :id").bindparams(id=row.id))
+        op.execute("UPDATE plans SET v = 2")
+    ''', imports="import sqlalchemy as sa\nfrom alembic import op")
+    write_revision(tmp_path / "v" / "d2_broken.py", "d1", '''
+        op.execute("ALTER TABLE plans DROP COLUMN v")
+        sys.exit("run this with the app's own runner")
+    ''', imports="import sys\nfrom alembic import op")
     assert run(["lint", "v", "--format", "json"]) == 1
     assert sites(capsys.readouterr().out) == [
         ("d1_data.py", 13, "unbatched-backfill"),

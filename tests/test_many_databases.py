@@ -84,7 +84,8 @@ def settings_in(tmp_path: Path, **flags: object) -> Settings:
 
 
 def create_users(settings: Settings, targets: list[Target]) -> None:
-    run = engine.advance_across(settings, targets, "0001_create_users", parallel=SHARDS)
+    run = engine.advance_across(
+        settings, targets, engine.AcrossOptions("0001_create_users", parallel=SHARDS))
     assert run.exit_code == 0, [r.error for r in run.results]
 
 
@@ -140,7 +141,8 @@ def test_rename_across_eight_shards_under_two_version_traffic(
 
         traffic()
         for phase in (Phase.EXPAND, Phase.BACKFILL, Phase.SWITCH_READ):
-            run = engine.advance_across(settings, targets, sim.RENAME, to=phase, parallel=4)
+            run = engine.advance_across(
+                settings, targets, engine.AcrossOptions(sim.RENAME, to=phase, parallel=4))
             assert run.exit_code == 0, [(r.target.name, r.error) for r in run.results]
             assert run.at_goal() == SHARDS
             assert set(phases(shards).values()) == {phase}
@@ -156,7 +158,8 @@ def test_rename_across_eight_shards_under_two_version_traffic(
             s.dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name IN "
             "('shop@1.4', 'shop@1.5')") for s in shards), what="the old versions to leave")
         time.sleep(1.2)  # their sessions are remembered for session_ttl (1 s)
-        run = engine.advance_across(settings, targets, sim.RENAME, to=Phase.CONTRACT, parallel=4)
+        run = engine.advance_across(settings, targets, engine.AcrossOptions(
+            sim.RENAME, to=Phase.CONTRACT, parallel=4))
         assert run.exit_code == 0, [(r.target.name, r.error) for r in run.results]
         traffic()
         requests = sum(f.requests() for f in fleets.values())
@@ -311,8 +314,8 @@ def test_a_failing_canary_stops_the_rest(tmp_path: Path, shards: list[Shard]) ->
     canary = shards[4]
     with psycopg.connect(canary.dsn) as blocker:  # a long transaction holding the table
         blocker.execute("SELECT count(*) FROM users")
-        run = engine.advance_across(settings, targets, sim.RENAME, to="expand",
-                                    canary=canary.name, parallel=SHARDS)
+        run = engine.advance_across(settings, targets, engine.AcrossOptions(
+            sim.RENAME, to="expand", canary=canary.name, parallel=SHARDS))
         blocker.rollback()
     assert run.exit_code == 3
     outcomes = {r.target.name: r.outcome for r in run.results}
@@ -324,7 +327,8 @@ def test_a_failing_canary_stops_the_rest(tmp_path: Path, shards: list[Shard]) ->
         if s is not canary:  # untouched: not even a phase log entry for the rename
             assert sim.scalar(s.dsn, "SELECT count(*) FROM zdmigrate.phase_log WHERE "
                               "migration_id = %s", [sim.RENAME]) == 0
-    run = engine.advance_across(settings, targets, sim.RENAME, to="expand", canary=canary.name)
+    run = engine.advance_across(
+        settings, targets, engine.AcrossOptions(sim.RENAME, to="expand", canary=canary.name))
     assert run.exit_code == 0
     assert set(phases(shards).values()) == {Phase.EXPAND}
 

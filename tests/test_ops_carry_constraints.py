@@ -8,31 +8,18 @@ phase. After contract the carried constraints must still reject bad rows.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from tests.helpers import run_contract_steps_as_done
-from tests.ops_lifecycle import Lifecycle, snapshot
+from tests.ops_lifecycle import Conn, Lifecycle, lifecycle, one, rollbacks, setup, snapshot
 from zdmigrate.errors import BadInput, OperationInvalid
-from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.phases import Phase
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(1000)
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
-
-
-def setup(dsn: str, sql_text: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql_text)
-
-
-def one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None, query
-    return row[0]
 
 
 def constraints(conn: Conn, table: str) -> dict[str, tuple[str, str, bool]]:
@@ -128,32 +115,6 @@ def carry_clients(conn: Conn, phase: Phase) -> None:
         assert leftovers(conn) == []
 
 
-def test_column_copy_carries_check_fk_comment_statistics_collation(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, CARRY_SETUP)
-    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
-    for phase in WORK_PHASES:
-        lc.advance(phase)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            carry_clients(conn, phase)
-
-
-def test_column_copy_carry_rolls_back_from_every_phase(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, CARRY_SETUP)
-    before = snapshot(dsn)
-    lc = Lifecycle(tmp_path / "migrations", db_url, CARRY_OPS)
-    for last in BEFORE_CONTRACT:
-        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
-            lc.advance(phase)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                carry_clients(conn, phase)
-        lc.rollback(Phase.PENDING)
-        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
-
-
 @pytest.mark.pg(">=15")
 def test_column_copy_refuses_a_foreign_key_with_an_on_delete_column_list(
     tmp_path: Path, db_url: str, dsn: str
@@ -232,30 +193,32 @@ def inbound_clients(conn: Conn, phase: Phase) -> None:
         assert leftovers(conn) == []
 
 
-def test_rename_referenced_column_repoints_inbound_foreign_keys(
-    tmp_path: Path, db_url: str, dsn: str
-) -> None:
-    setup(dsn, INBOUND_SETUP)
-    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
-    for phase in WORK_PHASES:
-        lc.advance(phase)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            inbound_clients(conn, phase)
+# -- 1 and 2 through every phase, and back from every phase before contract ----------
+
+COPIES = pytest.mark.parametrize(("setup_sql", "operations", "clients"), [
+    pytest.param(CARRY_SETUP, CARRY_OPS, carry_clients,
+                 id="carries-check-fk-comment-statistics-collation"),
+    pytest.param(INBOUND_SETUP, INBOUND_OPS, inbound_clients,
+                 id="rename-referenced-column-repoints-inbound-foreign-keys"),
+])
 
 
-def test_rename_referenced_column_rolls_back_from_every_phase(
-    tmp_path: Path, db_url: str, dsn: str
+@COPIES
+def test_column_copy_lifecycle(
+    tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operations: str,
+    clients: Callable[[Conn, Phase], None],
 ) -> None:
-    setup(dsn, INBOUND_SETUP)
-    before = snapshot(dsn)
-    lc = Lifecycle(tmp_path / "migrations", db_url, INBOUND_OPS)
-    for last in BEFORE_CONTRACT:
-        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
-            lc.advance(phase)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                inbound_clients(conn, phase)
-        lc.rollback(Phase.PENDING)
-        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
+    setup(dsn, setup_sql)
+    lifecycle(tmp_path, db_url, dsn, operations, clients)
+
+
+@COPIES
+def test_column_copy_rolls_back_from_every_phase(
+    tmp_path: Path, db_url: str, dsn: str, setup_sql: str, operations: str,
+    clients: Callable[[Conn, Phase], None],
+) -> None:
+    setup(dsn, setup_sql)
+    rollbacks(tmp_path, db_url, dsn, operations, clients)
 
 
 def test_contract_refuses_with_nothing_changed_when_a_view_uses_the_old_column(

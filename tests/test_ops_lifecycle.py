@@ -12,61 +12,25 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from tests.ops_lifecycle import Lifecycle, snapshot
+from tests.ops_lifecycle import (
+    Conn,
+    Lifecycle,
+    lifecycle,
+    one,
+    rollbacks,
+    setup,
+    snapshot,
+)
 from zdmigrate.errors import OperationInvalid
-from zdmigrate.phases import WORK_PHASES, Phase
+from zdmigrate.phases import Phase
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(100)  # row keys unique across phases and repeated runs
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
-
-
-def setup(dsn: str, sql_text: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql_text)
-
-
-def one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None, query
-    return row[0]
-
-
-def lifecycle(
-    tmp_path: Path, db_url: str, dsn: str, operations: str,
-    on_phase: Callable[[Conn, Phase], None],
-) -> None:
-    """Advance through every phase; after each, let the clients write and check."""
-    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
-    for phase in WORK_PHASES:
-        lc.advance(phase)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            on_phase(conn, phase)
-
-
-def rollbacks(
-    tmp_path: Path, db_url: str, dsn: str, operations: str,
-    on_phase: Callable[[Conn, Phase], None] | None = None,
-) -> None:
-    """From every phase before contract, roll back to pending: the schema is as before."""
-    before = snapshot(dsn)
-    lc = Lifecycle(tmp_path / "migrations", db_url, operations)
-    for last in BEFORE_CONTRACT:
-        for phase in BEFORE_CONTRACT[: BEFORE_CONTRACT.index(last) + 1]:
-            lc.advance(phase)
-            if on_phase is not None:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    on_phase(conn, phase)
-        lc.rollback(Phase.PENDING)
-        assert snapshot(dsn) == before, f"rollback from {last} left the schema changed"
 
 
 def columns(conn: Conn, table: str, schema: str = "public") -> dict[str, tuple[str, bool, str | None]]:

@@ -20,14 +20,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.ops_lifecycle import Lifecycle, snapshot
-from tests.test_ops_lifecycle import columns, one, setup, zdm_leftovers
+from tests.ops_lifecycle import BEFORE_CONTRACT, Conn, Lifecycle, one, setup, snapshot
+from tests.test_ops_lifecycle import columns, zdm_leftovers
 from zdmigrate.errors import OperationInvalid
 from zdmigrate.phases import WORK_PHASES, Phase
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(1000)
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
 
 
 class Writers:

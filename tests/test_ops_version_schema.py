@@ -18,15 +18,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.ops_lifecycle import MIGRATION_ID, Lifecycle, snapshot
+from tests.ops_lifecycle import BEFORE_CONTRACT, MIGRATION_ID, Conn, Lifecycle, one, snapshot
 from zdmigrate import cli, engine, ops
 from zdmigrate.errors import OperationInvalid, PhaseRefused
 from zdmigrate.ops import _version_schema as versioned
 from zdmigrate.phases import WORK_PHASES, Phase
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(1000)
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
 VS = versioned.schema_name(MIGRATION_ID)
 
 SETUP = """
@@ -48,12 +46,6 @@ RENAME = '[ops.RenameColumn("users", "name", "full_name", mode="view")]'
 def setup(dsn: str, text: str = SETUP) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(text)
-
-
-def one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None, query
-    return row[0]
 
 
 def new_client(dsn: str) -> Conn:

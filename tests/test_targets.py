@@ -255,3 +255,21 @@ def test_the_examples_of_docs_many_databases_load(tmp_path: Path) -> None:
         ("shard-02", "postgresql://migrator@db2.internal/shop"),
         ("shard-03", "host=db3.internal dbname=shop user=migrator"),
     ]
+
+
+def test_each_target_keeps_going_past_a_failure_or_raises_the_first_in_order() -> None:
+    from zdmigrate.errors import BadInput, OperationalError
+    from zdmigrate.targets import each_target
+
+    targets = [Target(f"t{i}", f"postgresql://db{i}/shop") for i in range(5)]
+
+    def work(target: Target) -> str:
+        if target.name in ("t1", "t3"):
+            raise (BadInput if target.name == "t1" else OperationalError)(target.name)
+        return target.url
+
+    found, failures = each_target(targets, work, parallel=3)
+    assert list(found) == ["t0", "t2", "t4"] and list(failures) == ["t1", "t3"]
+    assert found["t2"] == "postgresql://db2/shop"
+    with pytest.raises(BadInput, match="t1"):
+        each_target(targets, work, parallel=3, raise_first=True)

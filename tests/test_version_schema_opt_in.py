@@ -17,13 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.ops_lifecycle import MIGRATION_ID, Lifecycle, snapshot
+from tests.ops_lifecycle import BEFORE_CONTRACT, MIGRATION_ID, Conn, Lifecycle, one, snapshot
 from zdmigrate import cli, engine
 from zdmigrate.config import Settings
 from zdmigrate.errors import MigrationFileError, OperationInvalid
@@ -33,10 +32,8 @@ from zdmigrate.phases import WORK_PHASES, Phase
 from zdmigrate.runtime import Runtime
 from zdmigrate.runtime.sqla import use_search_path
 
-Conn = psycopg.Connection[Any]
 KEYS = itertools.count(1000)
 VS = versioned.schema_name(MIGRATION_ID)
-BEFORE_CONTRACT = [Phase.EXPAND, Phase.DUAL_WRITE, Phase.BACKFILL, Phase.SWITCH_READ]
 
 SETUP = """
 CREATE TABLE users (
@@ -70,12 +67,6 @@ NEW_COLUMNS = ["id", "mail", "phone", "points", "full_name"]  # the physical ord
 def setup(dsn: str, text: str = SETUP) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(text)
-
-
-def one(conn: Conn, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None, query
-    return row[0]
 
 
 def new_client(dsn: str, schemas: str = VS) -> Conn:

@@ -361,9 +361,11 @@ def phase_advance(migration: str | None, to: str | None, dry_run: bool, accept_c
     targets = _targets(settings, target_selectors)
     if targets:
         run_ = engine.advance_across(
-            settings, targets, migration, to=to, parallel=parallel, canary=canary,
-            skip=skip_targets, reason=reason, dry_run=dry_run, accept_changed=accept_changed,
-            override_reason=overridden, log=log,
+            settings, targets,
+            engine.AcrossOptions(migration, to=to, parallel=parallel, canary=canary,
+                                 skip=skip_targets, reason=reason,
+                                 accept_changed=accept_changed, log=log),
+            dry_run=dry_run, override_reason=overridden,
             reporter_for=lambda target_log: PlainReporter(write=target_log))
         output.across(run_, fmt)
         return run_.exit_code
@@ -395,9 +397,9 @@ def phase_rollback(migration: str | None, to: str | None, accept_changed: bool,
         raise BadInput("--reason goes with --skip-target")
     targets = _targets(settings, target_selectors)
     if targets:
-        run_ = engine.rollback_across(
-            settings, targets, migration, to=to, parallel=parallel, canary=canary,
-            skip=skip_targets, reason=reason, accept_changed=accept_changed, log=_log_for(fmt))
+        run_ = engine.rollback_across(settings, targets, engine.AcrossOptions(
+            migration, to=to, parallel=parallel, canary=canary, skip=skip_targets, reason=reason,
+            accept_changed=accept_changed, log=_log_for(fmt)))
         output.across(run_, fmt)
         return run_.exit_code
     _one_database_only(parallel, canary, skip_targets)
@@ -480,7 +482,7 @@ def demo(strategy: str, rows: int | None, duration: float | None, rate: float | 
 @click.option("--min-batch-size", type=click.IntRange(min=1), help="Smallest batch [10].")
 @click.option("--max-batch-size", type=click.IntRange(min=1), help="Largest batch [50000].")
 @click.option("--target-batch-ms", type=click.FloatRange(min=1),
-              help="Duration each batch aims for, ms [150].")
+              help="Duration each batch aims for, ms [50].")
 @click.option("--max-rows-per-second", type=click.FloatRange(min=0),
               help="Cap for this process, rows/s [0 = none].")
 @click.option("--max-replication-lag", help="Pause while replicas lag more, e.g. 10s [0 = off].")

@@ -247,11 +247,21 @@ def transient_reason(sqlstate: str | None) -> str | None:
     return TRANSIENT_SQLSTATES.get(sqlstate or "")
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, *, problems: int = 0) -> str:
     """The first line of an error's message, or its class name when the message is empty.
 
     Database errors carry DETAIL/HINT/CONTEXT lines after the first; a one-line
-    message for the user keeps only the first.
+    message for the user keeps only the first. With `problems=N`, an
+    `OperationInvalid` (whose message alone rarely says what is wrong) adds the
+    first line of its first N problems, and how many more there are:
+
+        first_line(exc, problems=3)  # 'migration does not fit: table t is missing; ...'
     """
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    text = (exc.message if isinstance(exc, ZdmigrateError) else str(exc)).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    listed = exc.problems if isinstance(exc, OperationInvalid) and problems > 0 else []
+    if listed:
+        line += ": " + "; ".join(p.splitlines()[0] for p in listed[:problems])
+        if len(listed) > problems:
+            line += f" (and {len(listed) - problems} more)"
+    return line

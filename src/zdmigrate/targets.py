@@ -306,23 +306,29 @@ class NamedTarget(Protocol):
     def url(self) -> str: ...
 
 
+N = TypeVar("N", bound=NamedTarget)
+
+
 def each_target(
-    targets: Sequence[NamedTarget], work: Callable[[NamedTarget], T], *, parallel: int,
+    targets: Sequence[N], work: Callable[[N], T], *, parallel: int,
     stop: threading.Event | None = None, on_interrupt: Callable[[], None] | None = None,
+    raise_first: bool = False,
 ) -> tuple[dict[str, T], dict[str, ZdmigrateError]]:
     """`work` on every target, at most `parallel` at once: results and failures by name.
 
     A failure of one target never stops the others: each runs to its end. A
     psycopg error comes back as an `OperationalError` carrying its first line.
-    On Ctrl-C, `stop` is set and `on_interrupt` called (work that watches them
-    winds down), targets not started yet are not started, and KeyboardInterrupt
-    goes on once all are over.
+    With `raise_first`, for work that makes its own result of every error it
+    expects, the first failure (in the order of `targets`) is raised once all are
+    over. On Ctrl-C, `stop` is set and `on_interrupt` called (work that watches
+    them winds down), targets not started yet are not started, and
+    KeyboardInterrupt goes on once all are over.
     """
     import psycopg  # the driver: only for work that connects
 
     stop = stop or threading.Event()
 
-    def one(target: NamedTarget) -> tuple[str, T | None, ZdmigrateError | None]:
+    def one(target: N) -> tuple[str, T | None, ZdmigrateError | None]:
         if stop.is_set():
             return target.name, None, OperationalError("interrupted before it started")
         try:
@@ -349,4 +355,6 @@ def each_target(
             if on_interrupt is not None:
                 on_interrupt()
             raise
+    if raise_first and failures:
+        raise next(iter(failures.values()))  # filled in the targets' order
     return results, failures

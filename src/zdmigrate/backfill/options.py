@@ -25,8 +25,10 @@ class BackfillOptions:
     min_batch_size: int = 10
     max_batch_size: int = 50_000
     #: The duration one batch transaction should take, milliseconds. Row locks of a
-    #: batch are held this long, so it bounds how long an app write may wait.
-    target_batch_ms: float = 150.0
+    #: batch are held this long, so it bounds how long an app write may wait (at
+    #: 150 ms, app writes that hit a batch's rows waited up to 0.22 s; at 50 ms,
+    #: 0.07 s, with no loss of throughput: docs/backfill.md).
+    target_batch_ms: float = 50.0
     #: Rows a worker claims at once (a key range), which other workers then skip.
     chunk_rows: int = 100_000
     #: 0 = no limit. Per process (shared by its workers).
@@ -43,10 +45,11 @@ class BackfillOptions:
     max_wal_bytes_per_second: float = 0.0
     #: Once checkpoints driven by WAL volume come more often than this, seconds,
     #: slow down so that the next comes no sooner (0 = off). PostgreSQL warns
-    #: below 30 s (``checkpoint_warning``); held to that, a 5M-row backfill ran at
-    #: half its speed for little gain to the app (see docs/backfill.md), so the
-    #: default only stops the steepest pressure.
-    min_checkpoint_seconds: float = 10.0
+    #: below 30 s (``checkpoint_warning``); held to 30 s a 5M-row backfill ran at
+    #: half its speed, held to 10 s at 0.7-0.9x the UPDATE's, with no gain to the
+    #: app's writes either time (see docs/backfill.md). The default stops only the
+    #: steepest pressure: checkpoints back to back, the checkpointer never resting.
+    min_checkpoint_seconds: float = 5.0
     #: SET LOCAL lock_timeout of a batch, milliseconds; a batch that waits longer for
     #: an app's row lock is rolled back, made smaller, and retried after a backoff.
     lock_timeout_ms: float = 500.0
@@ -66,7 +69,9 @@ class BackfillOptions:
     #: percent (0 = never), and once at the end: old row versions are reused and
     #: the table stays near its size.
     vacuum_every_percent: float = 5.0
-    #: vacuum_cost_delay of those VACUUMs, milliseconds.
+    #: The gentlest vacuum_cost_delay of those VACUUMs, milliseconds: the first
+    #: round runs unthrottled, and the rounds slow down to this when they have
+    #: time to spare.
     vacuum_cost_delay_ms: float = 2.0
     #: Emit a progress event at least this often, seconds, batches or not.
     progress_interval: float = 1.0

@@ -589,8 +589,8 @@ class _Upkeep:
     """The main thread's chores while workers run: progress at a regular interval,
     the throttled VACUUM rounds (in a thread of their own), and, for workers the
     backfill chose, a governor: it parks one while app writes wait on its locks
-    or the WAL throttle holds the workers,
-    and after a quiet while tries one more (up to the server's cores), kept only
+    (the WAL throttle paces the workers by itself: parking one as well would
+    slow them below the WAL rate it allows), and after a quiet while tries one more (up to the server's cores), kept only
     if the backfill got at least `GAIN` times faster with it; a failed try waits
     twice as long before the next."""
 
@@ -651,17 +651,15 @@ class _Upkeep:
         rate = self._rate(now)
         held = s.wal.throttled_seconds if s.wal is not None else 0.0
         wal_held, self._wal_held = held > self._wal_held, held
-        pressed = waits or wal_held
-        if self._probe is not None and (pressed or now - self._probe[0] >= self.PROBE * 0.99):
-            self._judge_probe(now, rate, pressed)
-        if pressed and s.running > 1:
+        if self._probe is not None and (waits or now - self._probe[0] >= self.PROBE * 0.99):
+            self._judge_probe(now, rate, waits)
+        if waits and s.running > 1:
             s.running -= 1
             self._calm_since = now
             self._probe = None
-            why = (f"{waits} app backend(s) waited on the backfill's row locks" if waits
-                   else "the WAL throttle held the workers")
-            s.meter.note("workers", f"{s.running} worker(s): {why}")
-        elif pressed:
+            s.meter.note("workers", f"{s.running} worker(s): {waits} app backend(s) waited "
+                         "on the backfill's row locks")
+        elif waits or wal_held:  # no worker more while the WAL throttle holds them
             self._calm_since = now
         elif (s.running < self.chosen and self._probe is None and rate is not None
               and now - self._calm_since >= self._quiet):

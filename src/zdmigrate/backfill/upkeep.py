@@ -138,10 +138,12 @@ class Vacuumer:
     or autovacuum, and tries again. Pages the backfill has not reached are
     all-visible and skipped, so each round reads about what was done since the last.
 
-    The rounds keep pace with the backfill: a round that ends after the next one
-    was already due halves the cost delay of the next (down to 0); a round that
-    ends within a quarter of its interval doubles it again (up to `cost_delay_ms`, the
-    gentlest). Workers wait only when the rounds fall `BEHIND` intervals behind.
+    The rounds keep pace with the backfill: the first runs unthrottled (started
+    at the gentlest delay, the early rounds fell behind and held the workers); a
+    round that ends within a quarter of its interval doubles the cost delay of
+    the next (up to `cost_delay_ms`, the gentlest), a round that ends after the
+    next one was already due halves it (down to 0). Workers wait only when the
+    rounds fall `BEHIND` intervals behind.
     """
 
     #: Intervals the rounds may fall behind before workers wait for them.
@@ -156,7 +158,7 @@ class Vacuumer:
         self.every_rows = every_rows
         self.cost_delay_ms = cost_delay_ms
         #: The delay of the next round (adapts between 0 and `cost_delay_ms`).
-        self.delay_ms = cost_delay_ms
+        self.delay_ms = 0.0
         self.connect = connect or (lambda u: db.connect(
             u, application_name="zdmigrate-backfill-vacuum", autocommit=True))
         self.rounds = 0

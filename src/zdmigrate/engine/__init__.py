@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zdmigrate.engine.across import advance_across, rollback_across
+    from zdmigrate.engine.across import AcrossOptions, advance_across, rollback_across
     from zdmigrate.engine.adopt import adopt
     from zdmigrate.engine.advance import advance
     from zdmigrate.engine.backfill import BackfillRun, backfill
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "adopt": "adopt",
     "advance": "advance",
-    "advance_across": "across", "rollback_across": "across",
+    "advance_across": "across", "rollback_across": "across", "AcrossOptions": "across",
     "backfill": "backfill", "BackfillRun": "backfill",
     "backfill_across": "backfill_across", "BackfillAcross": "backfill_across",
     "TargetBackfill": "backfill_across",
@@ -73,6 +73,7 @@ _EXPORTS = {
 
 __all__ = [
     "PHASE_CHECKS",
+    "AcrossOptions",
     "AcrossRun",
     "AcrossStatus",
     "BackfillAcross",

@@ -8,7 +8,7 @@ its own, at most `parallel` at once: its own connection, run lock, lock_timeout,
 retries and recorded steps. A target that fails stops where it is; the others
 finish. The next run finds the targets at the goal with nothing to do.
 
-    run = advance_across(settings, load_targets(settings), to="expand", parallel=8)
+    run = advance_across(settings, load_targets(settings), AcrossOptions(to="expand", parallel=8))
     run.exit_code, [r.outcome for r in run.results]
 
 Warning: each target holds its own run lock while its phase runs; a second run
@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
@@ -36,7 +35,6 @@ from zdmigrate.errors import (
     EXIT_OPERATIONAL,
     BadInput,
     OperationalError,
-    OperationInvalid,
     PhaseRefused,
     ZdmigrateError,
     first_line,
@@ -44,7 +42,7 @@ from zdmigrate.errors import (
 from zdmigrate.fleet import SharedFleet
 from zdmigrate.migration import Migration, find
 from zdmigrate.phases import Phase
-from zdmigrate.targets import Target, load_targets
+from zdmigrate.targets import Target, each_target, load_targets
 
 
 class TargetsUnreachable(OperationalError):
@@ -86,7 +84,7 @@ def probe(
         try:
             conn = db.connect(target.settings(settings), application_name="zdmigrate probe")
         except ZdmigrateError as exc:
-            return dsn.scrub(first_line_of(exc), target.url)
+            return dsn.scrub(first_line(exc, problems=3), target.url)
         try:
             found = Probe(target)
             store = state.Store(conn, settings.state_schema)
@@ -101,8 +99,9 @@ def probe(
         finally:
             conn.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets)))) as pool:
-        answers = list(pool.map(one, targets))
+    # an error reading a reached target (a phase this version does not know) is raised
+    by_name, _ = each_target(targets, one, parallel=parallel, raise_first=True)
+    answers = [by_name[t.name] for t in targets]
     problems = [(t, a) for t, a in zip(targets, answers, strict=True) if isinstance(a, str)]
     if problems:
         raise TargetsUnreachable(problems, len(targets))
@@ -110,48 +109,56 @@ def probe(
     return [a for a in answers if isinstance(a, Probe)]
 
 
-def first_line_of(exc: ZdmigrateError) -> str:
-    """The error in one line: its message's first line, and what an OperationInvalid lists."""
-    line = exc.message.splitlines()[0] if exc.message else type(exc).__name__
-    if isinstance(exc, OperationInvalid) and exc.problems:
-        line += ": " + "; ".join(p.splitlines()[0] for p in exc.problems[:3])
-        if len(exc.problems) > 3:
-            line += f" (and {len(exc.problems) - 3} more)"
-    return line
+@dataclass(frozen=True)
+class AcrossOptions:
+    """How a phase command runs across targets: what `advance_across` and `rollback_across`
+    both take (the CLI builds it from the flags of `phase advance` and `phase rollback`)."""
+
+    #: The migration; None: the oldest not complete (advance) or the newest started
+    #: (rollback) on some target.
+    migration_id: str | None = None
+    #: The goal phase, a `Phase` or its name; None: the command's default.
+    to: Phase | str | None = None
+    #: Targets at once; None: the settings' `parallel`.
+    parallel: int | None = None
+    #: A target run first and alone; the others run only if it succeeds.
+    canary: str | None = None
+    #: Targets left out on purpose (decommissioned); `reason` is recorded in the
+    #: phase log of every other target.
+    skip: Sequence[str] = ()
+    reason: str | None = None
+    accept_changed: bool = False
+    log: Log = quiet
+
+    @property
+    def goal(self) -> Phase | None:
+        """`to` as a Phase (raises UnknownPhase, exit 2, on a bad name)."""
+        return Phase.parse(self.to) if isinstance(self.to, str) else self.to
 
 
 def advance_across(
     settings: Settings,
     targets: Sequence[Target],
-    migration_id: str | None = None,
+    options: AcrossOptions = AcrossOptions(),
     *,
-    to: Phase | str | None = None,
-    parallel: int | None = None,
-    canary: str | None = None,
-    skip: Sequence[str] = (),
-    reason: str | None = None,
     dry_run: bool = False,
-    accept_changed: bool = False,
     override_reason: str | None = None,
-    log: Log = quiet,
     reporter_for: Callable[[Log], Reporter | None] | None = None,
 ) -> AcrossRun:
     """Take one migration to one phase on every target (but the skipped ones).
 
-    Without `migration_id`: the oldest migration not complete on some target.
-    Without `to`: the phase the furthest target is at when they are not in step,
-    else the next phase with work. `canary` runs first and alone; the others run
-    only if it succeeds. Returns what each target did; `AcrossRun.exit_code` is
-    the worst of theirs. Bad input (exit 2) and an unreachable target (exit 3)
-    raise before anything changes. `reporter_for(target_log)` gives each target's
-    backfill steps a progress reporter (the CLI: log lines prefixed with the target).
+    Without `options.to`: the phase the furthest target is at when they are not
+    in step, else the next phase with work. Returns what each target did;
+    `AcrossRun.exit_code` is the worst of theirs. Bad input (exit 2) and an
+    unreachable target (exit 3) raise before anything changes.
+    `reporter_for(target_log)` gives each target's backfill steps a progress
+    reporter (the CLI: log lines prefixed with the target).
     """
-    goal_asked = Phase.parse(to) if isinstance(to, str) else to
+    goal_asked = options.goal
     if goal_asked is Phase.PENDING:
         raise BadInput("advance --to pending makes no sense; use `phase rollback --to pending`")
-    plan = _Plan.make(settings, targets, migration_id, parallel, canary, skip, reason, log)
-    probes = probe(settings, plan.running, parallel=plan.parallel, log=log)
-    migration = _chosen(plan.migrations, migration_id, probes, "advance")
+    log, canary = options.log, options.canary
+    plan, probes, migration = _begin(settings, targets, options, "advance")
     if migration is None:
         log("every migration is complete on every target")
         return AcrossRun("advance", None, None, dry_run=dry_run)
@@ -176,8 +183,8 @@ def advance_across(
             _record_skips(settings, found, migration, goal, plan.skipped)
         return advance(
             found.target.settings(settings), migration.id, to=goal, dry_run=dry_run,
-            accept_changed=accept_changed, override_reason=override_reason, log=target_log,
-            migrations=plan.migrations, fleet_instances=shared,
+            accept_changed=options.accept_changed, override_reason=override_reason,
+            log=target_log, migrations=plan.migrations, fleet_instances=shared,
             reporter=reporter_for(target_log) if reporter_for is not None else None,
         )
 
@@ -186,28 +193,17 @@ def advance_across(
 
 
 def rollback_across(
-    settings: Settings,
-    targets: Sequence[Target],
-    migration_id: str | None = None,
-    *,
-    to: Phase | str | None = None,
-    parallel: int | None = None,
-    canary: str | None = None,
-    skip: Sequence[str] = (),
-    reason: str | None = None,
-    accept_changed: bool = False,
-    log: Log = quiet,
+    settings: Settings, targets: Sequence[Target], options: AcrossOptions = AcrossOptions(),
 ) -> AcrossRun:
     """Roll one migration back to one phase on every target (but the skipped ones).
 
-    Without `migration_id`: the newest migration started on some target. Without
-    `to`: one phase before the furthest target's. A target already at or before
-    the goal (and with no interrupted phase to undo) does nothing.
+    Without `options.to`: one phase before the furthest target's. A target
+    already at or before the goal (and with no interrupted phase to undo) does
+    nothing.
     """
-    goal_asked = Phase.parse(to) if isinstance(to, str) else to
-    plan = _Plan.make(settings, targets, migration_id, parallel, canary, skip, reason, log)
-    probes = probe(settings, plan.running, parallel=plan.parallel, log=log)
-    migration = _chosen(plan.migrations, migration_id, probes, "rollback")
+    goal_asked = options.goal
+    log, canary = options.log, options.canary
+    plan, probes, migration = _begin(settings, targets, options, "rollback")
     if migration is None:
         log("no migration has started on any target; nothing to roll back")
         return AcrossRun("rollback", None, None)
@@ -225,7 +221,7 @@ def rollback_across(
             target_log(f"{migration.id} is at {current}, before {goal}; nothing to roll back")
             return []
         return rollback(found.target.settings(settings), migration.id, to=goal,
-                        accept_changed=accept_changed, log=target_log,
+                        accept_changed=options.accept_changed, log=target_log,
                         migrations=plan.migrations)
 
     run.results = _fan_out(plan, probes, migration, one, log, _phase_now(settings, migration))
@@ -283,15 +279,12 @@ class _Plan:
     parallel: int
 
     @classmethod
-    def make(
-        cls, settings: Settings, targets: Sequence[Target], migration_id: str | None,
-        parallel: int | None, canary: str | None, skip: Sequence[str], reason: str | None,
-        log: Log,
-    ) -> _Plan:
+    def make(cls, settings: Settings, targets: Sequence[Target], options: AcrossOptions) -> _Plan:
         if not targets:
             raise BadInput("no targets to act on", hint="configure targets (see "
                            "docs/many-databases.md), or pass --database-url for one database")
-        migrations = validated(settings, migration_id)
+        skip, reason, canary = options.skip, options.reason, options.canary
+        migrations = validated(settings, options.migration_id)
         names = [t.name for t in targets]
         for name in skip:
             if name not in names:
@@ -311,9 +304,19 @@ class _Plan:
         skipped = [SkippedTarget(name, (reason or "").strip(), actor)
                    for name in dict.fromkeys(skip)]
         for s in skipped:
-            log(f"{s.name}: skipped on purpose ({s.reason}); recorded in the phase log of "
-                "every other target")
-        return cls(migrations, running, skipped, canary, parallel or settings.parallel)
+            options.log(f"{s.name}: skipped on purpose ({s.reason}); recorded in the phase log "
+                        "of every other target")
+        return cls(migrations, running, skipped, canary, options.parallel or settings.parallel)
+
+
+def _begin(
+    settings: Settings, targets: Sequence[Target], options: AcrossOptions, purpose: str
+) -> tuple[_Plan, list[Probe], Migration | None]:
+    """The run's input checked, every target probed, and the migration chosen (None: none
+    is left to `purpose`, "advance" or "rollback")."""
+    plan = _Plan.make(settings, targets, options)
+    probes = probe(settings, plan.running, parallel=plan.parallel, log=options.log)
+    return plan, probes, _chosen(plan.migrations, options.migration_id, probes, purpose)
 
 
 def _chosen(
@@ -363,12 +366,13 @@ def _fan_out(
     results: dict[str, TargetResult] = {}
     finished = [0]
     lock = threading.Lock()
+    probed = {p.target.name: p for p in probes}
 
-    def one(found: Probe) -> None:
-        name = found.target.name
-        result = _run_one(found, migration, work, lambda line: log(f"[{name}] {line}"))
+    def one(target: Target) -> None:
+        name = target.name
+        result = _run_one(probed[name], migration, work, lambda line: log(f"[{name}] {line}"))
         if result.exit_code != 0:
-            result.after = phase_now(found.target) or result.after
+            result.after = phase_now(target) or result.after
         with lock:
             results[name] = result
             finished[0] += 1
@@ -380,7 +384,7 @@ def _fan_out(
         first = next(p for p in probes if p.target.name == plan.canary)
         rest.remove(first)
         log(f"[{plan.canary}] canary: running it first, alone")
-        one(first)
+        one(first.target)
         if results[plan.canary].exit_code != 0:
             for found in rest:
                 results[found.target.name] = TargetResult(
@@ -388,11 +392,7 @@ def _fan_out(
                     found.phase_of(migration.id),
                     error=f"not run: the canary {plan.canary} failed")
             return [results[p.target.name] for p in probes]
-    if rest:
-        with ThreadPoolExecutor(max_workers=max(1, min(plan.parallel, len(rest))),
-                                thread_name_prefix="zdmigrate-target") as pool:
-            for future in [pool.submit(one, found) for found in rest]:
-                future.result()
+    each_target([p.target for p in rest], one, parallel=plan.parallel, raise_first=True)
     return [results[p.target.name] for p in probes]
 
 
@@ -415,7 +415,7 @@ def _run_one(found: Probe, migration: Migration, work: TargetWork, log: Log) -> 
         result.error = dsn.scrub(exc.message + (f": {reasons}" if reasons else ""), target.url)
     except ZdmigrateError as exc:
         result.outcome, result.exit_code = "failed", exc.exit_code
-        result.error = dsn.scrub(first_line_of(exc), target.url)
+        result.error = dsn.scrub(first_line(exc, problems=3), target.url)
     except Exception as exc:  # a bug, on one target: report it there, let the others finish
         result.outcome, result.exit_code = "failed", EXIT_OPERATIONAL
         result.error = dsn.scrub(f"internal error: {type(exc).__name__}: {exc}", target.url)

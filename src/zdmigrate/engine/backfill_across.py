@@ -20,7 +20,7 @@ from zdmigrate.backfill.across import TargetsProgress, TargetsReporter, TotalEve
 from zdmigrate.config import Settings
 from zdmigrate.engine.backfill import BackfillRun, backfill
 from zdmigrate.engine.results import MigrationStatus
-from zdmigrate.errors import BadInput, TargetsFailed, ZdmigrateError
+from zdmigrate.errors import BadInput, TargetsFailed, ZdmigrateError, first_line
 from zdmigrate.migration import Migration, find, load_migrations
 from zdmigrate.phases import Phase
 from zdmigrate.state import Store
@@ -135,7 +135,7 @@ def backfill_across(
                 stop=stops[target.name], **options,
             )
         except ZdmigrateError as exc:
-            progress.finished(target.name, ok=False, message=exc.message.splitlines()[0])
+            progress.finished(target.name, ok=False, message=first_line(exc))
             raise
         except BaseException as exc:
             progress.finished(target.name, ok=False, message=type(exc).__name__)

@@ -10,7 +10,7 @@ import psycopg
 
 from zdmigrate import backfill, db, fleet, shadow_reads
 from zdmigrate.config import Settings
-from zdmigrate.errors import BadInput, Blocker, TargetsFailed
+from zdmigrate.errors import BadInput, Blocker, TargetsFailed, first_line
 from zdmigrate.migration import Migration, parents_of
 from zdmigrate.phases import Phase
 from zdmigrate.state import MigrationRow
@@ -106,11 +106,10 @@ def check_fleet(ctx: CheckContext) -> list[Blocker]:
         )]
     except psycopg.Error as exc:
         ctx.conn.rollback() if not ctx.conn.autocommit else None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [Blocker(
             "fleet-unreadable",
             f"cannot read which app versions are live ({ctx.settings.state_schema}.instances, "
-            f"pg_stat_activity): {reason}; not proven, so {ctx.target} is refused",
+            f"pg_stat_activity): {first_line(exc)}; not proven, so {ctx.target} is refused",
         )]
 
 

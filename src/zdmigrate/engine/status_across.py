@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from zdmigrate.engine.status import status
 from zdmigrate.errors import EXIT_OPERATIONAL, ZdmigrateError, first_line
 from zdmigrate.migration import Migration, load_migrations
 from zdmigrate.phases import Phase
-from zdmigrate.targets import Target
+from zdmigrate.targets import Target, each_target
 
 
 @dataclass
@@ -136,7 +135,6 @@ def status_across(
     from zdmigrate.engine.across import fleet_of_set
 
     migrations = load_migrations(settings.migrations)
-    workers = max(1, min(parallel or settings.parallel, len(targets)))
     # the fleet blockers of every target: instances seen on any target count
     shared = fleet_of_set(settings, targets, parallel=parallel)
 
@@ -147,15 +145,16 @@ def status_across(
                                    fleet_instances=shared)
             read.skips = _skips(settings, target)
         except ZdmigrateError as exc:
-            read.error = dsn.scrub(exc.message.splitlines()[0], target.url)
+            read.error = dsn.scrub(first_line(exc), target.url)
             read.exit_code = exc.exit_code
         except psycopg.Error as exc:
             read.error = dsn.scrub(first_line(exc), target.url)
             read.exit_code = EXIT_OPERATIONAL
         return read
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zdmigrate-status") as pool:
-        read = list(pool.map(one, targets))
+    found, _ = each_target(  # no failures: `one` makes a result of every error
+        targets, one, parallel=parallel or settings.parallel)
+    read = [found[t.name] for t in targets]
     log(f"{sum(1 for r in read if r.error is None)} of {len(read)} target(s) read")
     return AcrossStatus(read, [_over_targets(m, read) for m in migrations])
 
