@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from zdmigrate.lint._pglast import load_parser
 
@@ -45,8 +45,7 @@ class Statement:
     offset: int  # byte offset of the first token
 
 
-@dataclass(frozen=True)
-class SyntaxProblem:
+class SyntaxProblem(NamedTuple):
     """A piece of the text that does not parse: the parser's message, its line, its SQL."""
 
     message: str
@@ -54,9 +53,12 @@ class SyntaxProblem:
     sql: str
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """The statements of a text, and the pieces of it that did not parse."""
+class Parsed(NamedTuple):
+    """The statements of a text, and the pieces of it that did not parse.
+
+    NamedTuples, these two: immutable records, built for every text parsed without
+    compiling a frozen dataclass's six methods at import.
+    """
 
     statements: list[Statement]
     problems: list[SyntaxProblem]
