@@ -119,3 +119,47 @@ def test_a_worker_whose_backfill_was_reset_stops_and_says_so(dsn: str, db_url: s
     assert not worker.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], OperationalError), outcome
     assert "was reset while it ran" in outcome[0].message
+
+
+def test_a_reset_between_reading_the_backfill_and_locking_its_frontier_is_a_reset(
+    dsn: str, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The narrowest window of that race (seen in CI): the rollback's delete commits
+    after a claim read the backfill's row and before it locked the frontier. The claim
+    must say the backfill was reset, not fail an assertion."""
+    from tests.test_backfill_concurrency import COUNTING, make_table
+    from zdmigrate.backfill import run_backfill
+    from zdmigrate.backfill.claims import BackfillReset, Claims
+    from zdmigrate.state import Store
+
+    make_table(dsn, 200)
+    # a first run creates the backfill's row and finishes nothing (stopped at once)
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    run_backfill(Settings(database_url=db_url), migration_id="m1", step=COUNTING, stop=stop,
+                 max_replication_lag=0)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM zdmigrate.backfills").fetchone() == (1,)
+
+    read, claim = Claims.read, Claims.claim
+    in_claim = threading.Event()
+
+    def read_then_reset(self: Claims, conn: psycopg.Connection[object]) -> object:
+        row = read(self, conn)
+        if in_claim.is_set():  # inside claim(): the rollback commits right after the read
+            in_claim.clear()
+            with psycopg.connect(dsn, autocommit=True) as other:
+                Store(other, "zdmigrate").backfills.delete_migration("m1")
+        return row
+
+    def claiming(self: Claims, *args: object, **kw: object) -> object:
+        in_claim.set()
+        return claim(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Claims, "claim", claiming)
+    monkeypatch.setattr(Claims, "read", read_then_reset)
+    with pytest.raises(BackfillReset):
+        run_backfill(Settings(database_url=db_url), migration_id="m1", step=COUNTING,
+                     max_replication_lag=0, workers=1)

@@ -121,6 +121,8 @@ class Claims:
                 return taken
             rows = self._store(conn).backfills
             cursor = rows.lock_frontier(*self._ids)
+            if cursor is None:  # deleted since it was read: a rollback committed meanwhile
+                raise BackfillReset(self.migration_id)
             if not cursor.get("exhausted"):
                 frontier = cursor.get("frontier")
                 upper, last = walker.carve(conn, frontier, chunk_rows)

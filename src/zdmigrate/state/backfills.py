@@ -238,16 +238,16 @@ def set_batch_size(
 
 def lock_frontier(
     conn: psycopg.Connection[Any], schema: str, migration_id: str, step_key: str
-) -> dict[str, Any]:
-    """The backfill's cursor, with its row locked until the transaction ends."""
+) -> dict[str, Any] | None:
+    """The backfill's cursor, with its row locked until the transaction ends; None when
+    the row is gone (a rollback deleted it since the caller read it)."""
     row = conn.execute(
         sql.SQL(
             "SELECT cursor FROM {} WHERE migration_id = %s AND step_key = %s FOR UPDATE"
         ).format(table(schema, "backfills")),
         [migration_id, step_key],
     ).fetchone()
-    assert row is not None
-    return dict(row[0] or {})
+    return None if row is None else dict(row[0] or {})
 
 
 def set_frontier(

@@ -172,7 +172,7 @@ class Backfills(_Table):
     def set_batch_size(self, migration_id: str, step_key: str, size: int) -> None:
         backfills.set_batch_size(self._conn, self._schema, migration_id, step_key, size)
 
-    def lock_frontier(self, migration_id: str, step_key: str) -> dict[str, Any]:
+    def lock_frontier(self, migration_id: str, step_key: str) -> dict[str, Any] | None:
         return backfills.lock_frontier(self._conn, self._schema, migration_id, step_key)
 
     def set_frontier(self, migration_id: str, step_key: str, cursor: dict[str, Any]) -> None:
